@@ -1,0 +1,1 @@
+//! The client side of the protocol (placeholder; being written).
