@@ -1,1 +1,130 @@
-fn main() {}
+//! Timing-wheel throughput at 10k, 100k and 1M pending timers.
+//!
+//! The wheel has 4096 slots: at the default 100 ms tick one revolution is
+//! about 7 minutes. Deadlines are spread pseudo-randomly over 1..=30000 ticks
+//! (~50 minutes, about 7 revolutions) so most slots hold entries for several
+//! rounds, as idle timeouts longer than a revolution would.
+//!
+//! - `insert_cancel`: insert N timers then cancel them all, on a warm wheel
+//!   (nodes already allocated, as in a server at steady state). Throughput is
+//!   per element, i.e. the time of one insert plus one cancel.
+//! - `advance_per_tick`: fire N timers by advancing one tick at a time through
+//!   all 30000 ticks, as the event loop does. Per element = per fired timer,
+//!   including the visits to entries left for later revolutions.
+//! - `advance_jump`: the same N timers fired by a single advance past the last
+//!   deadline (one pass over the slots, as after a long stall).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use tether::time::Tick;
+use tether::wheel::Wheel;
+
+const SLOTS: usize = 4096;
+const SPREAD: Tick = 30_000;
+const SIZES: [usize; 3] = [10_000, 100_000, 1_000_000];
+
+/// Deterministic pseudo-random deadlines in 1..=SPREAD (xorshift64*).
+fn deadlines(n: usize) -> Vec<Tick> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    (0..n)
+        .map(|_| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            1 + state.wrapping_mul(0x2545_F491_4F6C_DD1D) % SPREAD
+        })
+        .collect()
+}
+
+fn filled(deadlines: &[Tick]) -> Wheel<u64> {
+    let mut wheel = Wheel::with_capacity(SLOTS, 0, deadlines.len());
+    for (value, &deadline) in deadlines.iter().enumerate() {
+        wheel.insert(deadline, value as u64);
+    }
+    wheel
+}
+
+fn insert_cancel(c: &mut Criterion) {
+    let mut group = c.benchmark_group("wheel/insert_cancel");
+    for n in SIZES {
+        let deadlines = deadlines(n);
+        let mut wheel = Wheel::with_capacity(SLOTS, 0, n);
+        let mut ids = Vec::with_capacity(n);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(BenchmarkId::from_parameter(n), |b| {
+            b.iter(|| {
+                for (value, &deadline) in deadlines.iter().enumerate() {
+                    ids.push(wheel.insert(deadline, value as u64));
+                }
+                for id in ids.drain(..) {
+                    black_box(wheel.cancel(id));
+                }
+            })
+        });
+        assert!(wheel.is_empty());
+    }
+    group.finish();
+}
+
+fn advance_per_tick(c: &mut Criterion) {
+    let mut group = c.benchmark_group("wheel/advance_per_tick");
+    for n in SIZES {
+        let deadlines = deadlines(n);
+        let mut out = Vec::with_capacity(n);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(BenchmarkId::from_parameter(n), |b| {
+            b.iter_batched(
+                || filled(&deadlines),
+                |mut wheel| {
+                    out.clear();
+                    for now in 1..=SPREAD {
+                        let more = wheel.advance(now, usize::MAX, &mut out);
+                        debug_assert!(!more);
+                    }
+                    assert_eq!(out.len(), n);
+                    wheel
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+}
+
+fn advance_jump(c: &mut Criterion) {
+    let mut group = c.benchmark_group("wheel/advance_jump");
+    for n in SIZES {
+        let deadlines = deadlines(n);
+        let mut out = Vec::with_capacity(n);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(BenchmarkId::from_parameter(n), |b| {
+            b.iter_batched(
+                || filled(&deadlines),
+                |mut wheel| {
+                    out.clear();
+                    let more = wheel.advance(SPREAD, usize::MAX, &mut out);
+                    assert!(!more && out.len() == n);
+                    wheel
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = insert_cancel, advance_per_tick, advance_jump
+}
+criterion_main!(benches);

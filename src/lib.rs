@@ -2,6 +2,8 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
+pub mod config;
+pub mod conn;
 pub mod protocol;
 pub mod time;
-pub mod client;

@@ -187,8 +187,9 @@ fn next_expiry_follows_the_bitmap() {
     assert_eq!(wheel.next_expiry(), Some(2 * 4096 + 3));
     // Overdue: the current tick.
     wheel.insert(100, 4);
+    assert_eq!(wheel.current_tick(), 4096 + 3);
     assert_eq!(wheel.next_expiry(), Some(4096 + 3));
-    assert_eq!(fire(&mut wheel, 2 * 4096 + 3), vec![3]);
+    assert_eq!(fire(&mut wheel, 2 * 4096 + 3), vec![4, 3]);
     assert_eq!(wheel.next_expiry(), None);
 }
 
@@ -220,6 +221,9 @@ fn survives_ticks_near_the_end_of_u64() {
     let mut wheel = Wheel::new(64, u64::MAX - 100);
     wheel.insert(u64::MAX, 1);
     wheel.insert(u64::MAX - 50, 2);
+    // u64::MAX shares its slot with u64::MAX - 64, which comes first: early, not late.
+    assert_eq!(wheel.next_expiry(), Some(u64::MAX - 64));
+    assert!(fire(&mut wheel, u64::MAX - 64).is_empty());
     assert_eq!(wheel.next_expiry(), Some(u64::MAX - 50));
     assert_eq!(fire(&mut wheel, u64::MAX - 1), vec![2]);
     assert_eq!(fire(&mut wheel, u64::MAX), vec![1]);

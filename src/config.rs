@@ -1,0 +1,241 @@
+//! Every knob and limit of the server, its default, and its validation.
+//!
+//! Each limit is a defence against a peer that would otherwise make the server
+//! hold memory or time without bound; the reason is beside each field.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::protocol::frame::MAX_FRAME_LIMIT;
+
+/// Which application interprets DATA messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppKind {
+    /// Every message comes back unchanged.
+    Echo,
+    /// Channels, subscribers and sessions (PROTOCOL.md §5).
+    Pubsub,
+}
+
+/// The server's configuration: every value the reactor and connections obey.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The application behind the reactor.
+    pub app: AppKind,
+    /// Heartbeat granted when the client asks for 0.
+    pub heartbeat_ms: u32,
+    /// Shortest heartbeat granted: bounds the ping rate a client can ask for.
+    pub min_heartbeat_ms: u32,
+    /// Longest heartbeat granted: bounds how long a dead peer can hold a slot.
+    pub max_heartbeat_ms: u32,
+    /// Heartbeat intervals without a frame before eviction (idle = heartbeat × miss).
+    pub miss: u32,
+    /// Time allowed for a valid HELLO: bounds slots held by silent or slow openers.
+    pub handshake_timeout_ms: u32,
+    /// How long a closing connection may take to flush and see the peer's EOF.
+    pub linger_ms: u32,
+    /// Most open connections; newcomers past it get SERVER_FULL.
+    pub max_connections: usize,
+    /// Largest frame payload accepted: the most one partial frame can buffer.
+    pub max_frame: u16,
+    /// Largest reassembled message: the most one reassembly can buffer.
+    pub max_message: u32,
+    /// Most unsent output per connection before SLOW_CONSUMER.
+    pub max_output: usize,
+    /// How long a detached session is kept for resume.
+    pub session_ttl_ms: u32,
+    /// File of accepted auth tokens, one per line.
+    pub auth_token_file: Option<PathBuf>,
+    /// Timer resolution: the wheel's tick.
+    pub tick_ms: u32,
+    /// Accepted auth tokens (loaded from `auth_token_file`); empty = no auth.
+    pub auth_tokens: Vec<Vec<u8>>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7600)),
+            app: AppKind::Echo,
+            heartbeat_ms: 30_000,
+            min_heartbeat_ms: 1_000,
+            max_heartbeat_ms: 600_000,
+            miss: 3,
+            handshake_timeout_ms: 5_000,
+            linger_ms: 2_000,
+            max_connections: 100_000,
+            max_frame: MAX_FRAME_LIMIT as u16,
+            max_message: 1_048_576,
+            max_output: 4_194_304,
+            session_ttl_ms: 60_000,
+            auth_token_file: None,
+            tick_ms: 100,
+            auth_tokens: Vec::new(),
+        }
+    }
+}
+
+/// A configuration value that cannot work, naming the flag it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The command-line flag, e.g. `--miss`.
+    pub flag: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.flag, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(flag: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        flag,
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Checks that the values work together; the error names the flag to fix.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.tick_ms == 0 {
+            return Err(err("--tick-ms", "must be at least 1"));
+        }
+        if self.min_heartbeat_ms == 0 {
+            return Err(err("--min-heartbeat-ms", "must be at least 1"));
+        }
+        if self.min_heartbeat_ms > self.max_heartbeat_ms {
+            return Err(err(
+                "--min-heartbeat-ms",
+                format!(
+                    "{} is above --max-heartbeat-ms {}",
+                    self.min_heartbeat_ms, self.max_heartbeat_ms
+                ),
+            ));
+        }
+        if self.heartbeat_ms < self.min_heartbeat_ms || self.heartbeat_ms > self.max_heartbeat_ms {
+            return Err(err(
+                "--heartbeat-ms",
+                format!(
+                    "{} is outside [--min-heartbeat-ms {}, --max-heartbeat-ms {}]",
+                    self.heartbeat_ms, self.min_heartbeat_ms, self.max_heartbeat_ms
+                ),
+            ));
+        }
+        if self.miss == 0 {
+            return Err(err("--miss", "must be at least 1"));
+        }
+        if u64::from(self.max_heartbeat_ms) * u64::from(self.miss) > u64::from(u32::MAX) {
+            return Err(err(
+                "--miss",
+                "max heartbeat × miss does not fit the 32-bit idle_timeout_ms",
+            ));
+        }
+        if self.handshake_timeout_ms == 0 {
+            return Err(err("--handshake-timeout-ms", "must be at least 1"));
+        }
+        if self.max_connections == 0 {
+            return Err(err("--max-connections", "must be at least 1"));
+        }
+        if self.max_frame < 16 {
+            return Err(err(
+                "--max-frame",
+                "must be at least 16 (a WELCOME and a GOAWAY must fit)",
+            ));
+        }
+        if self.max_message == 0 {
+            return Err(err("--max-message", "must be at least 1"));
+        }
+        if self.max_output < 1024 {
+            return Err(err("--max-output", "must be at least 1024 bytes"));
+        }
+        Ok(())
+    }
+
+    /// The heartbeat granted for a HELLO asking for `requested_ms` (0 = server's choice).
+    pub fn negotiate_heartbeat(&self, requested_ms: u32) -> u32 {
+        let wanted = if requested_ms == 0 {
+            self.heartbeat_ms
+        } else {
+            requested_ms
+        };
+        wanted.clamp(self.min_heartbeat_ms, self.max_heartbeat_ms)
+    }
+
+    /// Whether a HELLO token is acceptable: always when no tokens are set,
+    /// else it must equal one of them. Each comparison takes the same time
+    /// whatever the bytes, so the token cannot be guessed byte by byte.
+    pub fn is_authorized(&self, token: &[u8]) -> bool {
+        if self.auth_tokens.is_empty() {
+            return true;
+        }
+        self.auth_tokens.iter().fold(false, |found, accepted| {
+            found | constant_time_eq(accepted, token)
+        })
+    }
+
+    /// The idle timeout that goes with a negotiated heartbeat (`heartbeat × miss`).
+    pub fn idle_timeout_ms(&self, heartbeat_ms: u32) -> u32 {
+        heartbeat_ms.saturating_mul(self.miss)
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_as_documented() {
+        let c = Config::default();
+        c.validate().expect("defaults valid");
+        assert_eq!(c.negotiate_heartbeat(0), 30_000);
+        assert_eq!(c.negotiate_heartbeat(1), 1_000);
+        assert_eq!(c.negotiate_heartbeat(u32::MAX), 600_000);
+        assert_eq!(c.idle_timeout_ms(30_000), 90_000);
+    }
+
+    #[test]
+    fn tokens_must_match_exactly() {
+        let mut c = Config::default();
+        assert!(c.is_authorized(b""));
+        c.auth_tokens = vec![b"alpha".to_vec(), b"beta".to_vec()];
+        assert!(c.is_authorized(b"beta"));
+        assert!(!c.is_authorized(b""));
+        assert!(!c.is_authorized(b"bet"));
+        assert!(!c.is_authorized(b"betaa"));
+    }
+
+    #[test]
+    fn errors_name_the_flag() {
+        let c = Config {
+            min_heartbeat_ms: 5_000,
+            max_heartbeat_ms: 1_000,
+            ..Config::default()
+        };
+        assert_eq!(c.validate().map_err(|e| e.flag), Err("--min-heartbeat-ms"));
+        let c = Config {
+            miss: 0,
+            ..Config::default()
+        };
+        assert!(c
+            .validate()
+            .map_err(|e| e.to_string())
+            .unwrap_err()
+            .starts_with("--miss"));
+    }
+}

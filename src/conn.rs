@@ -1,0 +1,530 @@
+//! One connection's state machine, without sockets or clocks.
+//!
+//! The reactor feeds it received bytes ([`Conn::handle_bytes`]), the time as a
+//! [`Tick`], and what its writes managed to send; the connection answers with
+//! events for the application, bytes to send ([`Conn::output`]) and one
+//! deadline ([`Conn::deadline`]). Liveness is lazy: a received frame only
+//! stores `last_rx`; when the deadline fires, [`Conn::handle_timeout`] decides
+//! whether the peer really went quiet.
+//!
+//! ```text
+//! Handshake --HELLO ok--> Open --error/evict/stop--> Closing --EOF or linger--> Closed
+//!     |                    |                             ^
+//!     +--------------------+--peer EOF--> Draining ------+--flushed + SHUT_WR--> Closed
+//! ```
+
+use bytes::{Buf, Bytes, BytesMut};
+use std::collections::VecDeque;
+use std::fmt;
+
+use crate::config::Config;
+use crate::protocol::{
+    encode_frame, encode_goaway, encode_message, FrameDecoder, FrameType, Goaway, GoawayCode,
+    Hello, ProtocolError, SessionId, Welcome,
+};
+use crate::time::{ms_to_ticks_ceil, Tick};
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Accepted; waiting for HELLO.
+    Handshake,
+    /// WELCOME sent; frames flow both ways.
+    Open,
+    /// We are closing (GOAWAY queued or the peer's GOAWAY received): flush,
+    /// SHUT_WR, discard input until the peer's EOF or linger runs out.
+    Closing,
+    /// The peer sent EOF: flush the replies already caused, SHUT_WR, close.
+    Draining,
+    /// Done; the reactor reclaims the slot at the end of the turn.
+    Closed,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            State::Handshake => "handshake",
+            State::Open => "open",
+            State::Closing => "closing",
+            State::Draining => "draining",
+            State::Closed => "closed",
+        })
+    }
+}
+
+/// Something the application must act on, returned by [`Conn::handle_bytes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnEvent {
+    /// A valid, authorized HELLO: answer with [`Conn::accept`].
+    Hello(Hello),
+    /// A whole reassembled DATA message.
+    Message(Bytes),
+    /// The peer said GOAWAY; the connection is now closing.
+    PeerGoaway(Goaway),
+}
+
+/// How a connection ended, for the application and the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// We sent GOAWAY with this code.
+    Goaway(GoawayCode),
+    /// The peer sent GOAWAY with this code.
+    PeerGoaway(GoawayCode),
+    /// The peer closed its side (EOF) without a GOAWAY.
+    PeerEof,
+    /// The connection was reset or failed at the socket.
+    Reset,
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::Goaway(c) => write!(f, "sent GOAWAY {c}"),
+            CloseReason::PeerGoaway(c) => write!(f, "peer GOAWAY {c}"),
+            CloseReason::PeerEof => f.write_str("peer EOF"),
+            CloseReason::Reset => f.write_str("reset"),
+        }
+    }
+}
+
+/// The sans-io state of one connection. Kept small: an idle open connection
+/// holds no heap memory at all (empty buffers do not allocate).
+#[derive(Debug)]
+pub struct Conn {
+    state: State,
+    decoder: FrameDecoder,
+    /// Fragments of a DATA message being reassembled (≤ `max_message`).
+    message: BytesMut,
+    /// Whole frames waiting to be written; the front may be partly written.
+    output: VecDeque<Bytes>,
+    /// Sum of `output` lengths (≤ `max_output`, else SLOW_CONSUMER).
+    output_len: usize,
+    /// The front buffer has been partly written: it must be finished, never dropped.
+    front_started: bool,
+    /// Tick of the last complete frame received.
+    last_rx: Tick,
+    /// Handshake or linger deadline, depending on the state (unused while open).
+    phase_deadline: Tick,
+    /// Negotiated heartbeat, ms (0 until the handshake).
+    heartbeat_ms: u32,
+    /// Idle timeout in ticks (0 until the handshake).
+    idle_ticks: u32,
+    /// We have shut our write side down.
+    write_shut: bool,
+    /// The peer's EOF has been read.
+    peer_eof: bool,
+    /// How it ended (or is ending), once known.
+    close_reason: Option<CloseReason>,
+    /// A partial frame was pending when the peer's EOF came.
+    truncated_at_eof: bool,
+}
+
+impl Conn {
+    /// A freshly accepted connection, waiting for HELLO until the handshake deadline.
+    pub fn new(now: Tick, config: &Config) -> Conn {
+        Conn {
+            state: State::Handshake,
+            decoder: FrameDecoder::new(config.max_frame as usize),
+            message: BytesMut::new(),
+            output: VecDeque::new(),
+            output_len: 0,
+            front_started: false,
+            last_rx: now,
+            phase_deadline: now
+                + ms_to_ticks_ceil(config.handshake_timeout_ms.into(), config.tick_ms.into())
+                + 1,
+            heartbeat_ms: 0,
+            idle_ticks: 0,
+            write_shut: false,
+            peer_eof: false,
+            close_reason: None,
+            truncated_at_eof: false,
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    fn set_state(&mut self, to: State) {
+        if self.state != to {
+            log::trace!("conn {} => {}", self.state, to);
+            self.state = to;
+        }
+    }
+
+    /// How the connection ended or is ending, once known.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.close_reason
+    }
+
+    /// The negotiated heartbeat in ms (0 before the handshake).
+    pub fn heartbeat_ms(&self) -> u32 {
+        self.heartbeat_ms
+    }
+
+    /// Whether the peer's EOF came while a frame was only partly received.
+    pub fn was_truncated_at_eof(&self) -> bool {
+        self.truncated_at_eof
+    }
+
+    /// Whether the reactor should read from the socket.
+    pub fn wants_read(&self) -> bool {
+        !self.peer_eof && !matches!(self.state, State::Closed)
+    }
+
+    /// Whether output is queued, so WRITABLE interest is needed.
+    pub fn wants_write(&self) -> bool {
+        !self.output.is_empty() && !self.write_shut
+    }
+
+    /// Whether the reactor should `shutdown(Write)` now: closing and flushed.
+    pub fn wants_shutdown_write(&self) -> bool {
+        matches!(self.state, State::Closing | State::Draining)
+            && self.output.is_empty()
+            && !self.write_shut
+    }
+
+    /// Whether the slot can be reclaimed.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Bytes queued for the socket.
+    pub fn output_len(&self) -> usize {
+        self.output_len
+    }
+
+    /// Bytes held for a partial frame and a partial message.
+    pub fn buffered_input(&self) -> usize {
+        self.decoder.buffered() + self.message.len()
+    }
+
+    /// The queued output buffers, front first, for a vectored write.
+    pub fn output(&self) -> &VecDeque<Bytes> {
+        &self.output
+    }
+
+    /// The one deadline that matters now: handshake, idle or linger.
+    pub fn deadline(&self) -> Tick {
+        match self.state {
+            State::Open => self.last_rx + Tick::from(self.idle_ticks) + 1,
+            State::Handshake | State::Closing | State::Draining | State::Closed => {
+                self.phase_deadline
+            }
+        }
+    }
+
+    /// Consumes received bytes, stopping at the first event the application
+    /// must see (`input` is advanced past what was used; call again with the
+    /// rest). `None` when `input` is used up or no longer read (closing).
+    pub fn handle_bytes(
+        &mut self,
+        input: &mut &[u8],
+        now: Tick,
+        config: &Config,
+    ) -> Option<ConnEvent> {
+        loop {
+            match self.state {
+                State::Handshake | State::Open => {}
+                State::Closing | State::Draining | State::Closed => {
+                    // After a close starts, input is drained and discarded.
+                    *input = &[];
+                    return None;
+                }
+            }
+            let frame = match self.decoder.next_frame(input) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return None,
+                Err(e) => {
+                    self.fail(&e, now, config);
+                    continue;
+                }
+            };
+            self.last_rx = now;
+            match self.handle_frame(frame.kind, frame.more, frame.payload, now, config) {
+                Ok(Some(event)) => return Some(event),
+                Ok(None) => {}
+                Err(e) => self.fail(&e, now, config),
+            }
+        }
+    }
+
+    fn handle_frame(
+        &mut self,
+        kind: FrameType,
+        more: bool,
+        payload: Bytes,
+        now: Tick,
+        config: &Config,
+    ) -> Result<Option<ConnEvent>, ProtocolError> {
+        match (self.state, kind) {
+            (State::Handshake, FrameType::Hello) => self.handle_hello(&payload, now, config),
+            (State::Handshake, _) => Err(ProtocolError::Unexpected(kind)),
+            (State::Open, FrameType::Ping) => {
+                self.push_output(encode_frame(FrameType::Pong, false, &payload), now, config);
+                Ok(None)
+            }
+            (State::Open, FrameType::Pong) => Ok(None),
+            (State::Open, FrameType::Data) => self.handle_data(more, payload, config),
+            (State::Open, FrameType::Goaway) => {
+                let goaway = Goaway::decode(&payload)?;
+                self.close_reason = Some(CloseReason::PeerGoaway(goaway.code));
+                self.begin_closing(now, config);
+                Ok(Some(ConnEvent::PeerGoaway(goaway)))
+            }
+            (State::Open, FrameType::Hello | FrameType::Welcome) => {
+                Err(ProtocolError::Unexpected(kind))
+            }
+            (State::Closing | State::Draining | State::Closed, _) => Ok(None),
+        }
+    }
+
+    fn handle_hello(
+        &mut self,
+        payload: &Bytes,
+        now: Tick,
+        config: &Config,
+    ) -> Result<Option<ConnEvent>, ProtocolError> {
+        let hello = Hello::decode(payload)?;
+        if !config.is_authorized(&hello.token) {
+            self.close(
+                GoawayCode::Unauthorized,
+                "auth token missing or wrong",
+                now,
+                config,
+            );
+            return Ok(None);
+        }
+        self.heartbeat_ms = config.negotiate_heartbeat(hello.heartbeat_ms);
+        let idle_ms = config.idle_timeout_ms(self.heartbeat_ms);
+        self.idle_ticks =
+            ms_to_ticks_ceil(idle_ms.into(), config.tick_ms.into()).min(u32::MAX.into()) as u32;
+        self.last_rx = now;
+        Ok(Some(ConnEvent::Hello(hello)))
+    }
+
+    fn handle_data(
+        &mut self,
+        more: bool,
+        payload: Bytes,
+        config: &Config,
+    ) -> Result<Option<ConnEvent>, ProtocolError> {
+        let max = config.max_message as usize;
+        let len = self.message.len() + payload.len();
+        if len > max {
+            return Err(ProtocolError::MessageTooLarge { len, max });
+        }
+        if self.message.is_empty() && !more {
+            // The common case: a one-frame message is handed on without a copy.
+            return Ok(Some(ConnEvent::Message(payload)));
+        }
+        self.message.extend_from_slice(&payload);
+        if more {
+            return Ok(None);
+        }
+        Ok(Some(ConnEvent::Message(
+            std::mem::take(&mut self.message).freeze(),
+        )))
+    }
+
+    /// Answers an accepted HELLO with WELCOME and opens the connection.
+    /// Refuses (`false`) unless the connection is still in its handshake.
+    pub fn accept(
+        &mut self,
+        session: SessionId,
+        resumed: bool,
+        lost: bool,
+        now: Tick,
+        config: &Config,
+    ) -> bool {
+        if self.state != State::Handshake || self.heartbeat_ms == 0 {
+            return false;
+        }
+        let welcome = Welcome {
+            resumed,
+            lost,
+            heartbeat_ms: self.heartbeat_ms,
+            idle_timeout_ms: config.idle_timeout_ms(self.heartbeat_ms),
+            max_frame: config.max_frame,
+            max_message: config.max_message,
+            session,
+        };
+        self.set_state(State::Open);
+        self.push_output(welcome.encode_frame(), now, config);
+        true
+    }
+
+    /// Queues one application message (fragmented at `max_frame`).
+    pub fn send_message(&mut self, message: &[u8], now: Tick, config: &Config) {
+        self.send_frames(
+            encode_message(message, config.max_frame.into()),
+            now,
+            config,
+        );
+    }
+
+    /// Queues already-encoded frames as they are: the way one fan-out buffer is
+    /// shared by many connections without a copy. Ignored unless open.
+    pub fn send_frames(&mut self, frames: Bytes, now: Tick, config: &Config) {
+        if self.state == State::Open {
+            self.push_output(frames, now, config);
+        }
+    }
+
+    fn push_output(&mut self, bytes: Bytes, now: Tick, config: &Config) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.output_len += bytes.len();
+        self.output.push_back(bytes);
+        if self.output_len > config.max_output && self.state == State::Open {
+            self.close(
+                GoawayCode::SlowConsumer,
+                "output buffer limit exceeded",
+                now,
+                config,
+            );
+        }
+    }
+
+    /// Records that the socket took `n` bytes from the front of [`Conn::output`].
+    pub fn handle_written(&mut self, mut n: usize) {
+        self.output_len -= n.min(self.output_len);
+        while n > 0 {
+            let Some(front) = self.output.front_mut() else {
+                break;
+            };
+            if n >= front.len() {
+                n -= front.len();
+                self.output.pop_front();
+                self.front_started = false;
+            } else {
+                front.advance(n);
+                self.front_started = true;
+                n = 0;
+            }
+        }
+        if self.output.is_empty() {
+            // Give back the queue's memory: idle connections hold none.
+            self.output = VecDeque::new();
+        }
+    }
+
+    /// Starts a server-initiated close: GOAWAY `code` is queued (after the
+    /// frame being written, if any) and the linger deadline starts.
+    pub fn close(&mut self, code: GoawayCode, reason: &str, now: Tick, config: &Config) {
+        match self.state {
+            State::Handshake | State::Open => {}
+            // Already closing: the first reason stands.
+            State::Closing | State::Draining | State::Closed => return,
+        }
+        if code == GoawayCode::SlowConsumer {
+            // The peer is not reading: keep only the frame already on its way
+            // so the GOAWAY stays frame-aligned, and drop the rest.
+            let keep = usize::from(self.front_started);
+            self.output.truncate(keep);
+            self.output_len = self.output.iter().map(Bytes::len).sum();
+        }
+        self.decoder.clear();
+        self.message = BytesMut::new();
+        self.close_reason = Some(CloseReason::Goaway(code));
+        let goaway = encode_goaway(code, reason);
+        self.output_len += goaway.len();
+        self.output.push_back(goaway);
+        self.begin_closing(now, config);
+    }
+
+    fn fail(&mut self, error: &ProtocolError, now: Tick, config: &Config) {
+        log::debug!("protocol error: {error}");
+        self.close(error.goaway_code(), &error.to_string(), now, config);
+    }
+
+    fn begin_closing(&mut self, now: Tick, config: &Config) {
+        self.phase_deadline =
+            now + ms_to_ticks_ceil(config.linger_ms.into(), config.tick_ms.into()) + 1;
+        self.set_state(State::Closing);
+    }
+
+    /// The peer's EOF (read returned 0). Complete frames were already handled;
+    /// a partial one is dropped. Replies still queued are flushed before SHUT_WR.
+    pub fn handle_eof(&mut self, now: Tick, config: &Config) {
+        self.peer_eof = true;
+        if self.decoder.buffered() > 0 || !self.message.is_empty() {
+            self.truncated_at_eof = true;
+        }
+        self.decoder.clear();
+        self.message = BytesMut::new();
+        match self.state {
+            State::Handshake | State::Open => {
+                self.close_reason.get_or_insert(CloseReason::PeerEof);
+                self.phase_deadline =
+                    now + ms_to_ticks_ceil(config.linger_ms.into(), config.tick_ms.into()) + 1;
+                self.set_state(State::Draining);
+            }
+            State::Closing | State::Draining | State::Closed => {}
+        }
+        self.maybe_finish();
+    }
+
+    /// The reactor shut the write side down (after [`Conn::wants_shutdown_write`]).
+    pub fn handle_write_shut(&mut self) {
+        self.write_shut = true;
+        self.maybe_finish();
+    }
+
+    /// The socket failed (reset, EPIPE, other error): close at once.
+    pub fn handle_reset(&mut self) {
+        if self.close_reason.is_none()
+            || self.state == State::Open
+            || self.state == State::Handshake
+        {
+            self.close_reason = Some(CloseReason::Reset);
+        }
+        self.set_state(State::Closed);
+    }
+
+    fn maybe_finish(&mut self) {
+        match self.state {
+            // Draining: the peer is gone for reading, our replies are out.
+            State::Draining if self.write_shut => self.set_state(State::Closed),
+            // Closing: GOAWAY is out and the peer has answered with its EOF.
+            State::Closing if self.write_shut && self.peer_eof => self.set_state(State::Closed),
+            State::Handshake | State::Open | State::Closing | State::Draining | State::Closed => {}
+        }
+    }
+
+    /// The deadline from [`Conn::deadline`] was reached. Evicts a silent peer,
+    /// times out a handshake, or ends a linger; re-checks lazily otherwise.
+    pub fn handle_timeout(&mut self, now: Tick, config: &Config) {
+        if now < self.deadline() {
+            return; // a frame arrived since the timer was set
+        }
+        match self.state {
+            State::Handshake => self.close(
+                GoawayCode::HandshakeTimeout,
+                "no HELLO in time",
+                now,
+                config,
+            ),
+            State::Open => self.close(
+                GoawayCode::IdleTimeout,
+                "no frame within the idle timeout",
+                now,
+                config,
+            ),
+            // Linger ran out: give up on the flush or the peer's EOF.
+            State::Closing | State::Draining => self.set_state(State::Closed),
+            State::Closed => {}
+        }
+    }
+
+    /// Starts a graceful stop: GOAWAY SHUTTING_DOWN (no-op if already closing).
+    pub fn shutdown(&mut self, now: Tick, config: &Config) {
+        self.close(GoawayCode::ShuttingDown, "server is stopping", now, config);
+    }
+}
+
+#[cfg(test)]
+mod tests;
