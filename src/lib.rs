@@ -1,9 +1,28 @@
 //! tether: keep very many long-lived TCP connections alive cheaply.
+//!
+//! The crate is layered; each layer only calls the ones below it:
+//!
+//! - [`protocol`]: the wire format (frames with a CRC, HELLO/WELCOME, GOAWAY
+//!   codes). Pure functions over bytes.
+//! - [`wheel`]: a hashed timing wheel that drives every deadline, in ticks.
+//! - [`conn`]: one connection's state machine, sans-io: bytes and a tick in,
+//!   bytes, events and a deadline out.
+//! - [`app`]: what messages mean (echo; later pub/sub and C callbacks).
+//! - [`reactor`]: the only layer with syscalls: a single-threaded `mio` loop
+//!   over a slab of connections, with half-close, linger and graceful stop.
+//! - [`client`]: the client side of the protocol.
+//!
+//! Time enters through [`time`]: the reactor reads the clock once per turn and
+//! passes a tick down, so everything below it runs on a fake clock in tests.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod app;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod conn;
 pub mod protocol;
+pub mod reactor;
 pub mod time;
+pub mod wheel;

@@ -1,1 +1,84 @@
-fn main() {}
+//! The `tether` server binary: parse flags, bind, print the address, run
+//! until SIGTERM/SIGINT, exit 0 after a graceful stop.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use tether::app::Echo;
+use tether::cli::{self, Command};
+use tether::config::AppKind;
+use tether::reactor::{Reactor, StopKind};
+
+/// Descriptors kept back from `max_connections`: listener, epoll, signal pipe, logs, slack.
+const RESERVED_FDS: usize = 32;
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let mut config = match cli::parse_args(std::env::args().skip(1)) {
+        Ok(Command::Run(config)) => *config,
+        Ok(Command::Help) => {
+            print!("{}", cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("tether {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("tether: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if config.app == AppKind::Pubsub {
+        eprintln!("tether: --app pubsub: not available in this version yet; use --app echo");
+        return ExitCode::from(2);
+    }
+    if let Some(path) = &config.auth_token_file {
+        match cli::load_tokens(path) {
+            Ok(tokens) => config.auth_tokens = tokens,
+            Err(e) => {
+                eprintln!("tether: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if let Some(limit) = cli::open_file_limit() {
+        let usable = limit.saturating_sub(RESERVED_FDS).max(1);
+        if config.max_connections > usable {
+            log::warn!(
+                "--max-connections {} is above what the open-file limit {limit} allows; using {usable}",
+                config.max_connections
+            );
+            config.max_connections = usable;
+        }
+    }
+    let listen = config.listen;
+    let mut reactor = match Reactor::new(config, Echo) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tether: --listen {listen}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = reactor.handle_stop_signals() {
+        eprintln!("tether: installing signal handlers: {e}");
+        return ExitCode::from(1);
+    }
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "listening on {}", reactor.local_addr());
+    let _ = stdout.flush();
+    drop(stdout);
+    log::info!(
+        "tether {} listening on {}",
+        env!("CARGO_PKG_VERSION"),
+        reactor.local_addr()
+    );
+    match reactor.run() {
+        Ok(StopKind::Graceful) => ExitCode::SUCCESS,
+        Ok(StopKind::Forced) => ExitCode::from(1),
+        Err(e) => {
+            log::error!("event loop failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! The server's command line: flags to a [`Config`], with errors that name
+//! the flag. Kept in the library so it is unit-tested like everything else.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::config::{AppKind, Config, ConfigError};
+
+/// Usage text for `--help`.
+pub const USAGE: &str = "\
+tether: keeps very many long-lived TCP connections alive cheaply.
+
+usage: tether [--listen ADDR] [--app echo|pubsub] [--heartbeat-ms N] [--min-heartbeat-ms N]
+              [--max-heartbeat-ms N] [--miss N] [--handshake-timeout-ms N] [--linger-ms N]
+              [--max-connections N] [--max-frame N] [--max-message N] [--max-output BYTES]
+              [--session-ttl-ms N] [--auth-token-file PATH] [--tick-ms N]
+
+  --listen ADDR              address to listen on (127.0.0.1:7600; port 0 picks one)
+  --app echo|pubsub          application behind the reactor (echo)
+  --heartbeat-ms N           heartbeat granted to clients asking for 0 (30000)
+  --min-heartbeat-ms N       shortest heartbeat granted (1000)
+  --max-heartbeat-ms N       longest heartbeat granted (600000)
+  --miss N                   silent heartbeats before eviction (3)
+  --handshake-timeout-ms N   time allowed for HELLO (5000)
+  --linger-ms N              time a closing connection may take (2000)
+  --max-connections N        connection limit; capped by the fd limit (100000)
+  --max-frame N              largest frame payload accepted (65535)
+  --max-message N            largest reassembled message (1048576)
+  --max-output BYTES         unsent output per connection before SLOW_CONSUMER (4194304)
+  --session-ttl-ms N         how long a detached session is kept (60000)
+  --auth-token-file PATH     accepted tokens, one per line (none: no auth)
+  --tick-ms N                timer resolution (100)
+  -h, --help                 this text
+  -V, --version              the version
+
+Logging: RUST_LOG=debug for per-connection events (default info).
+Prints `listening on IP:PORT` on stdout when ready. SIGTERM/SIGINT stop
+gracefully (GOAWAY SHUTTING_DOWN to every connection); a second one exits at once.
+";
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Run the server with this configuration (auth tokens not yet loaded).
+    Run(Box<Config>),
+    /// Print usage and exit 0.
+    Help,
+    /// Print the version and exit 0.
+    Version,
+}
+
+/// A command-line error; the binary prints it and exits 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError(pub String);
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<ConfigError> for CliError {
+    fn from(e: ConfigError) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+fn number<T: FromStr>(flag: &str, value: &str) -> Result<T, CliError> {
+    value.parse().map_err(|_| {
+        CliError(format!(
+            "{flag}: expected a non-negative whole number in range, got {value:?}"
+        ))
+    })
+}
+
+/// Parses the arguments after the program name.
+pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliError> {
+    let mut config = Config::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "-V" | "--version" => return Ok(Command::Version),
+            _ => {}
+        }
+        let mut value = || -> Result<String, CliError> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => args
+                    .next()
+                    .ok_or_else(|| CliError(format!("{flag}: missing value"))),
+            }
+        };
+        match flag.as_str() {
+            "--listen" => {
+                let v = value()?;
+                config.listen = SocketAddr::from_str(&v)
+                    .map_err(|_| CliError(format!("--listen: expected IP:PORT, got {v:?}")))?;
+            }
+            "--app" => {
+                config.app = match value()?.as_str() {
+                    "echo" => AppKind::Echo,
+                    "pubsub" => AppKind::Pubsub,
+                    other => {
+                        return Err(CliError(format!(
+                            "--app: expected echo or pubsub, got {other:?}"
+                        )))
+                    }
+                }
+            }
+            "--heartbeat-ms" => config.heartbeat_ms = number(&flag, &value()?)?,
+            "--min-heartbeat-ms" => config.min_heartbeat_ms = number(&flag, &value()?)?,
+            "--max-heartbeat-ms" => config.max_heartbeat_ms = number(&flag, &value()?)?,
+            "--miss" => config.miss = number(&flag, &value()?)?,
+            "--handshake-timeout-ms" => config.handshake_timeout_ms = number(&flag, &value()?)?,
+            "--linger-ms" => config.linger_ms = number(&flag, &value()?)?,
+            "--max-connections" => config.max_connections = number(&flag, &value()?)?,
+            "--max-frame" => config.max_frame = number(&flag, &value()?)?,
+            "--max-message" => config.max_message = number(&flag, &value()?)?,
+            "--max-output" => config.max_output = number(&flag, &value()?)?,
+            "--session-ttl-ms" => config.session_ttl_ms = number(&flag, &value()?)?,
+            "--auth-token-file" => config.auth_token_file = Some(PathBuf::from(value()?)),
+            "--tick-ms" => config.tick_ms = number(&flag, &value()?)?,
+            _ => return Err(CliError(format!("{arg}: unknown flag (see --help)"))),
+        }
+    }
+    config.validate()?;
+    Ok(Command::Run(Box::new(config)))
+}
+
+/// Reads the auth token file: one token per line, surrounding blanks trimmed,
+/// empty lines skipped. An unreadable file, an empty one, or a token over 255
+/// bytes (the HELLO limit) is an error naming the flag and the path.
+pub fn load_tokens(path: &Path) -> Result<Vec<Vec<u8>>, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError(format!(
+            "--auth-token-file: cannot read {}: {e}",
+            path.display()
+        ))
+    })?;
+    let tokens: Vec<Vec<u8>> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.as_bytes().to_vec())
+        .collect();
+    if tokens.is_empty() {
+        return Err(CliError(format!(
+            "--auth-token-file: {} holds no token",
+            path.display()
+        )));
+    }
+    if let Some(long) = tokens.iter().position(|t| t.len() > 255) {
+        return Err(CliError(format!(
+            "--auth-token-file: token on non-empty line {} of {} is over 255 bytes",
+            long + 1,
+            path.display()
+        )));
+    }
+    Ok(tokens)
+}
+
+/// The soft limit on open files, from `/proc/self/limits` (None if unreadable).
+pub fn open_file_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, CliError> {
+        parse_args(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn defaults_and_every_flag() {
+        assert_eq!(parse(&[]), Ok(Command::Run(Box::default())));
+        let Ok(Command::Run(c)) = parse(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--app",
+            "echo",
+            "--heartbeat-ms=2000",
+            "--min-heartbeat-ms",
+            "100",
+            "--max-heartbeat-ms",
+            "5000",
+            "--miss",
+            "2",
+            "--handshake-timeout-ms",
+            "300",
+            "--linger-ms",
+            "50",
+            "--max-connections",
+            "7",
+            "--max-frame",
+            "1024",
+            "--max-message",
+            "4096",
+            "--max-output",
+            "65536",
+            "--session-ttl-ms",
+            "10",
+            "--auth-token-file",
+            "/x",
+            "--tick-ms",
+            "10",
+        ]) else {
+            panic!("parses")
+        };
+        assert_eq!(c.listen.port(), 0);
+        assert_eq!(
+            (
+                c.heartbeat_ms,
+                c.min_heartbeat_ms,
+                c.max_heartbeat_ms,
+                c.miss
+            ),
+            (2000, 100, 5000, 2)
+        );
+        assert_eq!(
+            (c.handshake_timeout_ms, c.linger_ms, c.max_connections),
+            (300, 50, 7)
+        );
+        assert_eq!(
+            (c.max_frame, c.max_message, c.max_output),
+            (1024, 4096, 65536)
+        );
+        assert_eq!((c.session_ttl_ms, c.tick_ms), (10, 10));
+        assert_eq!(c.auth_token_file, Some(PathBuf::from("/x")));
+    }
+
+    #[test]
+    fn errors_name_the_flag() {
+        for (args, flag) in [
+            (vec!["--miss", "x"], "--miss"),
+            (vec!["--max-frame", "70000"], "--max-frame"),
+            (vec!["--listen", "nowhere"], "--listen"),
+            (vec!["--app", "chat"], "--app"),
+            (vec!["--tick-ms"], "--tick-ms"),
+            (vec!["--bogus"], "--bogus"),
+            (vec!["--tick-ms", "0"], "--tick-ms"),
+            (vec!["--heartbeat-ms", "10"], "--heartbeat-ms"),
+        ] {
+            let err = parse(&args).expect_err("must fail");
+            assert!(err.0.starts_with(flag), "{err} should name {flag}");
+        }
+        assert_eq!(parse(&["--help"]), Ok(Command::Help));
+        assert_eq!(parse(&["-V"]), Ok(Command::Version));
+    }
+
+    #[test]
+    fn token_file_rules() {
+        let dir = std::env::temp_dir().join(format!("tether-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let good = dir.join("good");
+        std::fs::write(&good, "alpha\n\n  beta  \n").expect("write");
+        assert_eq!(
+            load_tokens(&good),
+            Ok(vec![b"alpha".to_vec(), b"beta".to_vec()])
+        );
+        let empty = dir.join("empty");
+        std::fs::write(&empty, "\n \n").expect("write");
+        assert!(load_tokens(&empty)
+            .expect_err("empty")
+            .0
+            .contains("holds no token"));
+        assert!(load_tokens(&dir.join("missing"))
+            .expect_err("missing")
+            .0
+            .starts_with("--auth-token-file"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,238 @@
+//! The connections' table and what the app may do to it: the [`Ctx`] handle,
+//! and settling a connection after it was touched (write, shut, re-arm, reap).
+
+use bytes::Bytes;
+use mio::net::TcpStream;
+use mio::{Interest, Poll, Token};
+use slab::Slab;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+
+use super::io::{shutdown_write, write_front};
+use super::stats::Stats;
+use super::TimerKind;
+use crate::app::ConnId;
+use crate::config::Config;
+use crate::protocol::GoawayCode;
+use crate::time::Tick;
+use crate::wheel::{TimerId, Wheel};
+
+/// One slot of the table: the socket and its state machine.
+pub(super) struct Entry {
+    pub(super) id: ConnId,
+    pub(super) stream: TcpStream,
+    pub(super) conn: crate::conn::Conn,
+    /// The wheel entry covering this connection's deadline, and its tick.
+    pub(super) timer: Option<(TimerId, Tick)>,
+    /// Interest currently registered with the poll.
+    pub(super) interest: Interest,
+    /// Already on the dirty list this turn.
+    pub(super) dirty: bool,
+    /// Already on the reap list.
+    pub(super) reaping: bool,
+}
+
+/// A `Token` holds the slab key in its low 32 bits and the generation above.
+pub(super) fn id_to_token(id: ConnId) -> Token {
+    Token((id.generation as usize) << 32 | id.key as usize)
+}
+
+/// The inverse of [`id_to_token`].
+pub(super) fn token_to_id(token: Token) -> ConnId {
+    ConnId {
+        key: (token.0 & 0xFFFF_FFFF) as u32,
+        generation: (token.0 >> 32) as u32,
+    }
+}
+
+/// The table of connections and the turn's bookkeeping.
+pub(super) struct Core {
+    pub(super) conns: Slab<Entry>,
+    /// Connections touched this turn, to be settled before the loop sleeps.
+    pub(super) dirty: Vec<ConnId>,
+    /// Closed connections whose slots are reclaimed at the end of the turn.
+    pub(super) reap: Vec<ConnId>,
+    pub(super) config: Config,
+    /// The current tick, read once per turn.
+    pub(super) now: Tick,
+}
+
+impl Core {
+    pub(super) fn new(config: Config) -> Core {
+        Core {
+            conns: Slab::new(),
+            dirty: Vec::new(),
+            reap: Vec::new(),
+            config,
+            now: 0,
+        }
+    }
+
+    /// The entry for `id`, unless the slot is empty or belongs to a newer connection.
+    pub(super) fn entry_mut(&mut self, id: ConnId) -> Option<&mut Entry> {
+        self.conns
+            .get_mut(id.key as usize)
+            .filter(|e| e.id.generation == id.generation)
+    }
+
+    /// The entry for `id` together with the config and the current tick, as
+    /// separate borrows so a connection method can take all three.
+    pub(super) fn parts(&mut self, id: ConnId) -> Option<(&mut Entry, &Config, Tick)> {
+        let now = self.now;
+        let config = &self.config;
+        self.conns
+            .get_mut(id.key as usize)
+            .filter(|e| e.id.generation == id.generation)
+            .map(|e| (e, config, now))
+    }
+
+    pub(super) fn remove(&mut self, id: ConnId) -> Option<Entry> {
+        self.entry_mut(id)?;
+        self.conns.try_remove(id.key as usize)
+    }
+
+    pub(super) fn mark_dirty(&mut self, id: ConnId) {
+        if let Some(e) = self.entry_mut(id) {
+            if !e.dirty {
+                e.dirty = true;
+                self.dirty.push(id);
+            }
+        }
+    }
+
+    pub(super) fn close(&mut self, id: ConnId, code: GoawayCode, reason: &str) {
+        if let Some((e, config, now)) = self.parts(id) {
+            e.conn.close(code, reason, now, config);
+            self.mark_dirty(id);
+        }
+    }
+
+    /// Writes what is queued, shuts the write side once a close is flushed,
+    /// re-registers interest if it changed, moves the deadline earlier if it
+    /// did (later deadlines are re-checked lazily when the old one fires),
+    /// and queues the slot for reaping once closed.
+    pub(super) fn settle_one(
+        &mut self,
+        id: ConnId,
+        poll: &Poll,
+        wheel: &mut Wheel<TimerKind>,
+        stats: &mut Stats,
+    ) {
+        let Some(e) = self.conns.get_mut(id.key as usize).filter(|e| e.id == id) else {
+            return;
+        };
+        e.dirty = false;
+        while e.conn.wants_write() {
+            match write_front(&mut e.stream, e.conn.output()) {
+                Ok(0) => {
+                    e.conn.handle_reset();
+                    break;
+                }
+                Ok(n) => {
+                    stats.bytes_out += n as u64;
+                    e.conn.handle_written(n);
+                }
+                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
+                Err(err) => {
+                    log::debug!("{id} write: {err}");
+                    e.conn.handle_reset();
+                    break;
+                }
+            }
+        }
+        if e.conn.wants_shutdown_write() {
+            match shutdown_write(&e.stream) {
+                Ok(()) => e.conn.handle_write_shut(),
+                Err(err) => {
+                    log::debug!("{id} shutdown: {err}");
+                    e.conn.handle_reset();
+                }
+            }
+        }
+        if e.conn.is_closed() {
+            if !e.reaping {
+                e.reaping = true;
+                self.reap.push(id);
+            }
+            return;
+        }
+        let wanted = if e.conn.wants_write() {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        if wanted != e.interest {
+            match poll
+                .registry()
+                .reregister(&mut e.stream, id_to_token(id), wanted)
+            {
+                Ok(()) => e.interest = wanted,
+                Err(err) => log::warn!("{id} reregister: {err}"),
+            }
+        }
+        let deadline = e.conn.deadline();
+        match e.timer {
+            Some((_, at)) if at <= deadline => {}
+            Some((timer, _)) => {
+                wheel.cancel(timer);
+                e.timer = Some((wheel.insert(deadline, TimerKind::Conn(id)), deadline));
+            }
+            None => e.timer = Some((wheel.insert(deadline, TimerKind::Conn(id)), deadline)),
+        }
+    }
+}
+
+/// The app's handle on the connections during a callback: send to one, send
+/// the same bytes to many, close. Stale ids (connection gone) are ignored.
+pub struct Ctx<'a> {
+    core: &'a mut Core,
+}
+
+impl<'a> Ctx<'a> {
+    pub(super) fn new(core: &'a mut Core) -> Ctx<'a> {
+        Ctx { core }
+    }
+
+    /// Queues `message` to `conn` as DATA frames; false if the connection is gone or not open.
+    pub fn send(&mut self, conn: ConnId, message: &[u8]) -> bool {
+        let Some((e, config, now)) = self.core.parts(conn) else {
+            return false;
+        };
+        let open = e.conn.state() == crate::conn::State::Open;
+        e.conn.send_message(message, now, config);
+        self.core.mark_dirty(conn);
+        open
+    }
+
+    /// Queues already-encoded frames to `conn` without copying them: encode a
+    /// fan-out message once and pass the same `Bytes` to every receiver.
+    pub fn send_frames(&mut self, conn: ConnId, frames: &Bytes) -> bool {
+        let Some((e, config, now)) = self.core.parts(conn) else {
+            return false;
+        };
+        let open = e.conn.state() == crate::conn::State::Open;
+        e.conn.send_frames(frames.clone(), now, config);
+        self.core.mark_dirty(conn);
+        open
+    }
+
+    /// Closes `conn` politely with a GOAWAY.
+    pub fn close(&mut self, conn: ConnId, code: GoawayCode, reason: &str) {
+        self.core.close(conn, code, reason);
+    }
+
+    /// The peer's address, if the connection is still there.
+    pub fn peer_addr(&mut self, conn: ConnId) -> Option<SocketAddr> {
+        self.core.entry_mut(conn)?.stream.peer_addr().ok()
+    }
+
+    /// The server's configuration.
+    pub fn config(&self) -> &Config {
+        &self.core.config
+    }
+
+    /// The current tick.
+    pub fn now(&self) -> Tick {
+        self.core.now
+    }
+}

@@ -1,0 +1,551 @@
+//! The reactor: one thread, one `mio::Poll`, every socket. The only layer
+//! that makes syscalls.
+//!
+//! Each turn it waits for readiness (or the next wheel deadline), reads every
+//! ready connection up to a budget (the rest goes on a still-has-work queue
+//! for the next turn), hands bytes to the connection state machines and
+//! whole messages to the [`App`], fires expired timers, then *settles* every
+//! connection it touched: writes its queued output, shuts its write side
+//! when it is done, updates its interest and deadline, and finally reclaims
+//! the slots of closed connections, after all events of the turn.
+
+mod core;
+pub mod io;
+mod random;
+mod signals;
+pub mod stats;
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::app::{App, ConnId};
+use crate::config::Config;
+use crate::conn::{Conn, ConnEvent};
+use crate::protocol::GoawayCode;
+use crate::time::{ms_to_ticks_ceil, Tick, TickClock};
+use crate::wheel::Wheel;
+
+pub use self::core::Ctx;
+use self::core::{Core, Entry};
+use self::io::{accept_once, read_once, AcceptOutcome, ReadOutcome};
+use self::random::RandomPool;
+use self::signals::StopSignals;
+use self::stats::Stats;
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const SIGNALS: Token = Token(usize::MAX - 2);
+
+/// Size of the read buffer shared by every connection (connections keep only partial frames).
+const READ_BUF_BYTES: usize = 64 * 1024;
+/// Reads per connection per turn before it yields to the others (fairness).
+const READ_CALLS_PER_TURN: usize = 16;
+/// Accepts per turn before the loop turns to its connections (fairness under a connect flood).
+const ACCEPTS_PER_TURN: usize = 1024;
+/// Expired timers handled per turn; the rest wait one turn, so a mass expiry cannot stall I/O.
+const EXPIRIES_PER_TURN: usize = 4096;
+/// How long accepting pauses after EMFILE/ENFILE before it is retried.
+const ACCEPT_PAUSE_MS: u64 = 100;
+/// Connections past `max_connections` that may linger to receive SERVER_FULL;
+/// beyond this a newcomer is dropped without a word (a connect flood must not
+/// exhaust descriptors on refusals).
+const MIN_REFUSAL_SLACK: usize = 64;
+
+/// Wheel slots: 4096 × 100 ms ticks is about 7 minutes per revolution.
+const WHEEL_SLOTS: usize = 4096;
+
+/// What a wheel entry is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimerKind {
+    /// A connection's handshake, idle or linger deadline.
+    Conn(ConnId),
+    /// Try accepting again after running out of descriptors.
+    ResumeAccept,
+}
+
+/// How [`Reactor::run`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopKind {
+    /// Every connection closed (or linger ran out) after a stop signal.
+    Graceful,
+    /// A second stop signal came before the graceful stop finished.
+    Forced,
+}
+
+/// The event loop with its connections, timers and application.
+pub struct Reactor<A: App> {
+    poll: Poll,
+    events: Events,
+    listener: Option<TcpListener>,
+    local_addr: SocketAddr,
+    signals: Option<StopSignals>,
+    core: Core,
+    app: A,
+    wheel: Wheel<TimerKind>,
+    clock: TickClock,
+    read_buf: Vec<u8>,
+    /// Connections cut off by their read budget, served first next turn.
+    backlog: VecDeque<ConnId>,
+    expired: Vec<TimerKind>,
+    random: RandomPool,
+    stop_deadline: Option<Tick>,
+    forced: bool,
+    accept_paused: bool,
+    accept_pending: bool,
+    timers_pending: bool,
+    last_pause_log: Option<Instant>,
+    next_generation: u32,
+    stats: Stats,
+}
+
+impl<A: App> Reactor<A> {
+    /// Binds `config.listen` and prepares the loop; nothing runs until [`Reactor::run`] or [`Reactor::turn`].
+    pub fn new(config: Config, app: A) -> std::io::Result<Reactor<A>> {
+        let poll = Poll::new()?;
+        let mut listener = io::bind_listener(config.listen)?;
+        let local_addr = listener.local_addr()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let clock = TickClock::new(Instant::now(), Duration::from_millis(config.tick_ms.into()));
+        Ok(Reactor {
+            poll,
+            events: Events::with_capacity(1024),
+            listener: Some(listener),
+            local_addr,
+            signals: None,
+            core: Core::new(config),
+            app,
+            wheel: Wheel::new(WHEEL_SLOTS, 0),
+            clock,
+            read_buf: vec![0; READ_BUF_BYTES],
+            backlog: VecDeque::new(),
+            expired: Vec::new(),
+            random: RandomPool::open()?,
+            stop_deadline: None,
+            forced: false,
+            accept_paused: false,
+            accept_pending: false,
+            timers_pending: false,
+            last_pause_log: None,
+            next_generation: 0,
+            stats: Stats::default(),
+        })
+    }
+
+    /// The address the listener is bound to (the real port when asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Installs SIGTERM/SIGINT handling in this loop: the first signal starts a
+    /// graceful stop, a second one makes [`Reactor::run`] return at once.
+    pub fn handle_stop_signals(&mut self) -> std::io::Result<()> {
+        self.signals = Some(StopSignals::register(self.poll.registry(), SIGNALS)?);
+        Ok(())
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Connections currently held (open or closing).
+    pub fn connection_count(&self) -> usize {
+        self.core.conns.len()
+    }
+
+    /// The application.
+    pub fn app(&self) -> &A {
+        &self.app
+    }
+
+    /// Starts a graceful stop: no more accepts, GOAWAY SHUTTING_DOWN to every
+    /// connection, each closed politely; [`Reactor::run`] returns when all are gone.
+    pub fn begin_stop(&mut self) {
+        if self.stop_deadline.is_some() {
+            return;
+        }
+        let now = self.clock.tick_at(Instant::now());
+        self.core.now = now;
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        let linger = ms_to_ticks_ceil(
+            self.core.config.linger_ms.into(),
+            self.core.config.tick_ms.into(),
+        );
+        self.stop_deadline = Some(now + linger + 2);
+        log::info!("stopping: closing {} connections", self.core.conns.len());
+        let keys: Vec<ConnId> = self.core.conns.iter().map(|(_, e)| e.id).collect();
+        for id in keys {
+            if let Some((e, config, now)) = self.core.parts(id) {
+                e.conn.shutdown(now, config);
+            }
+            self.core.mark_dirty(id);
+        }
+        self.settle();
+    }
+
+    /// Whether a stop has finished (or was forced).
+    pub fn is_stopped(&self) -> bool {
+        if self.forced {
+            return true;
+        }
+        match self.stop_deadline {
+            Some(deadline) => self.core.conns.is_empty() || self.core.now >= deadline,
+            None => false,
+        }
+    }
+
+    /// Runs turns until a stop finishes.
+    pub fn run(&mut self) -> std::io::Result<StopKind> {
+        while !self.is_stopped() {
+            self.turn(None)?;
+        }
+        log::info!("stopped: {}", self.stats.summary());
+        Ok(if self.forced {
+            StopKind::Forced
+        } else {
+            StopKind::Graceful
+        })
+    }
+
+    /// One turn of the loop, waiting at most `max_wait` (None: until the next
+    /// event or deadline). Zero makes it non-blocking.
+    pub fn turn(&mut self, max_wait: Option<Duration>) -> std::io::Result<()> {
+        let timeout = self.poll_timeout(max_wait);
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        self.stats.turns += 1;
+        self.core.now = self.clock.tick_at(Instant::now());
+        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        for event in events.iter() {
+            self.stats.events += 1;
+            match event.token() {
+                LISTENER => self.accept_pending = true,
+                SIGNALS => self.on_signal(),
+                token => {
+                    let id = core::token_to_id(token);
+                    if event.is_readable() || event.is_read_closed() || event.is_error() {
+                        self.read_conn(id);
+                    }
+                    self.core.mark_dirty(id);
+                }
+            }
+        }
+        events.clear();
+        self.events = events;
+        if self.accept_pending && !self.accept_paused {
+            self.accept_all();
+        }
+        self.serve_backlog();
+        self.fire_timers();
+        self.settle();
+        Ok(())
+    }
+
+    fn poll_timeout(&self, max_wait: Option<Duration>) -> Option<Duration> {
+        let busy = !self.backlog.is_empty()
+            || self.timers_pending
+            || (self.accept_pending && !self.accept_paused)
+            || self.forced;
+        let until_timer = if busy {
+            Some(Duration::ZERO)
+        } else {
+            self.wheel.next_expiry().map(|tick| {
+                self.clock
+                    .instant_of(tick)
+                    .saturating_duration_since(Instant::now())
+            })
+        };
+        match (until_timer, max_wait) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn on_signal(&mut self) {
+        let Some(signals) = self.signals.as_mut() else {
+            return;
+        };
+        let count = signals.take_pending();
+        if count == 0 {
+            return;
+        }
+        if self.stop_deadline.is_some() || count > 1 {
+            log::warn!(
+                "second stop signal: exiting without waiting for {} connections",
+                self.core.conns.len()
+            );
+            self.forced = true;
+        }
+        self.begin_stop();
+    }
+
+    fn accept_all(&mut self) {
+        self.accept_pending = false;
+        for _ in 0..ACCEPTS_PER_TURN {
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
+            match accept_once(listener) {
+                AcceptOutcome::Accepted(stream, addr) => self.admit(stream, addr),
+                AcceptOutcome::WouldBlock => return,
+                AcceptOutcome::Transient(e) => log::debug!("accept: {e}"),
+                AcceptOutcome::OutOfResources(e) => {
+                    self.pause_accepting(&e);
+                    return;
+                }
+            }
+        }
+        // Budget spent with more waiting: carry on next turn (no new edge will come).
+        self.accept_pending = true;
+    }
+
+    fn pause_accepting(&mut self, error: &std::io::Error) {
+        self.accept_paused = true;
+        self.stats.accept_pauses += 1;
+        let now = Instant::now();
+        if self
+            .last_pause_log
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            log::warn!(
+                "accept paused for {ACCEPT_PAUSE_MS} ms: {error} ({} connections held, {} pauses so far)",
+                self.core.conns.len(),
+                self.stats.accept_pauses
+            );
+            self.last_pause_log = Some(now);
+        }
+        let retry =
+            self.core.now + ms_to_ticks_ceil(ACCEPT_PAUSE_MS, self.core.config.tick_ms.into()) + 1;
+        self.wheel.insert(retry, TimerKind::ResumeAccept);
+    }
+
+    fn admit(&mut self, mut stream: mio::net::TcpStream, addr: SocketAddr) {
+        self.stats.accepted += 1;
+        let config = &self.core.config;
+        let held = self.core.conns.len();
+        let full = held >= config.max_connections;
+        let slack = MIN_REFUSAL_SLACK.max(config.max_connections / 100);
+        if held >= config.max_connections + slack {
+            self.stats
+                .record_close(Some(crate::conn::CloseReason::Goaway(
+                    GoawayCode::ServerFull,
+                )));
+            return; // dropped: closes the socket
+        }
+        if let Err(e) = stream.set_nodelay(true) {
+            log::debug!("{addr}: TCP_NODELAY: {e}");
+        }
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let entry = self.core.conns.vacant_entry();
+        let id = ConnId {
+            key: entry.key() as u32,
+            generation: self.next_generation,
+        };
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut stream, core::id_to_token(id), Interest::READABLE)
+        {
+            log::warn!("{addr}: register: {e}");
+            return;
+        }
+        let mut conn = Conn::new(self.core.now, config);
+        if full {
+            conn.close(
+                GoawayCode::ServerFull,
+                "server is at its connection limit",
+                self.core.now,
+                config,
+            );
+        }
+        log::debug!(
+            "{id} accepted from {addr}{}",
+            if full { " (refused: full)" } else { "" }
+        );
+        entry.insert(Entry {
+            id,
+            stream,
+            conn,
+            timer: None,
+            interest: Interest::READABLE,
+            dirty: false,
+            reaping: false,
+        });
+        self.core.mark_dirty(id);
+        if !full {
+            // Bytes may already be waiting (HELLO sent with the SYN's ACK): read now.
+            self.read_conn(id);
+        }
+    }
+
+    fn serve_backlog(&mut self) {
+        for _ in 0..self.backlog.len() {
+            let Some(id) = self.backlog.pop_front() else {
+                break;
+            };
+            self.read_conn(id);
+            self.core.mark_dirty(id);
+        }
+    }
+
+    /// Reads a connection until WouldBlock, EOF, an error, or its budget.
+    fn read_conn(&mut self, id: ConnId) {
+        let mut buf = std::mem::take(&mut self.read_buf);
+        for call in 0.. {
+            let Some((e, config, now)) = self.core.parts(id) else {
+                break;
+            };
+            if !e.conn.wants_read() {
+                break;
+            }
+            if call == READ_CALLS_PER_TURN {
+                self.backlog.push_back(id);
+                break;
+            }
+            match read_once(&mut e.stream, &mut buf) {
+                ReadOutcome::Data(n) => {
+                    self.stats.bytes_in += n as u64;
+                    self.handle_input(id, &buf[..n]);
+                }
+                ReadOutcome::Eof => {
+                    e.conn.handle_eof(now, config);
+                    break;
+                }
+                ReadOutcome::WouldBlock => break,
+                ReadOutcome::Failed(err) => {
+                    log::debug!("{id} read: {err}");
+                    e.conn.handle_reset();
+                    break;
+                }
+            }
+        }
+        self.read_buf = buf;
+    }
+
+    /// Feeds bytes to a connection and its events to the app, in order.
+    fn handle_input(&mut self, id: ConnId, mut input: &[u8]) {
+        loop {
+            let Some((e, config, now)) = self.core.parts(id) else {
+                return;
+            };
+            let Some(event) = e.conn.handle_bytes(&mut input, now, config) else {
+                return;
+            };
+            match event {
+                ConnEvent::Hello(hello) => {
+                    let fresh = match self.random.session_id() {
+                        Ok(id) => id,
+                        Err(err) => {
+                            log::error!("reading the OS random source: {err}");
+                            self.core
+                                .close(id, GoawayCode::ServerFull, "cannot create a session");
+                            continue;
+                        }
+                    };
+                    let grant = self
+                        .app
+                        .on_hello(&mut Ctx::new(&mut self.core), id, &hello, fresh);
+                    if let Some((e, config, now)) = self.core.parts(id) {
+                        if e.conn
+                            .accept(grant.session, grant.resumed, grant.lost, now, config)
+                        {
+                            log::debug!(
+                                "{id} open, heartbeat {} ms, session {}",
+                                e.conn.heartbeat_ms(),
+                                grant.session
+                            );
+                            self.app.on_open(&mut Ctx::new(&mut self.core), id);
+                        }
+                    }
+                }
+                ConnEvent::Message(message) => {
+                    self.app
+                        .on_message(&mut Ctx::new(&mut self.core), id, message)
+                }
+                ConnEvent::PeerGoaway(goaway) => {
+                    log::debug!("{id} peer GOAWAY {} {:?}", goaway.code, goaway.reason)
+                }
+            }
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let mut expired = std::mem::take(&mut self.expired);
+        self.timers_pending = self
+            .wheel
+            .advance(self.core.now, EXPIRIES_PER_TURN, &mut expired);
+        for kind in expired.drain(..) {
+            match kind {
+                TimerKind::ResumeAccept => {
+                    self.accept_paused = false;
+                    self.accept_pending = true;
+                }
+                TimerKind::Conn(id) => {
+                    if let Some((e, config, now)) = self.core.parts(id) {
+                        e.timer = None;
+                        e.conn.handle_timeout(now, config);
+                        self.core.mark_dirty(id);
+                    }
+                }
+            }
+        }
+        self.expired = expired;
+        if self.accept_pending && !self.accept_paused {
+            self.accept_all();
+        }
+    }
+
+    /// Writes, shuts down, re-arms and reaps every connection touched this turn.
+    fn settle(&mut self) {
+        while !self.core.dirty.is_empty() {
+            let dirty = std::mem::take(&mut self.core.dirty);
+            for id in &dirty {
+                self.core
+                    .settle_one(*id, &self.poll, &mut self.wheel, &mut self.stats);
+            }
+            self.core.dirty = dirty;
+            self.core.dirty.clear();
+            self.reap();
+        }
+    }
+
+    fn reap(&mut self) {
+        let reaped = std::mem::take(&mut self.core.reap);
+        for id in &reaped {
+            let Some(mut entry) = self.core.remove(*id) else {
+                continue;
+            };
+            if let Some((timer, _)) = entry.timer.take() {
+                self.wheel.cancel(timer);
+            }
+            let _ = self.poll.registry().deregister(&mut entry.stream);
+            let reason = entry.conn.close_reason();
+            if entry.conn.was_truncated_at_eof() {
+                self.stats.truncated_at_eof += 1;
+            }
+            self.stats.record_close(reason);
+            log::debug!(
+                "{id} closed: {}",
+                reason.map_or("unknown".to_string(), |r| r.to_string())
+            );
+            drop(entry);
+            if let Some(reason) = reason {
+                self.app
+                    .on_close(&mut Ctx::new(&mut self.core), *id, reason);
+            }
+        }
+        let mut reaped = reaped;
+        reaped.clear();
+        if self.core.reap.is_empty() {
+            self.core.reap = reaped;
+        }
+    }
+}
