@@ -1,0 +1,3 @@
+fn main() {
+    eprintln!("tether-load: being written");
+}
