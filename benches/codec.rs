@@ -1,1 +1,47 @@
-fn main() {}
+//! Frame codec throughput: encode and decode of an 8-byte PING and a 64 KiB
+//! DATA frame, and decoding a read buffer full of small frames.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use tether::protocol::{encode_frame, FrameDecoder, FrameType};
+
+fn codec(c: &mut Criterion) {
+    let mut group = c.benchmark_group("codec");
+    group.sample_size(20);
+    for (name, kind, len) in [
+        ("ping_8B", FrameType::Ping, 0usize),
+        ("data_64KiB", FrameType::Data, 65_535),
+    ] {
+        let payload = vec![0x5au8; len];
+        let wire = encode_frame(kind, false, &payload);
+        group.throughput(Throughput::Bytes(wire.len() as u64));
+        group.bench_function(format!("encode/{name}"), |b| {
+            b.iter(|| encode_frame(black_box(kind), false, black_box(&payload)))
+        });
+        group.bench_function(format!("decode/{name}"), |b| {
+            let mut decoder = FrameDecoder::new(65_535);
+            b.iter(|| {
+                let mut input: &[u8] = black_box(&wire);
+                decoder.next_frame(&mut input).expect("valid")
+            })
+        });
+    }
+    // A 64 KiB read buffer of back-to-back PINGs, as the reactor sees a busy peer.
+    let ping = encode_frame(FrameType::Ping, false, &[]);
+    let stream: Vec<u8> = ping.iter().copied().cycle().take(8 * 8192).collect();
+    group.throughput(Throughput::Elements(8192));
+    group.bench_function("decode/8192_pings_in_one_read", |b| {
+        let mut decoder = FrameDecoder::new(65_535);
+        b.iter(|| {
+            let mut input: &[u8] = black_box(&stream);
+            let mut n = 0;
+            while let Ok(Some(_)) = decoder.next_frame(&mut input) {
+                n += 1;
+            }
+            n
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, codec);
+criterion_main!(benches);
