@@ -280,7 +280,10 @@ impl<T> Wheel<T> {
             return index;
         }
         let index = self.nodes.len();
-        assert!(index < NIL as usize, "timing wheel full: {index} pending entries");
+        assert!(
+            index < NIL as usize,
+            "timing wheel full: {index} pending entries"
+        );
         self.nodes.push(Node {
             deadline,
             prev: NIL,
@@ -409,7 +412,10 @@ impl<T> Wheel<T> {
     /// Cheap consistency check run on every advance in debug builds.
     fn debug_check_counts(&self) {
         debug_assert_eq!(self.len + self.free_len, self.nodes.len());
-        debug_assert_eq!(self.len == 0, self.occupied.iter().all(|w| *w == 0) && self.lists[self.ready as usize].head == NIL);
+        debug_assert_eq!(
+            self.len == 0,
+            self.occupied.iter().all(|w| *w == 0) && self.lists[self.ready as usize].head == NIL
+        );
     }
 
     /// Full O(slots + entries) check of every invariant, for tests.
@@ -420,7 +426,11 @@ impl<T> Wheel<T> {
             let is_ready = list == self.ready as usize;
             if !is_ready {
                 let bit = self.occupied[list / WORD_BITS] >> (list % WORD_BITS) & 1 == 1;
-                assert_eq!(bit, heads.head != NIL, "bitmap bit {list} disagrees with its list");
+                assert_eq!(
+                    bit,
+                    heads.head != NIL,
+                    "bitmap bit {list} disagrees with its list"
+                );
             }
             let mut prev = NIL;
             let mut index = heads.head;
@@ -432,7 +442,11 @@ impl<T> Wheel<T> {
                 if is_ready {
                     assert!(node.deadline <= self.current, "ready entry not yet due");
                 } else {
-                    assert_eq!((node.deadline & self.mask) as usize, list, "entry in wrong slot");
+                    assert_eq!(
+                        (node.deadline & self.mask) as usize,
+                        list,
+                        "entry in wrong slot"
+                    );
                     assert!(node.deadline > self.current, "overdue entry left in a slot");
                 }
                 linked += 1;

@@ -35,7 +35,11 @@ fn fires_at_its_deadline_and_not_before() {
     }
     assert_eq!(fire(&mut wheel, 105), vec![1]);
     assert!(fire(&mut wheel, 109).is_empty());
-    assert_eq!(fire(&mut wheel, 110), vec![2, 3], "same tick fires in insertion order");
+    assert_eq!(
+        fire(&mut wheel, 110),
+        vec![2, 3],
+        "same tick fires in insertion order"
+    );
     assert!(wheel.is_empty());
     assert_eq!(wheel.current_tick(), 110);
 }
@@ -149,7 +153,7 @@ fn zero_cap_reports_due_work_without_firing() {
     let mut wheel = Wheel::new(64, 0);
     wheel.insert(3, 1);
     let mut out = Vec::new();
-    assert!(wheel.advance(2, 0, &mut out) == false, "nothing due yet");
+    assert!(!wheel.advance(2, 0, &mut out), "nothing due yet");
     assert!(wheel.advance(3, 0, &mut out));
     assert!(out.is_empty());
     assert_eq!(wheel.len(), 1);
