@@ -53,7 +53,7 @@ fn main() -> ExitCode {
         }
     }
     let listen = config.listen;
-    let mut reactor = match Reactor::new(config, Echo) {
+    let mut reactor = match Reactor::bind(config, Echo) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("tether: --listen {listen}: {e}");
@@ -64,15 +64,15 @@ fn main() -> ExitCode {
         eprintln!("tether: installing signal handlers: {e}");
         return ExitCode::from(1);
     }
+    let Some(addr) = reactor.local_addr() else {
+        eprintln!("tether: --listen {listen}: no bound address");
+        return ExitCode::from(1);
+    };
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "listening on {}", reactor.local_addr());
+    let _ = writeln!(stdout, "listening on {addr}");
     let _ = stdout.flush();
     drop(stdout);
-    log::info!(
-        "tether {} listening on {}",
-        env!("CARGO_PKG_VERSION"),
-        reactor.local_addr()
-    );
+    log::info!("tether {} listening on {addr}", env!("CARGO_PKG_VERSION"));
     match reactor.run() {
         Ok(StopKind::Graceful) => ExitCode::SUCCESS,
         Ok(StopKind::Forced) => ExitCode::from(1),

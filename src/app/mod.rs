@@ -66,6 +66,9 @@ pub trait App {
     /// A whole message arrived from `conn`.
     fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, message: Bytes);
 
+    /// A timer set with [`Ctx::set_timer`] fired, with the value it was set with.
+    fn on_timer(&mut self, _ctx: &mut Ctx<'_>, _value: u64) {}
+
     /// The connection is gone (its slot is being reclaimed); `reason` says how.
     fn on_close(&mut self, _ctx: &mut Ctx<'_>, _conn: ConnId, _reason: CloseReason) {}
 }

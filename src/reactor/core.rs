@@ -186,11 +186,31 @@ impl Core {
 /// the same bytes to many, close. Stale ids (connection gone) are ignored.
 pub struct Ctx<'a> {
     core: &'a mut Core,
+    wheel: &'a mut Wheel<TimerKind>,
 }
 
+/// A timer the app set with [`Ctx::set_timer`], for [`Ctx::cancel_timer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppTimer(TimerId);
+
 impl<'a> Ctx<'a> {
-    pub(super) fn new(core: &'a mut Core) -> Ctx<'a> {
-        Ctx { core }
+    pub(super) fn new(core: &'a mut Core, wheel: &'a mut Wheel<TimerKind>) -> Ctx<'a> {
+        Ctx { core, wheel }
+    }
+
+    /// Calls [`App::on_timer`](crate::app::App::on_timer) with `value` once
+    /// `after_ms` have passed (rounded up to a tick: never early).
+    pub fn set_timer(&mut self, after_ms: u64, value: u64) -> AppTimer {
+        let ticks = crate::time::ms_to_ticks_ceil(after_ms, self.core.config.tick_ms.into());
+        AppTimer(
+            self.wheel
+                .insert(self.core.now + ticks + 1, TimerKind::App(value)),
+        )
+    }
+
+    /// Cancels a timer; false if it already fired or was cancelled.
+    pub fn cancel_timer(&mut self, timer: AppTimer) -> bool {
+        self.wheel.cancel(timer.0).is_some()
     }
 
     /// Queues `message` to `conn` as DATA frames; false if the connection is gone or not open.

@@ -16,9 +16,12 @@ mod signals;
 pub mod stats;
 
 use mio::net::TcpListener;
+use mio::Waker;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::app::{App, ConnId};
@@ -28,15 +31,19 @@ use crate::protocol::GoawayCode;
 use crate::time::{ms_to_ticks_ceil, Tick, TickClock};
 use crate::wheel::Wheel;
 
-pub use self::core::Ctx;
+pub use self::core::{AppTimer, Ctx};
 use self::core::{Core, Entry};
 use self::io::{accept_once, read_once, AcceptOutcome, ReadOutcome};
 use self::random::RandomPool;
 use self::signals::StopSignals;
 use self::stats::Stats;
 
-const LISTENER: Token = Token(usize::MAX - 1);
-const SIGNALS: Token = Token(usize::MAX - 2);
+const SIGNALS: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX - 2);
+/// Listener `i` has token `LISTENER_BASE - i`; connection tokens stay far below.
+const LISTENER_BASE: usize = usize::MAX - 16;
+/// The most listeners one reactor holds.
+const MAX_LISTENERS: usize = 1024;
 
 /// Size of the read buffer shared by every connection (connections keep only partial frames).
 const READ_BUF_BYTES: usize = 64 * 1024;
@@ -63,6 +70,26 @@ enum TimerKind {
     Conn(ConnId),
     /// Try accepting again after running out of descriptors.
     ResumeAccept,
+    /// A timer the application set through [`Ctx::set_timer`]; the value is the app's.
+    App(u64),
+}
+
+/// Starts a graceful stop of a running reactor from anywhere: another thread,
+/// or a signal handler (it only stores a flag and writes to an eventfd).
+#[derive(Clone)]
+pub struct StopHandle {
+    waker: Arc<Waker>,
+    requested: Arc<AtomicBool>,
+}
+
+impl StopHandle {
+    /// Asks the reactor to stop gracefully; it wakes from its poll to do so.
+    pub fn stop(&self) {
+        self.requested.store(true, Ordering::SeqCst);
+        if let Err(e) = self.waker.wake() {
+            log::warn!("waking the reactor: {e}");
+        }
+    }
 }
 
 /// How [`Reactor::run`] ended.
@@ -78,9 +105,10 @@ pub enum StopKind {
 pub struct Reactor<A: App> {
     poll: Poll,
     events: Events,
-    listener: Option<TcpListener>,
-    local_addr: SocketAddr,
+    listeners: Vec<TcpListener>,
     signals: Option<StopSignals>,
+    waker: Arc<Waker>,
+    stop_requested: Arc<AtomicBool>,
     core: Core,
     app: A,
     wheel: Wheel<TimerKind>,
@@ -101,20 +129,30 @@ pub struct Reactor<A: App> {
 }
 
 impl<A: App> Reactor<A> {
-    /// Binds `config.listen` and prepares the loop; nothing runs until [`Reactor::run`] or [`Reactor::turn`].
+    /// Binds `config.listen` and prepares the loop: [`Reactor::new`] plus [`Reactor::listen`].
+    pub fn bind(config: Config, app: A) -> std::io::Result<Reactor<A>> {
+        let addr = config.listen;
+        let mut reactor = Reactor::new(config, app)?;
+        reactor.listen(addr)?;
+        Ok(reactor)
+    }
+
+    /// A reactor with no listener yet; nothing runs until [`Reactor::run`],
+    /// [`Reactor::turn`] or [`Reactor::step`]. The config is validated here.
     pub fn new(config: Config, app: A) -> std::io::Result<Reactor<A>> {
+        config
+            .validate()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let poll = Poll::new()?;
-        let mut listener = io::bind_listener(config.listen)?;
-        let local_addr = listener.local_addr()?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let clock = TickClock::new(Instant::now(), Duration::from_millis(config.tick_ms.into()));
         Ok(Reactor {
             poll,
             events: Events::with_capacity(1024),
-            listener: Some(listener),
-            local_addr,
+            listeners: Vec::new(),
             signals: None,
+            waker,
+            stop_requested: Arc::new(AtomicBool::new(false)),
             core: Core::new(config),
             app,
             wheel: Wheel::new(WHEEL_SLOTS, 0),
@@ -134,9 +172,53 @@ impl<A: App> Reactor<A> {
         })
     }
 
-    /// The address the listener is bound to (the real port when asked for port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+    /// Adds a listening socket (SO_REUSEADDR, large backlog) and returns the
+    /// address it is bound to: the real port when asked for port 0.
+    pub fn listen(&mut self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        if self.listeners.len() >= MAX_LISTENERS {
+            return Err(std::io::Error::other("too many listeners"));
+        }
+        let mut listener = io::bind_listener(addr)?;
+        let bound = listener.local_addr()?;
+        let token = Token(LISTENER_BASE - self.listeners.len());
+        self.poll
+            .registry()
+            .register(&mut listener, token, Interest::READABLE)?;
+        self.listeners.push(listener);
+        self.accept_pending = true;
+        Ok(bound)
+    }
+
+    /// The address of the first listener (the real port when asked for port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listeners.first().and_then(|l| l.local_addr().ok())
+    }
+
+    /// A handle that starts a graceful stop from another thread or a signal
+    /// handler: it sets a flag and wakes the poll (an eventfd write).
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            waker: Arc::clone(&self.waker),
+            requested: Arc::clone(&self.stop_requested),
+        }
+    }
+
+    /// The epoll descriptor: readable whenever the reactor has events to
+    /// handle, so a foreign event loop can poll it and call [`Reactor::step`].
+    pub fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.poll.as_raw_fd()
+    }
+
+    /// How long the reactor may sleep before its next deadline (None: no
+    /// deadline; zero: it has work now). A host loop waits at most this long.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.poll_timeout(None)
+    }
+
+    /// One non-blocking turn: handles what is ready and what is due, then returns.
+    pub fn step(&mut self) -> std::io::Result<()> {
+        self.turn(Some(Duration::ZERO))
     }
 
     /// Installs SIGTERM/SIGINT handling in this loop: the first signal starts a
@@ -169,7 +251,7 @@ impl<A: App> Reactor<A> {
         }
         let now = self.clock.tick_at(Instant::now());
         self.core.now = now;
-        if let Some(mut listener) = self.listener.take() {
+        for mut listener in self.listeners.drain(..) {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         let linger = ms_to_ticks_ceil(
@@ -227,8 +309,15 @@ impl<A: App> Reactor<A> {
         for event in events.iter() {
             self.stats.events += 1;
             match event.token() {
-                LISTENER => self.accept_pending = true,
                 SIGNALS => self.on_signal(),
+                WAKER => {
+                    if self.stop_requested.swap(false, Ordering::SeqCst) {
+                        self.begin_stop();
+                    }
+                }
+                Token(t) if t > LISTENER_BASE - MAX_LISTENERS && t <= LISTENER_BASE => {
+                    self.accept_pending = true;
+                }
                 token => {
                     let id = core::token_to_id(token);
                     if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -289,22 +378,28 @@ impl<A: App> Reactor<A> {
 
     fn accept_all(&mut self) {
         self.accept_pending = false;
-        for _ in 0..ACCEPTS_PER_TURN {
-            let Some(listener) = self.listener.as_ref() else {
-                return;
-            };
-            match accept_once(listener) {
-                AcceptOutcome::Accepted(stream, addr) => self.admit(stream, addr),
-                AcceptOutcome::WouldBlock => return,
-                AcceptOutcome::Transient(e) => log::debug!("accept: {e}"),
-                AcceptOutcome::OutOfResources(e) => {
-                    self.pause_accepting(&e);
+        for index in 0..self.listeners.len() {
+            let mut drained = false;
+            for _ in 0..ACCEPTS_PER_TURN {
+                let Some(listener) = self.listeners.get(index) else {
                     return;
+                };
+                match accept_once(listener) {
+                    AcceptOutcome::Accepted(stream, addr) => self.admit(stream, addr),
+                    AcceptOutcome::WouldBlock => {
+                        drained = true;
+                        break;
+                    }
+                    AcceptOutcome::Transient(e) => log::debug!("accept: {e}"),
+                    AcceptOutcome::OutOfResources(e) => {
+                        self.pause_accepting(&e);
+                        return;
+                    }
                 }
             }
+            // Budget spent with more waiting: carry on next turn (no new edge will come).
+            self.accept_pending |= !drained;
         }
-        // Budget spent with more waiting: carry on next turn (no new edge will come).
-        self.accept_pending = true;
     }
 
     fn pause_accepting(&mut self, error: &std::io::Error) {
@@ -450,9 +545,12 @@ impl<A: App> Reactor<A> {
                             continue;
                         }
                     };
-                    let grant = self
-                        .app
-                        .on_hello(&mut Ctx::new(&mut self.core), id, &hello, fresh);
+                    let grant = self.app.on_hello(
+                        &mut Ctx::new(&mut self.core, &mut self.wheel),
+                        id,
+                        &hello,
+                        fresh,
+                    );
                     if let Some((e, config, now)) = self.core.parts(id) {
                         if e.conn
                             .accept(grant.session, grant.resumed, grant.lost, now, config)
@@ -462,13 +560,14 @@ impl<A: App> Reactor<A> {
                                 e.conn.heartbeat_ms(),
                                 grant.session
                             );
-                            self.app.on_open(&mut Ctx::new(&mut self.core), id);
+                            self.app
+                                .on_open(&mut Ctx::new(&mut self.core, &mut self.wheel), id);
                         }
                     }
                 }
                 ConnEvent::Message(message) => {
                     self.app
-                        .on_message(&mut Ctx::new(&mut self.core), id, message)
+                        .on_message(&mut Ctx::new(&mut self.core, &mut self.wheel), id, message)
                 }
                 ConnEvent::PeerGoaway(goaway) => {
                     log::debug!("{id} peer GOAWAY {} {:?}", goaway.code, goaway.reason)
@@ -488,6 +587,9 @@ impl<A: App> Reactor<A> {
                     self.accept_paused = false;
                     self.accept_pending = true;
                 }
+                TimerKind::App(value) => self
+                    .app
+                    .on_timer(&mut Ctx::new(&mut self.core, &mut self.wheel), value),
                 TimerKind::Conn(id) => {
                     if let Some((e, config, now)) = self.core.parts(id) {
                         e.timer = None;
@@ -539,7 +641,7 @@ impl<A: App> Reactor<A> {
             drop(entry);
             if let Some(reason) = reason {
                 self.app
-                    .on_close(&mut Ctx::new(&mut self.core), *id, reason);
+                    .on_close(&mut Ctx::new(&mut self.core, &mut self.wheel), *id, reason);
             }
         }
         let mut reaped = reaped;
