@@ -1,1 +1,207 @@
-//! The client side of the protocol (placeholder; being written).
+//! The client side of the protocol (PROTOCOL.md §4).
+//!
+//! Three pure parts and one driver:
+//!
+//! - [`machine`]: the sans-io state machine, in the quinn-proto style. Bytes
+//!   and time go in through `handle_*` methods; frames to send, events and the
+//!   next wake-up come out through `poll_*` methods. It performs the
+//!   handshake, heartbeats, dead-peer detection, GOAWAY handling, message
+//!   reassembly and splitting, and decides when to reconnect. It never reads
+//!   the clock or touches a socket, so tests drive hours of virtual time in
+//!   microseconds.
+//! - [`backoff`]: exponential backoff with jitter and an injectable random source.
+//! - [`adaptive`]: the heartbeat interval that learns how long the path
+//!   (a NAT, a middlebox) tolerates silence.
+//! - [`blocking`]: a small driver over `std::net::TcpStream` for programs
+//!   that just want `connect`, `send`, `recv_timeout` and `close`.
+//!
+//! Delivery is at-most-once: a message written into a connection that then
+//! dies may be lost. Session resume (HELLO RESUME) lets the server keep what it
+//! queued for us while we were away, and WELCOME's LOST flag says when it could not.
+
+pub mod adaptive;
+pub mod backoff;
+pub mod blocking;
+pub mod machine;
+
+pub use adaptive::{AdaptiveConfig, AdaptiveHeartbeat};
+pub use backoff::{Backoff, BackoffConfig, Jitter, RandomSource, SplitMix64};
+pub use blocking::Client;
+pub use machine::{ClientMachine, SendError};
+
+use bytes::Bytes;
+use std::fmt;
+use std::time::Duration;
+
+use crate::protocol::{Goaway, GoawayCode, ProtocolError, SessionId};
+
+/// Everything the client can be told. Build it with `ClientConfig::default()`
+/// and change the fields that matter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientConfig {
+    /// The heartbeat interval asked for in HELLO, in ms; 0 lets the server choose.
+    pub heartbeat_ms: u32,
+    /// The shared-secret auth token (at most 255 bytes; empty when the server needs none).
+    pub token: Bytes,
+    /// Give up on a connection that has not got a WELCOME this long after the
+    /// TCP connect (the blocking driver also bounds the connect itself by it).
+    pub handshake_timeout: Duration,
+    /// The peer is dead after this many heartbeat intervals with no frame received.
+    pub miss: u32,
+    /// The largest reassembled message accepted from the server; a bigger one
+    /// is MESSAGE_TOO_LARGE. Also the bound on a message sent while the server's limit is unknown.
+    pub max_message: usize,
+    /// Bytes of messages held while not connected (sent after the next WELCOME);
+    /// beyond it `send` fails with [`SendError::QueueFull`] rather than growing without bound.
+    pub max_pending: usize,
+    /// How long a closing connection waits for the peer's EOF after our GOAWAY.
+    pub linger: Duration,
+    /// Reconnect after a connection is lost (otherwise the first loss is final).
+    pub reconnect: bool,
+    /// The reconnect schedule.
+    pub backoff: BackoffConfig,
+    /// Tune the heartbeat to the path; `None` always uses the negotiated interval.
+    pub adaptive: Option<AdaptiveConfig>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            heartbeat_ms: 0,
+            token: Bytes::new(),
+            handshake_timeout: Duration::from_secs(5),
+            miss: 3,
+            max_message: 1 << 20,
+            max_pending: 1 << 20,
+            linger: Duration::from_secs(2),
+            reconnect: true,
+            backoff: BackoffConfig::default(),
+            adaptive: None,
+        }
+    }
+}
+
+/// What happened, in order. `Closed` is always the last event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// A connection attempt starts (`attempt` is 0 for the first, then the retry number).
+    Connecting {
+        /// Failed attempts in a row before this one.
+        attempt: u32,
+    },
+    /// The handshake finished: the connection is open.
+    Connected {
+        /// The server re-attached our earlier session.
+        resumed: bool,
+        /// Messages for the session were dropped while we were away.
+        lost: bool,
+        /// The session id (resumed on the next reconnect).
+        session: SessionId,
+        /// The heartbeat interval in use.
+        heartbeat: Duration,
+    },
+    /// A whole application message from the server.
+    Message(Bytes),
+    /// The server sent GOAWAY; the connection is closing (a `Disconnected` follows).
+    Goaway(Goaway),
+    /// The adaptive heartbeat moved to a new interval.
+    HeartbeatChanged {
+        /// The new interval.
+        interval: Duration,
+    },
+    /// A message queued while disconnected turned out bigger than the
+    /// server's `max_message` and was not sent.
+    Undeliverable(Bytes),
+    /// A connection (or connection attempt) ended.
+    Disconnected {
+        /// Why.
+        reason: DisconnectReason,
+    },
+    /// The next attempt is scheduled after `delay`.
+    Reconnecting {
+        /// Which retry this will be (1 for the first).
+        attempt: u32,
+        /// How long until it starts.
+        delay: Duration,
+    },
+    /// `max_attempts` retries in a row failed: no more attempts (`Closed` follows).
+    GaveUp {
+        /// How many retries were made.
+        attempts: u32,
+    },
+    /// The client is finished: closed by us, refused for good, or gave up.
+    Closed,
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// The TCP connect failed (the driver's error text).
+    ConnectFailed(String),
+    /// No WELCOME within the handshake timeout.
+    HandshakeTimeout,
+    /// No frame received for `miss` heartbeat intervals.
+    DeadPeer {
+        /// The heartbeat interval in use when it died.
+        interval: Duration,
+    },
+    /// The server closed the stream without a GOAWAY.
+    Eof,
+    /// A socket error (the driver's error text).
+    Io(String),
+    /// The server sent GOAWAY.
+    Goaway(Goaway),
+    /// The server broke the protocol; we sent GOAWAY with the matching code.
+    Protocol(ProtocolError),
+    /// We closed it (`close()`).
+    Closed,
+}
+
+impl DisconnectReason {
+    /// Whether reconnecting cannot help: the server refused us for good, gave
+    /// our session to someone else, or we asked to close.
+    pub fn is_final(&self) -> bool {
+        match self {
+            DisconnectReason::Goaway(g) => is_final_code(g.code),
+            DisconnectReason::Closed => true,
+            DisconnectReason::ConnectFailed(_)
+            | DisconnectReason::HandshakeTimeout
+            | DisconnectReason::DeadPeer { .. }
+            | DisconnectReason::Eof
+            | DisconnectReason::Io(_)
+            | DisconnectReason::Protocol(_) => false,
+        }
+    }
+}
+
+/// GOAWAY codes after which a reconnect would only be refused again (or, for
+/// SESSION_TAKEN_OVER, would steal the session back from its new owner).
+/// NORMAL counts too: the server only sends it when it means "we are done".
+fn is_final_code(code: GoawayCode) -> bool {
+    matches!(
+        code,
+        GoawayCode::Normal
+            | GoawayCode::Unauthorized
+            | GoawayCode::UnsupportedVersion
+            | GoawayCode::SessionTakenOver
+    )
+}
+
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DisconnectReason::ConnectFailed(e) => write!(f, "connect failed: {e}"),
+            DisconnectReason::HandshakeTimeout => {
+                f.write_str("no WELCOME within the handshake timeout")
+            }
+            DisconnectReason::DeadPeer { interval } => {
+                write!(f, "peer silent for too many heartbeats of {interval:?}")
+            }
+            DisconnectReason::Eof => f.write_str("server closed the connection"),
+            DisconnectReason::Io(e) => write!(f, "socket error: {e}"),
+            DisconnectReason::Goaway(g) => write!(f, "server sent GOAWAY {}: {}", g.code, g.reason),
+            DisconnectReason::Protocol(e) => write!(f, "protocol error: {e}"),
+            DisconnectReason::Closed => f.write_str("closed by the client"),
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! A blocking driver: the [`ClientMachine`] over a `std::net::TcpStream`.
+//!
+//! One thread, no runtime. The socket's read timeout is set to the time until
+//! the machine's next deadline, so a blocked `recv_timeout` wakes exactly
+//! when a heartbeat is due (never spinning), and reconnects with backoff and
+//! session resume happen inside it, transparently. While no socket is open
+//! (waiting out a backoff delay) the thread sleeps until the next attempt.
+
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use super::backoff::SplitMix64;
+use super::machine::{ClientMachine, SendError};
+use super::{ClientConfig, ClientEvent, DisconnectReason};
+use crate::protocol::SessionId;
+
+/// Bytes read per `read` call; one buffer for the client's lifetime.
+const READ_BUF_LEN: usize = 16 * 1024;
+/// Status events kept for [`Client::poll_event`]; the oldest are dropped
+/// beyond this so a program that never looks at events does not grow without bound.
+const MAX_QUEUED_EVENTS: usize = 1024;
+/// The shortest socket timeout set: a zero timeout means "block forever" to std.
+const MIN_WAIT: Duration = Duration::from_millis(1);
+
+/// A connected client with transparent reconnects. Not thread-safe by design:
+/// all work happens inside the calls made on it.
+#[derive(Debug)]
+pub struct Client {
+    machine: ClientMachine,
+    addrs: Vec<SocketAddr>,
+    stream: Option<TcpStream>,
+    write_shut: bool,
+    messages: VecDeque<Bytes>,
+    events: VecDeque<ClientEvent>,
+    read_buf: Box<[u8]>,
+    /// Why the last connection ended, for errors returned to the caller.
+    last_disconnect: Option<DisconnectReason>,
+    /// The last socket error, to return with its original kind.
+    last_error: Option<io::Error>,
+}
+
+impl Client {
+    /// Connects to `addr` and completes the handshake before returning. The
+    /// first attempt is not retried: an unreachable server or a refused
+    /// handshake is an error here, not a silent loop. Later losses reconnect.
+    pub fn connect<A: ToSocketAddrs>(addr: A, config: ClientConfig) -> io::Result<Client> {
+        let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
+        if addrs.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "address resolved to nothing",
+            ));
+        }
+        let deadline = Instant::now() + config.handshake_timeout * 2 + MIN_WAIT;
+        let rng = Box::new(SplitMix64::from_entropy());
+        let machine = ClientMachine::new(config, rng, Instant::now());
+        let mut client = Client {
+            machine,
+            addrs,
+            stream: None,
+            write_shut: false,
+            messages: VecDeque::new(),
+            events: VecDeque::new(),
+            read_buf: vec![0; READ_BUF_LEN].into_boxed_slice(),
+            last_disconnect: None,
+            last_error: None,
+        };
+        loop {
+            client.turn();
+            if client.machine.is_open() {
+                return Ok(client);
+            }
+            let attempt_over = !client.machine.wants_connect() && !client.machine.wants_socket();
+            if attempt_over || Instant::now() >= deadline {
+                return Err(client.disconnect_error());
+            }
+            client.wait(deadline);
+        }
+    }
+
+    /// Sends one message. While reconnecting it is held (bounded by
+    /// `max_pending`) and sent after the next handshake. Delivery is
+    /// at-most-once: a message written into a connection that then dies may be lost.
+    pub fn send(&mut self, message: &[u8]) -> io::Result<()> {
+        let now = Instant::now();
+        self.machine.send(message, now).map_err(|e| match e {
+            SendError::TooLarge { .. } => io::Error::new(io::ErrorKind::InvalidInput, e),
+            SendError::QueueFull => io::Error::new(io::ErrorKind::WouldBlock, e),
+            SendError::Closed => io::Error::new(io::ErrorKind::NotConnected, e),
+        })?;
+        self.service(now);
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for the next message, keeping the connection
+    /// alive meanwhile (heartbeats, dead-peer detection, reconnects). `Ok(None)`
+    /// on timeout; an error once the client is closed for good and every
+    /// message received before that has been returned.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> io::Result<Option<Bytes>> {
+        let until = Instant::now() + timeout;
+        loop {
+            if let Some(message) = self.messages.pop_front() {
+                return Ok(Some(message));
+            }
+            if self.machine.is_closed() {
+                return Err(self.disconnect_error());
+            }
+            if Instant::now() >= until {
+                return Ok(None);
+            }
+            self.step(until);
+        }
+    }
+
+    /// Closes politely: GOAWAY NORMAL, shut down the write side, read until
+    /// the server's EOF (or `linger` runs out). Messages that arrive meanwhile
+    /// can still be taken with `recv_timeout`. No reconnect follows.
+    pub fn close(&mut self) -> io::Result<()> {
+        self.machine.close(Instant::now());
+        let until = Instant::now() + self.machine.config().linger + MIN_WAIT;
+        while !self.machine.is_closed() && Instant::now() < until {
+            self.step(until);
+        }
+        self.stream = None;
+        Ok(())
+    }
+
+    /// The next status event (connects, disconnects, reconnects, GOAWAYs, …);
+    /// messages are not events here, they come from `recv_timeout`.
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// Drains every status event queued so far.
+    pub fn events(&mut self) -> impl Iterator<Item = ClientEvent> + '_ {
+        self.events.drain(..)
+    }
+
+    /// The current session id (kept across reconnects by HELLO RESUME).
+    pub fn session(&self) -> Option<SessionId> {
+        self.machine.session()
+    }
+
+    /// Whether a connection is open right now (false while reconnecting).
+    pub fn is_connected(&self) -> bool {
+        self.machine.is_open()
+    }
+
+    /// The state machine underneath, for its limits, RTT and heartbeat interval.
+    pub fn machine(&self) -> &ClientMachine {
+        &self.machine
+    }
+
+    /// One turn and one wait: the body of every blocking call.
+    fn step(&mut self, until: Instant) {
+        self.turn();
+        if self.messages.is_empty() {
+            self.wait(until);
+            self.service(Instant::now());
+        }
+    }
+
+    /// Fires due timers and does what the machine wants right now.
+    fn turn(&mut self) {
+        let now = Instant::now();
+        self.machine.handle_timeout(now);
+        self.service(now);
+    }
+
+    /// Waits for bytes (or sleeps out a backoff delay) until the machine's
+    /// next deadline or `until`, whichever is first.
+    fn wait(&mut self, until: Instant) {
+        let now = Instant::now();
+        let wake = self.machine.poll_timeout().map_or(until, |t| t.min(until));
+        if wake <= now {
+            return;
+        }
+        let wait = (wake - now).max(MIN_WAIT);
+        if self.stream.is_some() {
+            self.read_once(wait);
+        } else if !self.machine.wants_connect() {
+            std::thread::sleep(wait);
+        }
+    }
+
+    /// Connects when asked, writes what is queued, half-closes or drops the
+    /// socket as the machine says, and sorts its events.
+    fn service(&mut self, now: Instant) {
+        if self.machine.wants_connect() {
+            self.open_socket();
+        }
+        self.flush(now);
+        if self.stream.is_some() && !self.machine.wants_socket() {
+            self.stream = None;
+        }
+        if self.machine.wants_shutdown_write() && !self.write_shut {
+            if let Some(stream) = &self.stream {
+                // NotConnected here just means the peer is already gone; EOF will follow.
+                let _ = stream.shutdown(Shutdown::Write);
+            }
+            self.write_shut = true;
+        }
+        while let Some(event) = self.machine.poll_event() {
+            match event {
+                ClientEvent::Message(message) => self.messages.push_back(message),
+                other => {
+                    if let ClientEvent::Disconnected { reason } = &other {
+                        log::info!("tether client: disconnected: {reason}");
+                        self.last_disconnect = Some(reason.clone());
+                    }
+                    if self.events.len() == MAX_QUEUED_EVENTS {
+                        self.events.pop_front();
+                    }
+                    self.events.push_back(other);
+                }
+            }
+        }
+    }
+
+    fn open_socket(&mut self) {
+        self.stream = None;
+        let timeout = self.machine.config().handshake_timeout.max(MIN_WAIT);
+        let mut last_err = io::Error::new(io::ErrorKind::InvalidInput, "no address");
+        for addr in &self.addrs {
+            match TcpStream::connect_timeout(addr, timeout) {
+                Ok(stream) => {
+                    // Heartbeats and small messages must not wait for Nagle.
+                    let setup = stream
+                        .set_nodelay(true)
+                        .and_then(|()| stream.set_write_timeout(Some(timeout)));
+                    if let Err(e) = setup {
+                        last_err = e;
+                        continue;
+                    }
+                    self.stream = Some(stream);
+                    self.write_shut = false;
+                    self.machine.handle_connected(Instant::now());
+                    return;
+                }
+                Err(e) => last_err = e,
+            }
+        }
+        self.machine
+            .handle_connect_failed(&last_err.to_string(), Instant::now());
+        self.last_error = Some(last_err);
+    }
+
+    fn flush(&mut self, now: Instant) {
+        while let Some(bytes) = self.machine.poll_transmit() {
+            let Some(stream) = self.stream.as_mut() else {
+                continue; // no socket: the machine is between connections
+            };
+            if let Err(e) = stream.write_all(&bytes) {
+                // write_all already retried Interrupted; anything else ends the connection.
+                self.machine.handle_io_error(&e.to_string(), now);
+                self.last_error = Some(e);
+            }
+        }
+    }
+
+    fn read_once(&mut self, wait: Duration) {
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
+        let result = stream
+            .set_read_timeout(Some(wait))
+            .and_then(|()| stream.read(&mut self.read_buf));
+        let now = Instant::now();
+        match result {
+            Ok(0) => self.machine.handle_eof(now),
+            Ok(n) => self.machine.handle_bytes(&self.read_buf[..n], now),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => {
+                self.machine.handle_io_error(&e.to_string(), now);
+                self.last_error = Some(e);
+            }
+        }
+    }
+
+    /// An `io::Error` describing why the client is not connected.
+    fn disconnect_error(&mut self) -> io::Error {
+        let reason = self.last_disconnect.clone();
+        match reason {
+            Some(DisconnectReason::ConnectFailed(text)) => self
+                .last_error
+                .take()
+                .unwrap_or_else(|| io::Error::new(io::ErrorKind::ConnectionRefused, text)),
+            Some(DisconnectReason::HandshakeTimeout) => io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no WELCOME within the handshake timeout",
+            ),
+            Some(reason @ DisconnectReason::Goaway(_)) => {
+                io::Error::new(io::ErrorKind::ConnectionRefused, reason.to_string())
+            }
+            Some(DisconnectReason::Closed) => {
+                io::Error::new(io::ErrorKind::NotConnected, "client closed")
+            }
+            Some(
+                reason @ (DisconnectReason::DeadPeer { .. }
+                | DisconnectReason::Eof
+                | DisconnectReason::Io(_)
+                | DisconnectReason::Protocol(_)),
+            ) => io::Error::new(io::ErrorKind::ConnectionAborted, reason.to_string()),
+            None => io::Error::new(io::ErrorKind::TimedOut, "not connected"),
+        }
+    }
+}
