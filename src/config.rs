@@ -51,6 +51,18 @@ pub struct Config {
     pub auth_token_file: Option<PathBuf>,
     /// Timer resolution: the wheel's tick.
     pub tick_ms: u32,
+    /// Soft output limit (0 = off): above it for `soft_output_ms` → SLOW_CONSUMER.
+    pub soft_output: usize,
+    /// Grace period above the soft output limit.
+    pub soft_output_ms: u32,
+    /// Frames per second a connection may send on average (0 = no limit).
+    pub rate_limit: u32,
+    /// Frames a connection may send in a burst above the rate.
+    pub rate_burst: u32,
+    /// Bytes of deliveries kept for a detached session; the oldest go first.
+    pub session_queue: usize,
+    /// Address of the HTTP metrics endpoint (`GET /metrics`, `GET /healthz`).
+    pub metrics: Option<SocketAddr>,
     /// Accepted auth tokens (loaded from `auth_token_file`); empty = no auth.
     pub auth_tokens: Vec<Vec<u8>>,
 }
@@ -73,6 +85,12 @@ impl Default for Config {
             session_ttl_ms: 60_000,
             auth_token_file: None,
             tick_ms: 100,
+            soft_output: 0,
+            soft_output_ms: 10_000,
+            rate_limit: 0,
+            rate_burst: 100,
+            session_queue: 1_048_576,
+            metrics: None,
             auth_tokens: Vec::new(),
         }
     }
@@ -155,6 +173,24 @@ impl Config {
         }
         if self.max_output < 1024 {
             return Err(err("--max-output", "must be at least 1024 bytes"));
+        }
+        if self.soft_output > self.max_output {
+            return Err(err(
+                "--soft-output",
+                format!(
+                    "{} is above --max-output {}",
+                    self.soft_output, self.max_output
+                ),
+            ));
+        }
+        if self.rate_limit > 0 && !(1..=1_000_000).contains(&self.rate_burst) {
+            return Err(err("--rate-burst", "must be between 1 and 1000000"));
+        }
+        if self.rate_limit > 1_000_000 {
+            return Err(err(
+                "--rate-limit",
+                "must be at most 1000000 frames a second",
+            ));
         }
         Ok(())
     }

@@ -13,9 +13,15 @@
 //!     +--------------------+--peer EOF--> Draining ------+--flushed + SHUT_WR--> Closed
 //! ```
 
-use bytes::{Buf, Bytes, BytesMut};
+mod output;
+mod rate;
+
+use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::fmt;
+
+pub use output::OutputQueue;
+use rate::TokenBucket;
 
 use crate::config::Config;
 use crate::protocol::{
@@ -87,6 +93,17 @@ impl fmt::Display for CloseReason {
     }
 }
 
+/// Frames a connection received and sent, collected by the reactor for its counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FrameCounts {
+    /// Complete frames received.
+    pub frames_in: u32,
+    /// Buffers queued to send (a frame, or a whole encoded message).
+    pub frames_out: u32,
+    /// PINGs received (and so PONGs sent).
+    pub pings_in: u32,
+}
+
 /// The sans-io state of one connection. Kept small: an idle open connection
 /// holds no heap memory at all (empty buffers do not allocate).
 #[derive(Debug)]
@@ -95,12 +112,12 @@ pub struct Conn {
     decoder: FrameDecoder,
     /// Fragments of a DATA message being reassembled (≤ `max_message`).
     message: BytesMut,
-    /// Whole frames waiting to be written; the front may be partly written.
-    output: VecDeque<Bytes>,
-    /// Sum of `output` lengths (≤ `max_output`, else SLOW_CONSUMER).
-    output_len: usize,
-    /// The front buffer has been partly written: it must be finished, never dropped.
-    front_started: bool,
+    /// Whole frames waiting to be written (≤ `max_output`, else SLOW_CONSUMER).
+    output: OutputQueue,
+    /// Frames allowed by `--rate-limit` (unused when it is off).
+    bucket: TokenBucket,
+    /// Frames counted since the reactor last collected them.
+    counts: FrameCounts,
     /// Tick of the last complete frame received.
     last_rx: Tick,
     /// Handshake or linger deadline, depending on the state (unused while open).
@@ -126,9 +143,9 @@ impl Conn {
             state: State::Handshake,
             decoder: FrameDecoder::new(config.max_frame as usize),
             message: BytesMut::new(),
-            output: VecDeque::new(),
-            output_len: 0,
-            front_started: false,
+            output: OutputQueue::default(),
+            bucket: TokenBucket::new(now, config.rate_burst),
+            counts: FrameCounts::default(),
             last_rx: now,
             phase_deadline: now
                 + ms_to_ticks_ceil(config.handshake_timeout_ms.into(), config.tick_ms.into())
@@ -193,7 +210,7 @@ impl Conn {
 
     /// Bytes queued for the socket.
     pub fn output_len(&self) -> usize {
-        self.output_len
+        self.output.len()
     }
 
     /// Bytes held for a partial frame and a partial message.
@@ -203,17 +220,31 @@ impl Conn {
 
     /// The queued output buffers, front first, for a vectored write.
     pub fn output(&self) -> &VecDeque<Bytes> {
-        &self.output
+        self.output.bufs()
+    }
+
+    /// Frames received and sent since the last call, for the counters.
+    pub fn take_counts(&mut self) -> FrameCounts {
+        std::mem::take(&mut self.counts)
     }
 
     /// The one deadline that matters now: handshake, idle or linger.
-    pub fn deadline(&self) -> Tick {
+    pub fn deadline(&self, config: &Config) -> Tick {
         match self.state {
-            State::Open => self.last_rx + Tick::from(self.idle_ticks) + 1,
+            State::Open => {
+                let idle = self.last_rx + Tick::from(self.idle_ticks) + 1;
+                self.soft_output_deadline(config)
+                    .map_or(idle, |soft| soft.min(idle))
+            }
             State::Handshake | State::Closing | State::Draining | State::Closed => {
                 self.phase_deadline
             }
         }
+    }
+
+    fn soft_output_deadline(&self, config: &Config) -> Option<Tick> {
+        let grace = ms_to_ticks_ceil(config.soft_output_ms.into(), config.tick_ms.into());
+        self.output.soft_deadline(grace)
     }
 
     /// Consumes received bytes, stopping at the first event the application
@@ -243,6 +274,20 @@ impl Conn {
                 }
             };
             self.last_rx = now;
+            self.counts.frames_in += 1;
+            if config.rate_limit > 0
+                && !self
+                    .bucket
+                    .take(now, config.rate_limit, config.rate_burst, config.tick_ms)
+            {
+                self.close(
+                    GoawayCode::RateLimited,
+                    "frames above the rate limit",
+                    now,
+                    config,
+                );
+                continue;
+            }
             match self.handle_frame(frame.kind, frame.more, frame.payload, now, config) {
                 Ok(Some(event)) => return Some(event),
                 Ok(None) => {}
@@ -263,6 +308,7 @@ impl Conn {
             (State::Handshake, FrameType::Hello) => self.handle_hello(&payload, now, config),
             (State::Handshake, _) => Err(ProtocolError::Unexpected(kind)),
             (State::Open, FrameType::Ping) => {
+                self.counts.pings_in += 1;
                 self.push_output(encode_frame(FrameType::Pong, false, &payload), now, config);
                 Ok(None)
             }
@@ -374,12 +420,9 @@ impl Conn {
     }
 
     fn push_output(&mut self, bytes: Bytes, now: Tick, config: &Config) {
-        if bytes.is_empty() {
-            return;
-        }
-        self.output_len += bytes.len();
-        self.output.push_back(bytes);
-        if self.output_len > config.max_output && self.state == State::Open {
+        self.counts.frames_out += 1;
+        self.output.push(bytes, now, config.soft_output);
+        if self.output.len() > config.max_output && self.state == State::Open {
             self.close(
                 GoawayCode::SlowConsumer,
                 "output buffer limit exceeded",
@@ -390,26 +433,8 @@ impl Conn {
     }
 
     /// Records that the socket took `n` bytes from the front of [`Conn::output`].
-    pub fn handle_written(&mut self, mut n: usize) {
-        self.output_len -= n.min(self.output_len);
-        while n > 0 {
-            let Some(front) = self.output.front_mut() else {
-                break;
-            };
-            if n >= front.len() {
-                n -= front.len();
-                self.output.pop_front();
-                self.front_started = false;
-            } else {
-                front.advance(n);
-                self.front_started = true;
-                n = 0;
-            }
-        }
-        if self.output.is_empty() {
-            // Give back the queue's memory: idle connections hold none.
-            self.output = VecDeque::new();
-        }
+    pub fn handle_written(&mut self, n: usize, config: &Config) {
+        self.output.consume(n, config.soft_output);
     }
 
     /// Starts a server-initiated close: GOAWAY `code` is queued (after the
@@ -423,16 +448,13 @@ impl Conn {
         if code == GoawayCode::SlowConsumer {
             // The peer is not reading: keep only the frame already on its way
             // so the GOAWAY stays frame-aligned, and drop the rest.
-            let keep = usize::from(self.front_started);
-            self.output.truncate(keep);
-            self.output_len = self.output.iter().map(Bytes::len).sum();
+            self.output.drop_unstarted();
         }
         self.decoder.clear();
         self.message = BytesMut::new();
         self.close_reason = Some(CloseReason::Goaway(code));
-        let goaway = encode_goaway(code, reason);
-        self.output_len += goaway.len();
-        self.output.push_back(goaway);
+        self.counts.frames_out += 1;
+        self.output.push(encode_goaway(code, reason), now, 0);
         self.begin_closing(now, config);
     }
 
@@ -498,7 +520,7 @@ impl Conn {
     /// The deadline from [`Conn::deadline`] was reached. Evicts a silent peer,
     /// times out a handshake, or ends a linger; re-checks lazily otherwise.
     pub fn handle_timeout(&mut self, now: Tick, config: &Config) {
-        if now < self.deadline() {
+        if now < self.deadline(config) {
             return; // a frame arrived since the timer was set
         }
         match self.state {
@@ -508,6 +530,13 @@ impl Conn {
                 now,
                 config,
             ),
+            State::Open if self.soft_output_deadline(config).is_some_and(|t| t <= now) => self
+                .close(
+                    GoawayCode::SlowConsumer,
+                    "output above the soft limit for too long",
+                    now,
+                    config,
+                ),
             State::Open => self.close(
                 GoawayCode::IdleTimeout,
                 "no frame within the idle timeout",

@@ -68,7 +68,7 @@ impl Harness {
     /// Everything queued, decoded, as if the socket took all of it.
     fn take_output(&mut self) -> Vec<Frame> {
         let bytes: Vec<u8> = self.conn.output().iter().flat_map(|b| b.to_vec()).collect();
-        self.conn.handle_written(bytes.len());
+        self.conn.handle_written(bytes.len(), &self.config);
         assert_eq!(self.conn.output_len(), 0);
         let mut d = FrameDecoder::new(65535);
         let mut input: &[u8] = &bytes;
@@ -82,7 +82,7 @@ impl Harness {
 
     /// Jumps the clock to the connection's deadline and fires it, as the wheel would.
     fn fire_deadline(&mut self) {
-        self.now = self.now.max(self.conn.deadline());
+        self.now = self.now.max(self.conn.deadline(&self.config));
         self.conn.handle_timeout(self.now, &self.config);
     }
 
@@ -112,7 +112,7 @@ fn ping(payload: &[u8]) -> Bytes {
 fn handshake_times_out_not_before_its_deadline() {
     let mut h = Harness::new();
     // 500 ms at 100 ms ticks = 5 ticks, plus one so it never fires early.
-    assert_eq!(h.conn.deadline(), 6);
+    assert_eq!(h.conn.deadline(&h.config), 6);
     h.now = 5;
     h.conn.handle_timeout(h.now, &h.config);
     assert_eq!(h.conn.state(), State::Handshake);
@@ -157,7 +157,7 @@ fn heartbeating_peer_is_never_evicted_over_twenty_idle_timeouts() {
     let mut next_ping = 10;
     while h.now < end {
         // Jump to whichever comes first: our ping or the connection's deadline.
-        h.now = next_ping.min(h.conn.deadline());
+        h.now = next_ping.min(h.conn.deadline(&h.config));
         if h.now == next_ping {
             h.feed(&ping(b"hb"));
             let pongs = h.take_output();
@@ -310,7 +310,7 @@ fn slow_consumer_keeps_the_frame_in_flight_and_drops_the_rest() {
     let big = vec![9u8; 3000];
     h.conn.send_message(&big, h.now, &h.config);
     // The socket took 100 bytes of the first message: it must be finished.
-    h.conn.handle_written(100);
+    h.conn.handle_written(100, &h.config);
     h.conn.send_message(&big, h.now, &h.config);
     assert_eq!(h.conn.state(), State::Open); // 5948 bytes queued
     h.conn.send_message(&big, h.now, &h.config); // passes max_output 8192
@@ -357,4 +357,106 @@ fn an_idle_open_connection_holds_no_heap_buffers() {
         "Conn is {} bytes",
         std::mem::size_of::<Conn>()
     );
+}
+
+fn soft_config() -> Config {
+    Config {
+        soft_output: 4000,
+        soft_output_ms: 500, // 5 ticks
+        max_output: 8192,
+        ..config()
+    }
+}
+
+#[test]
+fn output_under_the_soft_limit_is_never_evicted() {
+    let mut h = Harness::with(soft_config());
+    h.feed(&hello(1_000));
+    h.take_output();
+    h.conn.send_message(&[1; 3000], h.now, &h.config);
+    h.now = 25;
+    h.feed(&ping(b""));
+    h.conn.handle_timeout(h.now, &h.config);
+    assert_eq!(h.conn.state(), State::Open);
+}
+
+#[test]
+fn over_the_soft_limit_within_the_grace_period_is_kept_and_recovers() {
+    let mut h = Harness::with(soft_config());
+    h.feed(&hello(1_000));
+    h.take_output();
+    h.now = 10;
+    h.conn.send_message(&[1; 5000], h.now, &h.config);
+    assert_eq!(
+        h.conn.deadline(&h.config),
+        16,
+        "grace of 5 ticks, never early"
+    );
+    h.now = 15;
+    h.conn.handle_timeout(h.now, &h.config);
+    assert_eq!(h.conn.state(), State::Open);
+    // The peer reads: back under the soft limit, the grace clock stops.
+    h.conn.handle_written(2000, &h.config);
+    h.now = 100;
+    h.feed(&ping(b""));
+    h.conn.handle_timeout(h.now, &h.config);
+    assert_eq!(h.conn.state(), State::Open);
+}
+
+#[test]
+fn over_the_soft_limit_past_the_grace_period_is_a_slow_consumer() {
+    let mut h = Harness::with(soft_config());
+    h.feed(&hello(1_000));
+    h.take_output();
+    h.now = 10;
+    h.conn.send_message(&[1; 5000], h.now, &h.config);
+    h.fire_deadline();
+    assert_eq!(h.now, 16);
+    assert_eq!(h.conn.state(), State::Closing);
+    assert_eq!(h.goaway_code(), Some(GoawayCode::SlowConsumer));
+}
+
+#[test]
+fn over_the_hard_limit_is_a_slow_consumer_at_once() {
+    let mut h = Harness::with(soft_config());
+    h.feed(&hello(1_000));
+    h.take_output();
+    h.conn.send_message(&[1; 9000], h.now, &h.config);
+    assert_eq!(h.conn.state(), State::Closing);
+    assert_eq!(h.goaway_code(), Some(GoawayCode::SlowConsumer));
+}
+
+#[test]
+fn frames_above_the_rate_limit_are_refused() {
+    let config = Config {
+        rate_limit: 10, // one frame per 100 ms tick
+        rate_burst: 3,
+        ..config()
+    };
+    let mut h = Harness::with(config);
+    h.feed(&hello(1_000)); // the HELLO takes one token
+    h.take_output();
+    h.feed(&ping(b""));
+    h.feed(&ping(b""));
+    assert_eq!(h.conn.state(), State::Open);
+    h.now = 1; // one more token
+    h.feed(&ping(b""));
+    assert_eq!(h.conn.state(), State::Open);
+    h.feed(&ping(b""));
+    assert_eq!(h.conn.state(), State::Closing);
+    assert_eq!(h.goaway_code(), Some(GoawayCode::RateLimited));
+}
+
+#[test]
+fn frame_counts_are_collected_once() {
+    let mut h = Harness::open(1_000);
+    h.conn.take_counts();
+    h.feed(&ping(b"a"));
+    h.feed(&encode_frame(FrameType::Data, false, b"x"));
+    let counts = h.conn.take_counts();
+    assert_eq!(
+        (counts.frames_in, counts.pings_in, counts.frames_out),
+        (2, 1, 1)
+    );
+    assert_eq!(h.conn.take_counts(), FrameCounts::default());
 }

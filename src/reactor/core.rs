@@ -118,10 +118,15 @@ impl Core {
         wheel: &mut Wheel<TimerKind>,
         stats: &mut Stats,
     ) {
+        let config = &self.config;
         let Some(e) = self.conns.get_mut(id.key as usize).filter(|e| e.id == id) else {
             return;
         };
         e.dirty = false;
+        let counts = e.conn.take_counts();
+        stats.frames_in += u64::from(counts.frames_in);
+        stats.frames_out += u64::from(counts.frames_out);
+        stats.pings += u64::from(counts.pings_in);
         while e.conn.wants_write() {
             match write_front(&mut e.stream, e.conn.output()) {
                 Ok(0) => {
@@ -130,7 +135,7 @@ impl Core {
                 }
                 Ok(n) => {
                     stats.bytes_out += n as u64;
-                    e.conn.handle_written(n);
+                    e.conn.handle_written(n, config);
                 }
                 Err(err) if err.kind() == ErrorKind::WouldBlock => break,
                 Err(err) => {
@@ -170,7 +175,7 @@ impl Core {
                 Err(err) => log::warn!("{id} reregister: {err}"),
             }
         }
-        let deadline = e.conn.deadline();
+        let deadline = e.conn.deadline(config);
         match e.timer {
             Some((_, at)) if at <= deadline => {}
             Some((timer, _)) => {

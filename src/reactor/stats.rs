@@ -22,6 +22,12 @@ pub struct Stats {
     pub truncated_at_eof: u64,
     /// Times accepting paused for lack of file descriptors.
     pub accept_pauses: u64,
+    /// Complete frames received.
+    pub frames_in: u64,
+    /// Buffers queued to send (frames, or whole encoded messages).
+    pub frames_out: u64,
+    /// PINGs received and answered.
+    pub pings: u64,
     /// Bytes read from sockets.
     pub bytes_in: u64,
     /// Bytes written to sockets.
@@ -55,7 +61,7 @@ impl Stats {
             .map(|c| format!("{c}={}", self.goaway_sent[c.as_u16() as usize]))
             .collect();
         format!(
-            "accepted={} closed={} peer_eof={} peer_goaway={} resets={} truncated={} goaway_sent=[{}] accept_pauses={} bytes_in={} bytes_out={} turns={} events={}",
+            "accepted={} closed={} peer_eof={} peer_goaway={} resets={} truncated={} goaway_sent=[{}] accept_pauses={} frames_in={} frames_out={} pings={} bytes_in={} bytes_out={} turns={} events={}",
             self.accepted,
             self.closed,
             self.peer_eof,
@@ -64,6 +70,9 @@ impl Stats {
             self.truncated_at_eof,
             sent.join(" "),
             self.accept_pauses,
+            self.frames_in,
+            self.frames_out,
+            self.pings,
             self.bytes_in,
             self.bytes_out,
             self.turns,
