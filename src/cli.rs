@@ -16,6 +16,8 @@ usage: tether [--listen ADDR] [--app echo|pubsub] [--heartbeat-ms N] [--min-hear
               [--max-heartbeat-ms N] [--miss N] [--handshake-timeout-ms N] [--linger-ms N]
               [--max-connections N] [--max-frame N] [--max-message N] [--max-output BYTES]
               [--session-ttl-ms N] [--auth-token-file PATH] [--tick-ms N]
+              [--soft-output BYTES] [--soft-output-ms N] [--rate-limit FRAMES_PER_S]
+              [--rate-burst N] [--session-queue BYTES] [--metrics ADDR]
 
   --listen ADDR              address to listen on (127.0.0.1:7600; port 0 picks one)
   --app echo|pubsub          application behind the reactor (echo)
@@ -32,6 +34,12 @@ usage: tether [--listen ADDR] [--app echo|pubsub] [--heartbeat-ms N] [--min-hear
   --session-ttl-ms N         how long a detached session is kept (60000)
   --auth-token-file PATH     accepted tokens, one per line (none: no auth)
   --tick-ms N                timer resolution (100)
+  --soft-output BYTES        soft output limit, 0 = off (0)
+  --soft-output-ms N         time allowed above the soft limit before SLOW_CONSUMER (10000)
+  --rate-limit FRAMES_PER_S  average frames a second per connection, 0 = off (0)
+  --rate-burst N             frames allowed in a burst above the rate (100)
+  --session-queue BYTES      deliveries kept for a detached session (1048576)
+  --metrics ADDR             serve GET /metrics (Prometheus) and GET /healthz here (off)
   -h, --help                 this text
   -V, --version              the version
 
@@ -129,6 +137,18 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
             "--session-ttl-ms" => config.session_ttl_ms = number(&flag, &value()?)?,
             "--auth-token-file" => config.auth_token_file = Some(PathBuf::from(value()?)),
             "--tick-ms" => config.tick_ms = number(&flag, &value()?)?,
+            "--soft-output" => config.soft_output = number(&flag, &value()?)?,
+            "--soft-output-ms" => config.soft_output_ms = number(&flag, &value()?)?,
+            "--rate-limit" => config.rate_limit = number(&flag, &value()?)?,
+            "--rate-burst" => config.rate_burst = number(&flag, &value()?)?,
+            "--session-queue" => config.session_queue = number(&flag, &value()?)?,
+            "--metrics" => {
+                let v = value()?;
+                config.metrics =
+                    Some(SocketAddr::from_str(&v).map_err(|_| {
+                        CliError(format!("--metrics: expected IP:PORT, got {v:?}"))
+                    })?);
+            }
             _ => return Err(CliError(format!("{arg}: unknown flag (see --help)"))),
         }
     }
@@ -216,6 +236,18 @@ mod tests {
             "/x",
             "--tick-ms",
             "10",
+            "--soft-output",
+            "1024",
+            "--soft-output-ms",
+            "20",
+            "--rate-limit",
+            "5",
+            "--rate-burst",
+            "9",
+            "--session-queue",
+            "77",
+            "--metrics",
+            "127.0.0.1:9100",
         ]) else {
             panic!("parses")
         };
@@ -239,6 +271,13 @@ mod tests {
         );
         assert_eq!((c.session_ttl_ms, c.tick_ms), (10, 10));
         assert_eq!(c.auth_token_file, Some(PathBuf::from("/x")));
+        assert_eq!(
+            (c.soft_output, c.soft_output_ms, c.rate_limit, c.rate_burst),
+            (1024, 20, 5, 9)
+        );
+        assert_eq!(c.session_queue, 77);
+        assert_eq!(c.metrics, Some(SocketAddr::from(([127, 0, 0, 1], 9100))));
+        assert_eq!(c.app, AppKind::Echo);
     }
 
     #[test]

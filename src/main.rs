@@ -4,13 +4,13 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use tether::app::Echo;
+use tether::app::{App, Echo, Pubsub};
 use tether::cli::{self, Command};
-use tether::config::AppKind;
+use tether::config::{AppKind, Config};
 use tether::reactor::{Reactor, StopKind};
 
-/// Descriptors kept back from `max_connections`: listener, epoll, signal pipe, logs, slack.
-const RESERVED_FDS: usize = 32;
+/// Descriptors kept back from `max_connections`: listener, epoll, signal pipe, metrics, logs, slack.
+const RESERVED_FDS: usize = 64;
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -29,10 +29,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if config.app == AppKind::Pubsub {
-        eprintln!("tether: --app pubsub: not available in this version yet; use --app echo");
-        return ExitCode::from(2);
-    }
     if let Some(path) = &config.auth_token_file {
         match cli::load_tokens(path) {
             Ok(tokens) => config.auth_tokens = tokens,
@@ -52,14 +48,35 @@ fn main() -> ExitCode {
             config.max_connections = usable;
         }
     }
+    match config.app {
+        AppKind::Echo => serve(config, Echo),
+        AppKind::Pubsub => {
+            let app = Pubsub::new(&config);
+            serve(config, app)
+        }
+    }
+}
+
+/// Binds, announces the address on stdout, and runs until stopped.
+fn serve<A: App>(config: Config, app: A) -> ExitCode {
     let listen = config.listen;
-    let mut reactor = match Reactor::bind(config, Echo) {
+    let metrics = config.metrics;
+    let mut reactor = match Reactor::bind(config, app) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("tether: --listen {listen}: {e}");
             return ExitCode::from(1);
         }
     };
+    if let Some(addr) = metrics {
+        match reactor.serve_metrics(addr) {
+            Ok(bound) => log::info!("metrics on http://{bound}/metrics"),
+            Err(e) => {
+                eprintln!("tether: --metrics {addr}: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
     if let Err(e) = reactor.handle_stop_signals() {
         eprintln!("tether: installing signal handlers: {e}");
         return ExitCode::from(1);

@@ -6,6 +6,7 @@
 //! never see sockets or clocks.
 
 pub mod echo;
+pub mod pubsub;
 
 use bytes::Bytes;
 use std::fmt;
@@ -15,6 +16,7 @@ use crate::protocol::{Hello, SessionId};
 use crate::reactor::Ctx;
 
 pub use echo::Echo;
+pub use pubsub::Pubsub;
 
 /// Names one connection for its whole life: a slab key plus a generation, so
 /// an id kept after the connection closed never reaches the slot's next owner.
@@ -68,6 +70,14 @@ pub trait App {
 
     /// A timer set with [`Ctx::set_timer`] fired, with the value it was set with.
     fn on_timer(&mut self, _ctx: &mut Ctx<'_>, _value: u64) {}
+
+    /// The session a connection is attached to, for embedders and logs (None: no sessions).
+    fn session_of(&self, _conn: ConnId) -> Option<SessionId> {
+        None
+    }
+
+    /// Appends the app's own lines to the Prometheus text exposition.
+    fn write_metrics(&self, _out: &mut String) {}
 
     /// The connection is gone (its slot is being reclaimed); `reason` says how.
     fn on_close(&mut self, _ctx: &mut Ctx<'_>, _conn: ConnId, _reason: CloseReason) {}

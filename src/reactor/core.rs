@@ -32,6 +32,9 @@ pub(super) struct Entry {
     pub(super) reaping: bool,
 }
 
+/// Generations wrap within 30 bits, keeping connection tokens below every reserved token.
+pub(super) const GENERATION_MASK: u32 = (1 << 30) - 1;
+
 /// A `Token` holds the slab key in its low 32 bits and the generation above.
 pub(super) fn id_to_token(id: ConnId) -> Token {
     Token((id.generation as usize) << 32 | id.key as usize)

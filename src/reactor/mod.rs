@@ -11,6 +11,7 @@
 
 mod core;
 pub mod io;
+pub mod metrics;
 mod random;
 mod signals;
 pub mod stats;
@@ -34,12 +35,15 @@ use crate::wheel::Wheel;
 pub use self::core::{AppTimer, Ctx};
 use self::core::{Core, Entry};
 use self::io::{accept_once, read_once, AcceptOutcome, ReadOutcome};
+use self::metrics::{MetricsServer, HTTP_TOKEN_BIT};
 use self::random::RandomPool;
 use self::signals::StopSignals;
+use self::stats::Gauges;
 use self::stats::Stats;
 
 const SIGNALS: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
+const METRICS: Token = Token(usize::MAX - 3);
 /// Listener `i` has token `LISTENER_BASE - i`; connection tokens stay far below.
 const LISTENER_BASE: usize = usize::MAX - 16;
 /// The most listeners one reactor holds.
@@ -107,6 +111,7 @@ pub struct Reactor<A: App> {
     events: Events,
     listeners: Vec<TcpListener>,
     signals: Option<StopSignals>,
+    metrics: Option<MetricsServer>,
     waker: Arc<Waker>,
     stop_requested: Arc<AtomicBool>,
     core: Core,
@@ -151,6 +156,7 @@ impl<A: App> Reactor<A> {
             events: Events::with_capacity(1024),
             listeners: Vec::new(),
             signals: None,
+            metrics: None,
             waker,
             stop_requested: Arc::new(AtomicBool::new(false)),
             core: Core::new(config),
@@ -226,6 +232,19 @@ impl<A: App> Reactor<A> {
     pub fn handle_stop_signals(&mut self) -> std::io::Result<()> {
         self.signals = Some(StopSignals::register(self.poll.registry(), SIGNALS)?);
         Ok(())
+    }
+
+    /// Serves `GET /metrics` and `GET /healthz` on `addr` from this loop; returns the bound address.
+    pub fn serve_metrics(&mut self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        let server = MetricsServer::bind(addr, self.poll.registry(), METRICS)?;
+        let bound = server.local_addr()?;
+        self.metrics = Some(server);
+        Ok(bound)
+    }
+
+    /// The Prometheus text exposition of the reactor's and the app's metrics.
+    pub fn render_metrics(&self) -> String {
+        render_metrics(&self.stats, &self.core, &self.wheel, &self.app)
     }
 
     /// Counters since start.
@@ -315,8 +334,21 @@ impl<A: App> Reactor<A> {
                         self.begin_stop();
                     }
                 }
+                METRICS => {
+                    if let Some(m) = self.metrics.as_mut() {
+                        m.accept(self.poll.registry(), Instant::now());
+                    }
+                }
                 Token(t) if t > LISTENER_BASE - MAX_LISTENERS && t <= LISTENER_BASE => {
                     self.accept_pending = true;
+                }
+                Token(t) if t & HTTP_TOKEN_BIT != 0 => {
+                    if let Some(m) = self.metrics.as_mut() {
+                        let (stats, core, wheel, app) =
+                            (&self.stats, &self.core, &self.wheel, &self.app);
+                        let mut render = || render_metrics(stats, core, wheel, app);
+                        m.handle(Token(t), self.poll.registry(), &mut render);
+                    }
                 }
                 token => {
                     let id = core::token_to_id(token);
@@ -335,6 +367,9 @@ impl<A: App> Reactor<A> {
         self.serve_backlog();
         self.fire_timers();
         self.settle();
+        if let Some(m) = self.metrics.as_mut() {
+            m.expire(self.poll.registry(), Instant::now());
+        }
         Ok(())
     }
 
@@ -351,6 +386,15 @@ impl<A: App> Reactor<A> {
                     .instant_of(tick)
                     .saturating_duration_since(Instant::now())
             })
+        };
+        // Scrapers have deadlines the wheel does not track: wake twice a second while any are here.
+        let until_timer = match (
+            until_timer,
+            self.metrics.as_ref().is_some_and(|m| m.has_connections()),
+        ) {
+            (t, false) => t,
+            (Some(t), true) => Some(t.min(Duration::from_millis(500))),
+            (None, true) => Some(Duration::from_millis(500)),
         };
         match (until_timer, max_wait) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -438,7 +482,8 @@ impl<A: App> Reactor<A> {
         if let Err(e) = stream.set_nodelay(true) {
             log::debug!("{addr}: TCP_NODELAY: {e}");
         }
-        self.next_generation = self.next_generation.wrapping_add(1);
+        // Generations use 30 bits so connection tokens stay below the HTTP and listener tokens.
+        self.next_generation = (self.next_generation + 1) & core::GENERATION_MASK;
         let entry = self.core.conns.vacant_entry();
         let id = ConnId {
             key: entry.key() as u32,
@@ -650,4 +695,17 @@ impl<A: App> Reactor<A> {
             self.core.reap = reaped;
         }
     }
+}
+
+/// Renders every metric: the reactor's counters and gauges, then the app's.
+fn render_metrics<A: App>(stats: &Stats, core: &Core, wheel: &Wheel<TimerKind>, app: &A) -> String {
+    let gauges = Gauges {
+        connections: core.conns.len(),
+        output_bytes: core.conns.iter().map(|(_, e)| e.conn.output_len()).sum(),
+        wheel_entries: wheel.len(),
+    };
+    let mut out = String::with_capacity(4096);
+    stats.write_metrics(&gauges, &mut out);
+    app.write_metrics(&mut out);
+    out
 }

@@ -3,6 +3,17 @@
 use crate::conn::CloseReason;
 use crate::protocol::GoawayCode;
 
+/// Point-in-time values the reactor measures when metrics are scraped.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Gauges {
+    /// Connections held.
+    pub connections: usize,
+    /// Bytes queued for sending over all connections.
+    pub output_bytes: usize,
+    /// Timers pending.
+    pub wheel_entries: usize,
+}
+
 /// Running totals since start.
 #[derive(Debug, Default, Clone)]
 pub struct Stats {
@@ -50,6 +61,123 @@ impl Stats {
             Some(CloseReason::PeerGoaway(_)) => self.peer_goaway += 1,
             Some(CloseReason::PeerEof) => self.peer_eof += 1,
             Some(CloseReason::Reset) | None => self.resets += 1,
+        }
+    }
+
+    /// Appends the Prometheus text exposition of these counters and the given gauges.
+    pub fn write_metrics(&self, gauges: &Gauges, out: &mut String) {
+        use std::fmt::Write;
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            );
+        };
+        metric(
+            "tether_connections_open",
+            "gauge",
+            "Connections held (open or closing).",
+            gauges.connections as u64,
+        );
+        metric(
+            "tether_connections_accepted_total",
+            "counter",
+            "Connections accepted.",
+            self.accepted,
+        );
+        metric(
+            "tether_output_queued_bytes",
+            "gauge",
+            "Bytes queued for sending over all connections.",
+            gauges.output_bytes as u64,
+        );
+        metric(
+            "tether_wheel_entries",
+            "gauge",
+            "Timers pending in the timing wheel.",
+            gauges.wheel_entries as u64,
+        );
+        metric(
+            "tether_frames_in_total",
+            "counter",
+            "Complete frames received.",
+            self.frames_in,
+        );
+        metric(
+            "tether_frames_out_total",
+            "counter",
+            "Frames (or whole encoded messages) queued to send.",
+            self.frames_out,
+        );
+        metric(
+            "tether_bytes_in_total",
+            "counter",
+            "Bytes read from sockets.",
+            self.bytes_in,
+        );
+        metric(
+            "tether_bytes_out_total",
+            "counter",
+            "Bytes written to sockets.",
+            self.bytes_out,
+        );
+        metric(
+            "tether_pings_total",
+            "counter",
+            "PINGs received and answered.",
+            self.pings,
+        );
+        metric(
+            "tether_accept_pauses_total",
+            "counter",
+            "Times accepting paused for lack of descriptors.",
+            self.accept_pauses,
+        );
+        metric(
+            "tether_truncated_at_eof_total",
+            "counter",
+            "Peer EOFs that cut a frame short.",
+            self.truncated_at_eof,
+        );
+        metric(
+            "tether_loop_turns_total",
+            "counter",
+            "Event loop turns (events per turn = events / turns).",
+            self.turns,
+        );
+        metric(
+            "tether_loop_events_total",
+            "counter",
+            "Readiness events handled.",
+            self.events,
+        );
+        let _ = write!(
+            out,
+            "# HELP tether_connections_closed_total Connections closed, by how they ended.\n# TYPE tether_connections_closed_total counter\n"
+        );
+        let sent: u64 = self.goaway_sent.iter().sum();
+        for (reason, value) in [
+            ("goaway_sent", sent),
+            ("peer_goaway", self.peer_goaway),
+            ("peer_eof", self.peer_eof),
+            ("reset", self.resets),
+        ] {
+            let _ = writeln!(
+                out,
+                "tether_connections_closed_total{{reason=\"{reason}\"}} {value}"
+            );
+        }
+        let _ = write!(
+            out,
+            "# HELP tether_goaway_sent_total Connections closed by our GOAWAY, by code (evictions are IDLE_TIMEOUT, HANDSHAKE_TIMEOUT, SLOW_CONSUMER, RATE_LIMITED).\n# TYPE tether_goaway_sent_total counter\n"
+        );
+        for code in GoawayCode::ALL {
+            let value = self.goaway_sent[code.as_u16() as usize];
+            let _ = writeln!(
+                out,
+                "tether_goaway_sent_total{{code=\"{}\"}} {value}",
+                code.name()
+            );
         }
     }
 
