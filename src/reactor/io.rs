@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use mio::net::{TcpListener, TcpStream};
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, Read};
 use std::net::{Shutdown, SocketAddr};
 
 /// Most buffers handed to one `writev`: enough to batch many small frames.
@@ -50,8 +50,23 @@ pub fn write_front(stream: &mut TcpStream, output: &VecDeque<Bytes>) -> io::Resu
 }
 
 fn write_vectored_retrying(stream: &mut TcpStream, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+    // sendmsg with MSG_NOSIGNAL rather than writev: a peer that vanished gives
+    // EPIPE here instead of SIGPIPE, which would kill a C host process that
+    // embeds the reactor without ignoring the signal.
+    let socket = socket2::SockRef::from(&*stream);
     loop {
-        match stream.write_vectored(slices) {
+        match socket.send_vectored_with_flags(slices, libc::MSG_NOSIGNAL) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Writes once from `buf` with MSG_NOSIGNAL (see above); EINTR is retried.
+pub fn send_once(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
+    let socket = socket2::SockRef::from(stream);
+    loop {
+        match socket.send_with_flags(buf, libc::MSG_NOSIGNAL) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             other => return other,
         }

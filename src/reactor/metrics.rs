@@ -8,11 +8,11 @@
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 use slab::Slab;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::io::{accept_once, bind_listener, shutdown_write, AcceptOutcome};
+use super::io::{accept_once, bind_listener, send_once, shutdown_write, AcceptOutcome};
 
 /// Largest request accepted (request line plus headers): scrapers send a few hundred bytes.
 pub const MAX_REQUEST_BYTES: usize = 8 * 1024;
@@ -255,7 +255,7 @@ fn drive(c: &mut HttpConn, render: &mut dyn FnMut() -> String) -> bool {
         }
     }
     while c.answered && c.sent < c.response.len() {
-        match c.stream.write(&c.response[c.sent..]) {
+        match send_once(&c.stream, &c.response[c.sent..]) {
             Ok(0) => return true,
             Ok(n) => c.sent += n,
             Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
