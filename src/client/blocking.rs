@@ -25,9 +25,16 @@ const MAX_QUEUED_EVENTS: usize = 1024;
 /// The shortest socket timeout set: a zero timeout means "block forever" to std.
 const MIN_WAIT: Duration = Duration::from_millis(1);
 
+/// `now + d`, saturating (at about a century) instead of panicking on a huge timeout.
+fn deadline_after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
+}
+
 /// A connected client with transparent reconnects. Not thread-safe by design:
 /// all work happens inside the calls made on it.
-#[derive(Debug)]
 pub struct Client {
     machine: ClientMachine,
     addrs: Vec<SocketAddr>,
@@ -42,6 +49,18 @@ pub struct Client {
     last_error: Option<io::Error>,
 }
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("machine", &self.machine)
+            .field("addrs", &self.addrs)
+            .field("stream", &self.stream)
+            .field("messages", &self.messages.len())
+            .field("events", &self.events.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Client {
     /// Connects to `addr` and completes the handshake before returning. The
     /// first attempt is not retried: an unreachable server or a refused
@@ -54,7 +73,7 @@ impl Client {
                 "address resolved to nothing",
             ));
         }
-        let deadline = Instant::now() + config.handshake_timeout * 2 + MIN_WAIT;
+        let deadline = deadline_after(config.handshake_timeout.saturating_mul(2) + MIN_WAIT);
         let rng = Box::new(SplitMix64::from_entropy());
         let machine = ClientMachine::new(config, rng, Instant::now());
         let mut client = Client {
@@ -100,7 +119,7 @@ impl Client {
     /// on timeout; an error once the client is closed for good and every
     /// message received before that has been returned.
     pub fn recv_timeout(&mut self, timeout: Duration) -> io::Result<Option<Bytes>> {
-        let until = Instant::now() + timeout;
+        let until = deadline_after(timeout);
         loop {
             if let Some(message) = self.messages.pop_front() {
                 return Ok(Some(message));
@@ -120,9 +139,15 @@ impl Client {
     /// can still be taken with `recv_timeout`. No reconnect follows.
     pub fn close(&mut self) -> io::Result<()> {
         self.machine.close(Instant::now());
-        let until = Instant::now() + self.machine.config().linger + MIN_WAIT;
-        while !self.machine.is_closed() && Instant::now() < until {
-            self.step(until);
+        let until = deadline_after(self.machine.config().linger + MIN_WAIT);
+        loop {
+            // Not `step`: it stops reading while messages wait to be taken,
+            // and a close must read on to the server's EOF.
+            self.turn();
+            if self.machine.is_closed() || Instant::now() >= until {
+                break;
+            }
+            self.wait(until);
         }
         self.stream = None;
         Ok(())
