@@ -1,0 +1,448 @@
+//! The command line: flags to an [`Args`], with errors that name the flag.
+//!
+//! Hand-rolled like the server's (`tether::cli`), so the generator adds no
+//! dependency; the parser is a pure function and unit-tested below.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::str::FromStr;
+
+/// Usage text for `--help`.
+pub const USAGE: &str = "\
+tether-load: a single-threaded load generator speaking the tether protocol.
+
+usage: tether-load MODE [flags]        (or --mode MODE)
+
+modes:
+  pingpong   N connections, D PINGs in flight each, payload P bytes; latency PING->PONG
+  echo       DATA messages of S bytes, D in flight per connection; latency send->echo
+  idle       N connections heartbeating every H ms; counts survivors and GOAWAYs
+  churn      connect, handshake, close politely (GOAWAY NORMAL, FIN, read to EOF) at R/s
+  fanout     1 publisher at R msgs/s, N subscribers (server must run --app pubsub)
+
+flags:
+  --addr IP:PORT              server address (127.0.0.1:7600)
+  --connections N             connections (subscribers in fanout) (100)
+  --duration SECS             measured time, after ramp-up and warmup (10)
+  --warmup SECS               unmeasured time before the measurement (0)
+  --depth D                   requests in flight per connection, pingpong/echo (1)
+  --payload P                 PING payload bytes, 0..=64, pingpong (16; 0 carries no sequence)
+  --size S                    DATA message / publish body bytes, >= 16, echo/fanout (64)
+  --heartbeat-ms H            heartbeat asked for in HELLO and kept (10000; 0 = server's choice)
+  --rate R                    churn: connections per second; fanout: publishes per second (100)
+  --channel NAME              fanout channel (load)
+  --sources A-B|A,B,..        bind each socket to one of these local IPv4 addresses, round-robin
+  --connect-concurrency K     most connects/handshakes in flight (256)
+  --token T                   auth token sent in HELLO
+  --server-pid PID            sample that process's CPU time and RSS over the measured window
+  --max-error-pct F           exit 1 when errors exceed F% of connection attempts (1.0)
+  --json                      print one JSON object on stdout instead of the table
+  -h, --help                  this text
+
+Every run is bounded: ramp-up (at most 60 s), warmup, duration, then at most
+2 s to drain replies and 2 s to close politely. Exit 0 on success, 1 when the
+run had too many errors or no connection came up, 2 on a usage error.
+";
+
+/// The workload to drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Closed-loop PING/PONG.
+    PingPong,
+    /// Closed-loop DATA echo.
+    Echo,
+    /// Connections that only heartbeat.
+    Idle,
+    /// Connect, handshake, polite close, repeatedly.
+    Churn,
+    /// One publisher, many subscribers (pub/sub app).
+    Fanout,
+}
+
+impl Mode {
+    /// The mode's name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::PingPong => "pingpong",
+            Mode::Echo => "echo",
+            Mode::Idle => "idle",
+            Mode::Churn => "churn",
+            Mode::Fanout => "fanout",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Mode> {
+        Some(match s {
+            "pingpong" => Mode::PingPong,
+            "echo" => Mode::Echo,
+            "idle" => Mode::Idle,
+            "churn" => Mode::Churn,
+            "fanout" => Mode::Fanout,
+            _ => return None,
+        })
+    }
+}
+
+/// Largest PING payload the protocol allows (PROTOCOL.md §2).
+pub const MAX_PING_PAYLOAD: usize = 64;
+/// Smallest DATA body: an 8-byte sequence number and an 8-byte timestamp.
+pub const MIN_SIZE: usize = 16;
+/// Largest DATA body we will send: the server's default `max_message`.
+pub const MAX_SIZE: usize = 1 << 20;
+/// Most source addresses in `--sources`: more would not buy more ports.
+pub const MAX_SOURCES: usize = 4096;
+
+/// Everything the command line sets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Args {
+    /// The workload.
+    pub mode: Mode,
+    /// Server address.
+    pub addr: SocketAddr,
+    /// Connections to hold (subscribers in fanout).
+    pub connections: usize,
+    /// Measured seconds.
+    pub duration_secs: f64,
+    /// Unmeasured seconds before the measurement.
+    pub warmup_secs: f64,
+    /// Requests in flight per connection.
+    pub depth: usize,
+    /// PING payload bytes.
+    pub payload: usize,
+    /// DATA body bytes.
+    pub size: usize,
+    /// Heartbeat asked for in HELLO.
+    pub heartbeat_ms: u32,
+    /// Churn connections per second or fanout publishes per second.
+    pub rate: f64,
+    /// Fanout channel name.
+    pub channel: String,
+    /// Local addresses to bind, round-robin; empty = let the kernel choose.
+    pub sources: Vec<IpAddr>,
+    /// Most connects and handshakes in flight.
+    pub connect_concurrency: usize,
+    /// Auth token for HELLO.
+    pub token: Vec<u8>,
+    /// Process to sample for CPU and RSS.
+    pub server_pid: Option<u32>,
+    /// Error threshold for the exit code, in percent of connection attempts.
+    pub max_error_pct: f64,
+    /// JSON output instead of the table.
+    pub json: bool,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Args {
+            mode: Mode::PingPong,
+            addr: SocketAddr::from(([127, 0, 0, 1], 7600)),
+            connections: 100,
+            duration_secs: 10.0,
+            warmup_secs: 0.0,
+            depth: 1,
+            payload: 16,
+            size: 64,
+            heartbeat_ms: 10_000,
+            rate: 100.0,
+            channel: "load".to_string(),
+            sources: Vec::new(),
+            connect_concurrency: 256,
+            token: Vec::new(),
+            server_pid: None,
+            max_error_pct: 1.0,
+            json: false,
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Run this load.
+    Run(Box<Args>),
+    /// Print usage and exit 0.
+    Help,
+}
+
+/// A command-line error; the binary prints it and exits 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgError(pub String);
+
+impl fmt::Display for ArgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ArgError {}
+
+fn number<T: FromStr>(flag: &str, value: &str) -> Result<T, ArgError> {
+    value
+        .parse()
+        .map_err(|_| ArgError(format!("{flag}: expected a number, got {value:?}")))
+}
+
+fn seconds(flag: &str, value: &str) -> Result<f64, ArgError> {
+    let secs: f64 = number(flag, value)?;
+    if !secs.is_finite() || !(0.0..=86_400.0).contains(&secs) {
+        return Err(ArgError(format!(
+            "{flag}: expected 0..=86400 seconds, got {value:?}"
+        )));
+    }
+    Ok(secs)
+}
+
+/// Parses `A-B` (an inclusive IPv4 range), `A,B,C`, or a single address.
+pub fn parse_sources(value: &str) -> Result<Vec<IpAddr>, ArgError> {
+    let bad = |what: &str| ArgError(format!("--sources: {what} in {value:?}"));
+    let mut out = Vec::new();
+    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if let Some((a, b)) = part.split_once('-') {
+            let a = Ipv4Addr::from_str(a.trim()).map_err(|_| bad("bad IPv4 address"))?;
+            let b = Ipv4Addr::from_str(b.trim()).map_err(|_| bad("bad IPv4 address"))?;
+            let (lo, hi) = (u32::from(a), u32::from(b));
+            if lo > hi {
+                return Err(bad("range start above its end"));
+            }
+            if (hi - lo) as usize >= MAX_SOURCES {
+                return Err(bad("range too long"));
+            }
+            out.extend((lo..=hi).map(|n| IpAddr::V4(Ipv4Addr::from(n))));
+        } else {
+            out.push(IpAddr::from_str(part).map_err(|_| bad("bad address"))?);
+        }
+        if out.len() > MAX_SOURCES {
+            return Err(bad("too many addresses"));
+        }
+    }
+    if out.is_empty() {
+        return Err(bad("no address"));
+    }
+    Ok(out)
+}
+
+/// Parses the arguments after the program name.
+pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgError> {
+    let mut a = Args::default();
+    let mut mode_seen = false;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--json" => {
+                a.json = true;
+                continue;
+            }
+            _ => {}
+        }
+        if !flag.starts_with('-') {
+            let mode = Mode::parse(&flag)
+                .ok_or_else(|| ArgError(format!("unknown mode {flag:?} (see --help)")))?;
+            if mode_seen {
+                return Err(ArgError(format!("a second mode {flag:?}")));
+            }
+            a.mode = mode;
+            mode_seen = true;
+            continue;
+        }
+        let mut value = || -> Result<String, ArgError> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => args
+                    .next()
+                    .ok_or_else(|| ArgError(format!("{flag}: missing value"))),
+            }
+        };
+        match flag.as_str() {
+            "--mode" => {
+                let v = value()?;
+                a.mode = Mode::parse(&v)
+                    .ok_or_else(|| ArgError(format!("--mode: unknown mode {v:?}")))?;
+                mode_seen = true;
+            }
+            "--addr" => {
+                let v = value()?;
+                a.addr = SocketAddr::from_str(&v)
+                    .map_err(|_| ArgError(format!("--addr: expected IP:PORT, got {v:?}")))?;
+            }
+            "--connections" => a.connections = number(&flag, &value()?)?,
+            "--duration" => a.duration_secs = seconds(&flag, &value()?)?,
+            "--warmup" => a.warmup_secs = seconds(&flag, &value()?)?,
+            "--depth" => a.depth = number(&flag, &value()?)?,
+            "--payload" => a.payload = number(&flag, &value()?)?,
+            "--size" => a.size = number(&flag, &value()?)?,
+            "--heartbeat-ms" => a.heartbeat_ms = number(&flag, &value()?)?,
+            "--rate" => a.rate = number(&flag, &value()?)?,
+            "--channel" => a.channel = value()?,
+            "--sources" => a.sources = parse_sources(&value()?)?,
+            "--connect-concurrency" => a.connect_concurrency = number(&flag, &value()?)?,
+            "--token" => a.token = value()?.into_bytes(),
+            "--server-pid" => a.server_pid = Some(number(&flag, &value()?)?),
+            "--max-error-pct" => a.max_error_pct = number(&flag, &value()?)?,
+            _ => return Err(ArgError(format!("unknown flag {flag:?} (see --help)"))),
+        }
+    }
+    validate(&a)?;
+    Ok(Command::Run(Box::new(a)))
+}
+
+fn validate(a: &Args) -> Result<(), ArgError> {
+    let err = |s: &str| Err(ArgError(s.to_string()));
+    if a.connections == 0 && a.mode != Mode::Churn {
+        return err("--connections: must be at least 1");
+    }
+    if a.connections > 1_000_000 {
+        return err("--connections: at most 1000000");
+    }
+    if a.depth == 0 || a.depth > 4096 {
+        return err("--depth: expected 1..=4096");
+    }
+    if a.payload > MAX_PING_PAYLOAD {
+        return err("--payload: a PING carries at most 64 bytes");
+    }
+    if !(MIN_SIZE..=MAX_SIZE).contains(&a.size) {
+        return err("--size: expected 16..=1048576 (8-byte sequence + 8-byte timestamp)");
+    }
+    if !a.rate.is_finite() || a.rate <= 0.0 || a.rate > 10_000_000.0 {
+        return err("--rate: expected a positive number up to 10000000");
+    }
+    if a.channel.is_empty() || a.channel.len() > 255 {
+        return err("--channel: expected 1..=255 bytes");
+    }
+    if a.connect_concurrency == 0 {
+        return err("--connect-concurrency: must be at least 1");
+    }
+    if a.token.len() > 255 {
+        return err("--token: at most 255 bytes");
+    }
+    if !a.max_error_pct.is_finite() || a.max_error_pct < 0.0 {
+        return err("--max-error-pct: expected a non-negative number");
+    }
+    if a.duration_secs <= 0.0 {
+        return err("--duration: must be above 0");
+    }
+    if a.sources.iter().any(|s| s.is_ipv4() != a.addr.is_ipv4()) {
+        return err("--sources: address family differs from --addr");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<Command, ArgError> {
+        parse_args(line.split_whitespace().map(String::from))
+    }
+
+    fn run(line: &str) -> Args {
+        match parse(line) {
+            Ok(Command::Run(a)) => *a,
+            other => panic!("{line:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_pingpong_against_the_default_port() {
+        let a = run("");
+        assert_eq!(a, Args::default());
+        assert_eq!(a.mode, Mode::PingPong);
+        assert_eq!(a.addr.to_string(), "127.0.0.1:7600");
+        assert_eq!(a.connect_concurrency, 256);
+    }
+
+    #[test]
+    fn every_flag_is_read() {
+        let a = run(
+            "echo --addr 127.0.0.1:9 --connections 5 --duration 2.5 --warmup 1 \
+             --depth 3 --payload 0 --size 100 --heartbeat-ms 500 --rate 7 --channel c \
+             --sources 127.0.0.2-127.0.0.4 --connect-concurrency 9 --token tk \
+             --server-pid 42 --max-error-pct 0.5 --json",
+        );
+        assert_eq!(a.mode, Mode::Echo);
+        assert_eq!(a.addr.port(), 9);
+        assert_eq!(a.connections, 5);
+        assert_eq!(a.duration_secs, 2.5);
+        assert_eq!(a.warmup_secs, 1.0);
+        assert_eq!(a.depth, 3);
+        assert_eq!(a.payload, 0);
+        assert_eq!(a.size, 100);
+        assert_eq!(a.heartbeat_ms, 500);
+        assert_eq!(a.rate, 7.0);
+        assert_eq!(a.channel, "c");
+        assert_eq!(a.sources.len(), 3);
+        assert_eq!(a.connect_concurrency, 9);
+        assert_eq!(a.token, b"tk");
+        assert_eq!(a.server_pid, Some(42));
+        assert_eq!(a.max_error_pct, 0.5);
+        assert!(a.json);
+    }
+
+    #[test]
+    fn inline_values_and_mode_flag() {
+        let a = run("--mode=idle --connections=10000 --heartbeat-ms=2000");
+        assert_eq!(a.mode, Mode::Idle);
+        assert_eq!(a.connections, 10_000);
+        assert_eq!(a.heartbeat_ms, 2000);
+        for m in ["pingpong", "echo", "idle", "churn", "fanout"] {
+            assert_eq!(run(m).mode.name(), m);
+        }
+    }
+
+    #[test]
+    fn help_wins() {
+        assert_eq!(parse("idle --help"), Ok(Command::Help));
+        assert_eq!(parse("-h"), Ok(Command::Help));
+    }
+
+    #[test]
+    fn errors_name_the_flag() {
+        let cases = [
+            ("--connections", "--connections"),
+            ("--connections x", "--connections"),
+            ("--connections 0", "--connections"),
+            ("--addr nowhere", "--addr"),
+            ("--payload 65", "--payload"),
+            ("--size 15", "--size"),
+            ("--depth 0", "--depth"),
+            ("--rate 0", "--rate"),
+            ("--duration -1", "--duration"),
+            ("--duration 0", "--duration"),
+            ("--sources 127.0.0.9-127.0.0.1", "--sources"),
+            ("--sources bogus", "--sources"),
+            ("--sources ::1", "--sources"),
+            ("--frobnicate 1", "--frobnicate"),
+            ("sprint", "sprint"),
+            ("echo idle", "idle"),
+        ];
+        for (line, needle) in cases {
+            match parse(line) {
+                Err(ArgError(msg)) => assert!(msg.contains(needle), "{line:?}: {msg}"),
+                other => panic!("{line:?} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn sources_ranges_and_lists() {
+        let r = parse_sources("127.0.0.2-127.0.0.40").expect("range");
+        assert_eq!(r.len(), 39);
+        assert_eq!(r[0].to_string(), "127.0.0.2");
+        assert_eq!(r[38].to_string(), "127.0.0.40");
+        let l = parse_sources("127.0.0.1, 127.0.0.5").expect("list");
+        assert_eq!(l.len(), 2);
+        let wide = parse_sources("127.0.0.255-127.0.1.1").expect("crosses an octet");
+        assert_eq!(wide.len(), 3);
+        assert!(parse_sources("10.0.0.0-10.1.0.0").is_err());
+        assert!(parse_sources("").is_err());
+    }
+
+    #[test]
+    fn churn_may_have_zero_connections() {
+        assert_eq!(run("churn --connections 0").connections, 0);
+    }
+}

@@ -1,0 +1,170 @@
+//! One generator connection: its socket, where it is in its life, and the few
+//! counters a workload keeps. No buffer is held while a connection is idle:
+//! `partial` and `out` are empty `Vec`s (no heap) except while a frame is
+//! split across reads or the kernel's send buffer is full.
+
+use mio::net::TcpStream;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr};
+
+use crate::stats::ErrorKind;
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Non-blocking connect in progress.
+    Connecting,
+    /// HELLO sent, waiting for WELCOME.
+    Handshaking,
+    /// WELCOME received: the workload runs.
+    Open,
+    /// We sent GOAWAY and FIN (or the server did): reading to EOF.
+    Closing,
+    /// Finished; the slot is reclaimed at the end of the turn.
+    Dead,
+}
+
+/// What a connection does in the workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Pingpong, echo, idle or churn connection.
+    Worker,
+    /// The fanout publisher.
+    Publisher,
+    /// A fanout subscriber.
+    Subscriber,
+}
+
+/// One connection's state.
+#[derive(Debug)]
+pub struct Conn {
+    /// The socket.
+    pub stream: TcpStream,
+    /// Distinguishes this connection from earlier users of the same slab key.
+    pub generation: u32,
+    /// Where it is in its life.
+    pub phase: Phase,
+    /// What it does.
+    pub role: Role,
+    /// Bytes of a frame split across reads (empty, unallocated, otherwise).
+    pub partial: Vec<u8>,
+    /// Bytes the kernel would not take yet (empty, unallocated, otherwise).
+    pub out: Vec<u8>,
+    /// WRITABLE is in the registered interest.
+    pub write_interest: bool,
+    /// Shut the write side down once `out` drains (polite close).
+    pub fin_pending: bool,
+    /// The server sent a GOAWAY.
+    pub got_goaway: bool,
+    /// When the connect began (ns since the run started).
+    pub started_ns: u64,
+    /// Last time a frame arrived.
+    pub last_rx_ns: u64,
+    /// Last time a frame was sent.
+    pub last_tx_ns: u64,
+    /// Heartbeat interval in force (ns); 0 before WELCOME.
+    pub heartbeat_ns: u64,
+    /// Requests sent (pingpong, echo) or subscribe sent (fanout).
+    pub sent: u64,
+    /// Replies received.
+    pub received: u64,
+    /// Bytes so far of a DATA message arriving in fragments.
+    pub msg_bytes: u32,
+    /// Send timestamp carried by the first fragment of that message.
+    pub msg_ts_ns: u64,
+}
+
+impl Conn {
+    /// A connection whose connect has just been started.
+    pub fn new(stream: TcpStream, generation: u32, role: Role, now_ns: u64) -> Conn {
+        Conn {
+            stream,
+            generation,
+            phase: Phase::Connecting,
+            role,
+            partial: Vec::new(),
+            out: Vec::new(),
+            write_interest: true,
+            fin_pending: false,
+            got_goaway: false,
+            started_ns: now_ns,
+            last_rx_ns: now_ns,
+            last_tx_ns: now_ns,
+            heartbeat_ns: 0,
+            sent: 0,
+            received: 0,
+            msg_bytes: 0,
+            msg_ts_ns: 0,
+        }
+    }
+
+    /// Whether WELCOME has not arrived yet (the connect or handshake is in flight).
+    pub fn is_connecting(&self) -> bool {
+        matches!(self.phase, Phase::Connecting | Phase::Handshaking)
+    }
+
+    /// Whether the registered interest should include WRITABLE.
+    pub fn wants_write(&self) -> bool {
+        self.phase == Phase::Connecting || !self.out.is_empty()
+    }
+}
+
+/// Starts a non-blocking connect to `addr`, bound to `source` (port 0) when given.
+///
+/// Binding a source address spreads sockets over several loopback addresses,
+/// each with its own ephemeral port range. (`IP_BIND_ADDRESS_NO_PORT` would
+/// defer the port choice to connect(); socket2 0.5 does not expose it and the
+/// crate has no unsafe code, so the port is chosen at bind time.)
+pub fn start_connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    socket.set_nodelay(true)?;
+    if let Some(ip) = source {
+        socket.bind(&SockAddr::from(SocketAddr::new(ip, 0)))?;
+    }
+    match socket.connect(&SockAddr::from(addr)) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(socket.into()))
+}
+
+/// Whether a connect finished: `Ok(true)` connected, `Ok(false)` not yet
+/// (a spurious wakeup), `Err` it failed.
+pub fn connect_result(stream: &TcpStream) -> io::Result<bool> {
+    if let Some(e) = stream.take_error()? {
+        return Err(e);
+    }
+    match stream.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes as much of `data` as the kernel takes; returns how much that was.
+pub fn write_some(stream: &mut TcpStream, data: &[u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < data.len() {
+        match stream.write(&data[done..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// Sorts a failed connect into an error kind.
+pub fn connect_error_kind(e: &io::Error) -> ErrorKind {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
+        io::ErrorKind::TimedOut => ErrorKind::Timeout,
+        _ => ErrorKind::ConnectFailed,
+    }
+}

@@ -1,0 +1,773 @@
+//! The generator's event loop: one `mio::Poll` over a slab of connections.
+//!
+//! This file owns the transport and the run's stages: paced connects, the
+//! handshake, reads into one shared buffer, writes from one shared scratch
+//! buffer (a connection keeps bytes only when the kernel would not take them),
+//! deadlines, polite closes, and reclaiming slots at the end of each turn.
+//! What each mode sends and expects lives in `modes.rs`.
+
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+use std::collections::VecDeque;
+use std::io;
+use std::time::{Duration, Instant};
+use tether::protocol::{encode_goaway, FrameType, GoawayCode, Hello, ProtocolError};
+use tether::reactor::io::{read_once, shutdown_write, ReadOutcome};
+
+use crate::args::{Args, Mode};
+use crate::conn::{self, Conn, Phase, Role};
+use crate::stats::{sample_proc, ErrorKind, ProcSample, Stats};
+use crate::wire;
+
+/// Shared read buffer: large enough that a burst of replies is one read.
+const READ_BUFFER: usize = 256 * 1024;
+/// Time allowed from connect to WELCOME (PROTOCOL.md §3's server default).
+pub const HANDSHAKE_TIMEOUT_NS: u64 = 5_000_000_000;
+/// Time allowed from our GOAWAY and FIN to the server's EOF.
+pub const CLOSE_TIMEOUT_NS: u64 = 3_000_000_000;
+/// Longest ramp-up: a run is bounded even if connections never come up.
+pub const RAMP_LIMIT_NS: u64 = 60_000_000_000;
+/// Longest wait for replies still in flight when the measurement ends.
+pub const DRAIN_LIMIT_NS: u64 = 2_000_000_000;
+/// Longest wait for every connection to close at the end.
+pub const CLOSE_LIMIT_NS: u64 = 3_000_000_000;
+/// Heartbeat intervals without any frame before a connection counts as dead.
+pub const MISS: u64 = 3;
+/// Longest poll sleep, so the progress line and stage changes stay timely.
+const MAX_SLEEP_NS: u64 = 100_000_000;
+
+/// Where the run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// Opening connections.
+    Ramp,
+    /// Running the workload, not recording.
+    Warmup,
+    /// Running the workload and recording.
+    Measure,
+    /// No new requests; waiting for replies in flight.
+    Drain,
+    /// Closing every connection politely.
+    Close,
+    /// Finished.
+    Done,
+}
+
+impl Stage {
+    /// The stage's label on the progress line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Ramp => "ramp",
+            Stage::Warmup => "warmup",
+            Stage::Measure => "measure",
+            Stage::Drain => "drain",
+            Stage::Close => "close",
+            Stage::Done => "done",
+        }
+    }
+
+    /// Whether workloads may start new requests and connections.
+    pub fn is_issuing(self) -> bool {
+        self <= Stage::Measure
+    }
+}
+
+/// Counters copied at the edges of the measured window.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Window {
+    /// When the window opened (ns since start).
+    pub start_ns: u64,
+    /// When it closed.
+    pub end_ns: u64,
+    /// Connections open when it opened.
+    pub open_at_start: usize,
+    /// Connections open when it closed.
+    pub open_at_end: usize,
+    /// The server process at each edge.
+    pub server: Option<(ProcSample, ProcSample)>,
+    /// This process at each edge.
+    pub load: Option<(ProcSample, ProcSample)>,
+    /// Time the ramp-up took.
+    pub ramp_ns: u64,
+    /// Requests still unanswered when the drain ended.
+    pub unanswered: u64,
+}
+
+/// The whole generator state.
+pub struct Engine {
+    /// The command line.
+    pub args: Args,
+    poll: Poll,
+    /// Every live connection; the key is half of the mio token.
+    pub conns: Slab<Conn>,
+    next_generation: u32,
+    rbuf: Vec<u8>,
+    /// Scratch for frames being sent to one connection; flushed after each handler.
+    pub wbuf: Vec<u8>,
+    hello: Vec<u8>,
+    /// Counters.
+    pub stats: Stats,
+    start: Instant,
+    /// Now, in ns since the run started, refreshed after every poll and read.
+    pub now_ns: u64,
+    /// The current stage.
+    pub stage: Stage,
+    stage_since_ns: u64,
+    next_source: usize,
+    /// Connections started so far.
+    pub started: u64,
+    /// Connections in Connecting or Handshaking.
+    pub connecting: usize,
+    /// Connections in Open.
+    pub open: usize,
+    handshake_deadlines: VecDeque<(u64, Token)>,
+    close_deadlines: VecDeque<(u64, Token)>,
+    /// Heartbeat checks, in due order (every interval is the same, so FIFO is sorted).
+    pub heartbeats: VecDeque<(u64, Token)>,
+    dead: Vec<usize>,
+    /// The server's `max_frame` from WELCOME: messages are split at it.
+    pub peer_max_frame: usize,
+    /// A reason to stop the run at once (e.g. the server lacks pub/sub).
+    pub fatal: Option<String>,
+    /// The measured window.
+    pub window: Window,
+    /// Mode-specific state.
+    pub work: crate::modes::Workload,
+    last_progress_ns: u64,
+    last_progress_msgs: u64,
+    progress: bool,
+}
+
+fn token_of(key: usize, generation: u32) -> Token {
+    Token(key | (generation as usize) << 32)
+}
+
+fn split_token(token: Token) -> (usize, u32) {
+    (token.0 & 0xffff_ffff, (token.0 >> 32) as u32)
+}
+
+impl Engine {
+    /// A generator for `args`, not yet started.
+    pub fn new(args: Args, progress: bool) -> io::Result<Engine> {
+        let hello = Hello {
+            heartbeat_ms: args.heartbeat_ms,
+            token: bytes::Bytes::from(args.token.clone()),
+            resume: None,
+        }
+        .encode_frame()
+        .to_vec();
+        let stats = Stats::new().map_err(|e| io::Error::other(e.to_string()))?;
+        let work = crate::modes::Workload::new(&args);
+        Ok(Engine {
+            poll: Poll::new()?,
+            conns: Slab::with_capacity(args.connections.min(100_000) + 1),
+            next_generation: 0,
+            rbuf: vec![0; READ_BUFFER],
+            wbuf: Vec::with_capacity(64 * 1024),
+            hello,
+            stats,
+            start: Instant::now(),
+            now_ns: 0,
+            stage: Stage::Ramp,
+            stage_since_ns: 0,
+            next_source: 0,
+            started: 0,
+            connecting: 0,
+            open: 0,
+            handshake_deadlines: VecDeque::new(),
+            close_deadlines: VecDeque::new(),
+            heartbeats: VecDeque::new(),
+            dead: Vec::new(),
+            peer_max_frame: u16::MAX as usize,
+            fatal: None,
+            window: Window::default(),
+            work,
+            last_progress_ns: 0,
+            last_progress_msgs: 0,
+            progress,
+            args,
+        })
+    }
+
+    fn clock(&mut self) -> u64 {
+        self.now_ns = self.start.elapsed().as_nanos() as u64;
+        self.now_ns
+    }
+
+    /// Runs every stage to the end.
+    pub fn run(&mut self) {
+        let mut events = Events::with_capacity(1024);
+        self.clock();
+        while self.stage != Stage::Done {
+            self.advance_stage();
+            if self.stage == Stage::Done {
+                break;
+            }
+            self.ramp();
+            self.workload_tick();
+            self.fire_deadlines();
+            self.fire_heartbeats();
+            self.reap();
+            self.show_progress(false);
+            let sleep = Duration::from_nanos(self.sleep_ns());
+            match self.poll.poll(&mut events, Some(sleep)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.fatal = Some(format!("poll failed: {e}"));
+                    break;
+                }
+            }
+            self.clock();
+            for event in events.iter() {
+                self.handle_event(event.token(), event.is_writable());
+            }
+            self.reap();
+        }
+        self.show_progress(true);
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            // A server that has not closed after our GOAWAY and FIN is late.
+            if self.conns[key].phase == Phase::Closing && self.fatal.is_none() {
+                self.fail(key, ErrorKind::Timeout);
+            }
+            self.kill(key);
+        }
+        self.reap();
+    }
+
+    fn sleep_ns(&self) -> u64 {
+        let mut due = self.now_ns + MAX_SLEEP_NS;
+        for q in [
+            &self.handshake_deadlines,
+            &self.close_deadlines,
+            &self.heartbeats,
+        ] {
+            if let Some((t, _)) = q.front() {
+                due = due.min(*t);
+            }
+        }
+        if let Some(t) = self.work.next_due_ns(self) {
+            due = due.min(t);
+        }
+        if let Some(t) = self.stage_end_ns() {
+            due = due.min(t);
+        }
+        due.saturating_sub(self.now_ns)
+    }
+
+    fn stage_end_ns(&self) -> Option<u64> {
+        let secs = |s: f64| (s * 1e9) as u64;
+        Some(match self.stage {
+            Stage::Ramp => self.stage_since_ns + RAMP_LIMIT_NS,
+            Stage::Warmup => self.stage_since_ns + secs(self.args.warmup_secs),
+            Stage::Measure => self.stage_since_ns + secs(self.args.duration_secs),
+            Stage::Drain => self.stage_since_ns + DRAIN_LIMIT_NS,
+            Stage::Close => self.stage_since_ns + CLOSE_LIMIT_NS,
+            Stage::Done => return None,
+        })
+    }
+
+    fn set_stage(&mut self, stage: Stage) {
+        log::debug!("stage {} => {}", self.stage.name(), stage.name());
+        match stage {
+            Stage::Warmup | Stage::Measure if self.stage == Stage::Ramp => {
+                self.window.ramp_ns = self.now_ns;
+            }
+            _ => {}
+        }
+        if stage == Stage::Measure {
+            self.window.start_ns = self.now_ns;
+            self.window.open_at_start = self.open;
+            self.stats.recording = true;
+            self.window.server = self.server_sample().map(|s| (s, s));
+            self.window.load = sample_proc("self").map(|s| (s, s));
+        }
+        if self.stage == Stage::Measure {
+            self.stats.recording = false;
+            self.window.end_ns = self.now_ns;
+            self.window.open_at_end = self.open;
+            let server = self.server_sample();
+            if let (Some(w), Some(s)) = (self.window.server.as_mut(), server) {
+                w.1 = s;
+            }
+            if let (Some(w), Some(s)) = (self.window.load.as_mut(), sample_proc("self")) {
+                w.1 = s;
+            }
+        }
+        if stage == Stage::Close {
+            self.window.unanswered = self.work.outstanding(self);
+            let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+            for key in keys {
+                match self.conns[key].phase {
+                    Phase::Open => self.close_politely(key),
+                    Phase::Connecting | Phase::Handshaking => self.kill(key),
+                    Phase::Closing | Phase::Dead => {}
+                }
+            }
+        }
+        self.stage = stage;
+        self.stage_since_ns = self.now_ns;
+    }
+
+    fn server_sample(&self) -> Option<ProcSample> {
+        self.args
+            .server_pid
+            .and_then(|pid| sample_proc(&pid.to_string()))
+    }
+
+    fn advance_stage(&mut self) {
+        if self.fatal.is_some() && self.stage < Stage::Close {
+            if self.stage == Stage::Measure {
+                self.set_stage(Stage::Drain);
+            }
+            self.set_stage(Stage::Close);
+        }
+        let over = self.stage_end_ns().is_some_and(|t| self.now_ns >= t);
+        let next = match self.stage {
+            Stage::Ramp => {
+                let done = self.args.mode == Mode::Churn
+                    || (self.started >= self.work.target_connections && self.connecting == 0);
+                (done || over).then_some(if self.args.warmup_secs > 0.0 {
+                    Stage::Warmup
+                } else {
+                    Stage::Measure
+                })
+            }
+            Stage::Warmup => over.then_some(Stage::Measure),
+            Stage::Measure => over.then_some(Stage::Drain),
+            Stage::Drain => (over || self.work.outstanding(self) == 0).then_some(Stage::Close),
+            Stage::Close => (over || self.conns.is_empty()).then_some(Stage::Done),
+            Stage::Done => None,
+        };
+        if let Some(next) = next {
+            self.set_stage(next);
+        }
+    }
+
+    /// Starts connections while below the target and the connect-concurrency bound.
+    fn ramp(&mut self) {
+        if self.stage != Stage::Ramp || self.args.mode == Mode::Churn {
+            return;
+        }
+        while self.started < self.work.target_connections
+            && self.connecting < self.args.connect_concurrency
+        {
+            let role = self.work.role_for(self.started, self.args.mode);
+            self.open_connection(role);
+        }
+    }
+
+    /// Starts one connect; failures to even start are counted and forgotten.
+    pub fn open_connection(&mut self, role: Role) {
+        self.started += 1;
+        let source = if self.args.sources.is_empty() {
+            None
+        } else {
+            let ip = self.args.sources[self.next_source % self.args.sources.len()];
+            self.next_source += 1;
+            Some(ip)
+        };
+        let mut stream = match conn::start_connect(self.args.addr, source) {
+            Ok(s) => s,
+            Err(e) => {
+                log::debug!("connect: {e}");
+                self.stats.error(conn::connect_error_kind(&e));
+                return;
+            }
+        };
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let generation = self.next_generation;
+        let entry = self.conns.vacant_entry();
+        let token = token_of(entry.key(), generation);
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log::debug!("register: {e}");
+            self.stats.error(ErrorKind::ConnectFailed);
+            return;
+        }
+        entry.insert(Conn::new(stream, generation, role, self.now_ns));
+        self.connecting += 1;
+        self.handshake_deadlines
+            .push_back((self.now_ns + HANDSHAKE_TIMEOUT_NS, token));
+    }
+
+    /// Changes a connection's phase, keeping the phase counters right.
+    pub fn set_phase(&mut self, key: usize, phase: Phase) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let old = c.phase;
+        if old == phase || old == Phase::Dead {
+            return;
+        }
+        c.phase = phase;
+        if matches!(old, Phase::Connecting | Phase::Handshaking) {
+            self.connecting -= 1;
+        }
+        if old == Phase::Open {
+            self.open -= 1;
+        }
+        match phase {
+            Phase::Connecting | Phase::Handshaking => self.connecting += 1,
+            Phase::Open => {
+                self.open += 1;
+                self.stats.peak_open = self.stats.peak_open.max(self.open);
+            }
+            Phase::Closing => {
+                let token = token_of(key, c.generation);
+                self.close_deadlines
+                    .push_back((self.now_ns + CLOSE_TIMEOUT_NS, token));
+            }
+            Phase::Dead => self.dead.push(key),
+        }
+    }
+
+    /// Ends a connection without counting an error.
+    pub fn kill(&mut self, key: usize) {
+        self.set_phase(key, Phase::Dead);
+    }
+
+    /// Ends a connection and counts why.
+    pub fn fail(&mut self, key: usize, kind: ErrorKind) {
+        if self.conns.get(key).is_some_and(|c| c.phase != Phase::Dead) {
+            self.stats.error(kind);
+            self.kill(key);
+        }
+    }
+
+    /// Ends a connection for a protocol violation, remembering the first one.
+    pub fn protocol_error(&mut self, key: usize, what: String) {
+        log::debug!("protocol error on {key}: {what}");
+        if self.stats.first_protocol_error.is_none() {
+            self.stats.first_protocol_error = Some(what);
+        }
+        self.fail(key, ErrorKind::Protocol);
+    }
+
+    fn reap(&mut self) {
+        for key in std::mem::take(&mut self.dead) {
+            if let Some(mut c) = self.conns.try_remove(key) {
+                let _ = self.poll.registry().deregister(&mut c.stream);
+            }
+        }
+    }
+
+    fn live(&self, token: Token) -> Option<usize> {
+        let (key, generation) = split_token(token);
+        self.conns
+            .get(key)
+            .filter(|c| c.generation == generation && c.phase != Phase::Dead)
+            .map(|_| key)
+    }
+
+    fn handle_event(&mut self, token: Token, writable: bool) {
+        let Some(key) = self.live(token) else {
+            return;
+        };
+        if self.conns[key].phase == Phase::Connecting {
+            match conn::connect_result(&self.conns[key].stream) {
+                Ok(false) => return,
+                Ok(true) => {
+                    self.set_phase(key, Phase::Handshaking);
+                    self.wbuf.extend_from_slice(&self.hello);
+                    self.flush(key);
+                }
+                Err(e) => {
+                    log::debug!("connect failed: {e}");
+                    let kind = conn::connect_error_kind(&e);
+                    self.fail(key, kind);
+                    return;
+                }
+            }
+        } else if writable && !self.conns[key].out.is_empty() {
+            self.flush(key);
+        }
+        self.read_ready(key);
+    }
+
+    fn read_ready(&mut self, key: usize) {
+        let mut rbuf = std::mem::take(&mut self.rbuf);
+        while let Some(c) = self.conns.get_mut(key).filter(|c| c.phase != Phase::Dead) {
+            match read_once(&mut c.stream, &mut rbuf) {
+                ReadOutcome::Data(n) => {
+                    let mut partial = std::mem::take(&mut c.partial);
+                    self.clock();
+                    let result = wire::feed(&mut partial, &rbuf[..n], |kind, more, payload| {
+                        self.on_frame(key, kind, more, payload)
+                    });
+                    if let Some(c) = self.conns.get_mut(key) {
+                        c.partial = partial;
+                    }
+                    if let Err(e) = result {
+                        self.protocol_error(key, e.to_string());
+                    }
+                    self.flush(key);
+                    // A short read drained the socket; epoll reports the next arrival.
+                    if n < rbuf.len() {
+                        break;
+                    }
+                }
+                ReadOutcome::Eof => {
+                    self.on_eof(key);
+                    break;
+                }
+                ReadOutcome::WouldBlock => break,
+                ReadOutcome::Failed(e) => {
+                    log::debug!("read failed: {e}");
+                    self.fail(key, ErrorKind::Reset);
+                    break;
+                }
+            }
+        }
+        self.rbuf = rbuf;
+    }
+
+    fn on_eof(&mut self, key: usize) {
+        let c = &self.conns[key];
+        match c.phase {
+            Phase::Closing => {
+                self.work.on_closed(key, &mut self.stats, c, self.now_ns);
+                self.kill(key);
+            }
+            Phase::Connecting | Phase::Handshaking | Phase::Open => {
+                if c.got_goaway {
+                    self.kill(key);
+                } else {
+                    self.fail(key, ErrorKind::Eof);
+                }
+            }
+            Phase::Dead => {}
+        }
+    }
+
+    /// Handles one complete frame; returns whether to keep reading this connection.
+    fn on_frame(&mut self, key: usize, kind: FrameType, more: bool, payload: &[u8]) -> bool {
+        let Some(c) = self.conns.get_mut(key) else {
+            return false;
+        };
+        c.last_rx_ns = self.now_ns;
+        match (c.phase, kind) {
+            (Phase::Dead, _) => false,
+            (_, FrameType::Goaway) => {
+                let code = match tether::protocol::Goaway::decode(payload) {
+                    Ok(g) => g.code,
+                    Err(e) => {
+                        self.protocol_error(key, e.to_string());
+                        return false;
+                    }
+                };
+                self.stats.goaway(code);
+                c.got_goaway = true;
+                let ours = c.phase == Phase::Closing;
+                if !ours {
+                    log::debug!("GOAWAY {code} on {key}");
+                    self.work.on_goaway(key, code, &mut self.fatal);
+                    self.stats.error(ErrorKind::Goaway);
+                    // Answer the close: FIN, then read to the server's EOF.
+                    c.fin_pending = true;
+                    self.set_phase(key, Phase::Closing);
+                }
+                true
+            }
+            (Phase::Handshaking, FrameType::Welcome) => {
+                match tether::protocol::Welcome::decode(payload) {
+                    Ok(w) => {
+                        let asked = self.args.heartbeat_ms;
+                        let hb_ms = if asked == 0 {
+                            w.heartbeat_ms
+                        } else {
+                            asked.min(w.heartbeat_ms.max(1))
+                        };
+                        c.heartbeat_ns = u64::from(hb_ms.max(1)) * 1_000_000;
+                        self.peer_max_frame = usize::from(w.max_frame.max(1));
+                        self.stats.handshakes += 1;
+                        let token = token_of(key, c.generation);
+                        self.heartbeats
+                            .push_back((self.now_ns + c.heartbeat_ns, token));
+                        self.set_phase(key, Phase::Open);
+                        self.work_on_open(key);
+                        true
+                    }
+                    Err(e) => {
+                        self.protocol_error(key, format!("bad WELCOME: {e}"));
+                        false
+                    }
+                }
+            }
+            (Phase::Handshaking | Phase::Connecting, _) => {
+                let e = ProtocolError::Unexpected(kind);
+                self.protocol_error(key, format!("{e} before WELCOME"));
+                false
+            }
+            (Phase::Open | Phase::Closing, FrameType::Ping) => {
+                wire::put_frame(&mut self.wbuf, FrameType::Pong, false, payload);
+                true
+            }
+            (Phase::Open | Phase::Closing, FrameType::Pong | FrameType::Data) => {
+                self.work_on_frame(key, kind, more, payload)
+            }
+            (Phase::Open | Phase::Closing, FrameType::Hello | FrameType::Welcome) => {
+                self.protocol_error(key, format!("unexpected {kind} from the server"));
+                false
+            }
+        }
+    }
+
+    /// Writes the scratch buffer to `key` (after anything already queued).
+    pub fn flush(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key).filter(|c| c.phase != Phase::Dead) else {
+            self.wbuf.clear();
+            return;
+        };
+        if !self.wbuf.is_empty() {
+            c.last_tx_ns = self.now_ns;
+            if c.out.is_empty() {
+                match conn::write_some(&mut c.stream, &self.wbuf) {
+                    Ok(n) => c.out.extend_from_slice(&self.wbuf[n..]),
+                    Err(e) => {
+                        log::debug!("write failed: {e}");
+                        self.wbuf.clear();
+                        self.fail(key, ErrorKind::Reset);
+                        return;
+                    }
+                }
+            } else {
+                c.out.extend_from_slice(&self.wbuf);
+            }
+            self.wbuf.clear();
+        } else if !c.out.is_empty() {
+            match conn::write_some(&mut c.stream, &c.out) {
+                Ok(n) => {
+                    c.out.drain(..n);
+                }
+                Err(e) => {
+                    log::debug!("write failed: {e}");
+                    self.fail(key, ErrorKind::Reset);
+                    return;
+                }
+            }
+        }
+        if c.out.is_empty() {
+            // Free the backlog's memory: an idle connection holds no buffer.
+            c.out = Vec::new();
+            if c.fin_pending {
+                c.fin_pending = false;
+                if let Err(e) = shutdown_write(&c.stream) {
+                    log::debug!("shutdown failed: {e}");
+                }
+            }
+        }
+        let wants = c.wants_write();
+        if wants != c.write_interest {
+            c.write_interest = wants;
+            let token = token_of(key, c.generation);
+            let interest = if wants {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if self
+                .poll
+                .registry()
+                .reregister(&mut c.stream, token, interest)
+                .is_err()
+            {
+                self.fail(key, ErrorKind::Reset);
+            }
+        }
+    }
+
+    /// GOAWAY NORMAL, FIN once it is flushed, then read to the server's EOF.
+    pub fn close_politely(&mut self, key: usize) {
+        self.wbuf
+            .extend_from_slice(&encode_goaway(GoawayCode::Normal, "load done"));
+        if let Some(c) = self.conns.get_mut(key) {
+            c.fin_pending = true;
+        }
+        self.set_phase(key, Phase::Closing);
+        self.flush(key);
+    }
+
+    fn fire_deadlines(&mut self) {
+        while let Some(&(due, token)) = self.handshake_deadlines.front() {
+            if due > self.now_ns {
+                break;
+            }
+            self.handshake_deadlines.pop_front();
+            if let Some(key) = self.live(token) {
+                if self.conns[key].is_connecting() {
+                    self.fail(key, ErrorKind::Timeout);
+                }
+            }
+        }
+        while let Some(&(due, token)) = self.close_deadlines.front() {
+            if due > self.now_ns {
+                break;
+            }
+            self.close_deadlines.pop_front();
+            if let Some(key) = self.live(token) {
+                if self.conns[key].phase == Phase::Closing {
+                    self.fail(key, ErrorKind::Timeout);
+                }
+            }
+        }
+    }
+
+    fn fire_heartbeats(&mut self) {
+        while let Some(&(due, token)) = self.heartbeats.front() {
+            if due > self.now_ns {
+                break;
+            }
+            self.heartbeats.pop_front();
+            let Some(key) = self.live(token) else {
+                continue;
+            };
+            let c = &self.conns[key];
+            if c.phase != Phase::Open {
+                continue;
+            }
+            let hb = c.heartbeat_ns;
+            if self.now_ns.saturating_sub(c.last_rx_ns) > MISS * hb {
+                log::debug!("{key}: nothing received for {MISS} heartbeats");
+                self.fail(key, ErrorKind::Timeout);
+                continue;
+            }
+            if self.now_ns.saturating_sub(c.last_tx_ns) + hb / 100 >= hb {
+                self.work_heartbeat(key);
+                self.flush(key);
+            }
+            if let Some(c) = self.conns.get(key).filter(|c| c.phase == Phase::Open) {
+                let next = (c.last_tx_ns + hb).max(self.now_ns + hb / 100);
+                self.heartbeats.push_back((next, token));
+            }
+        }
+    }
+
+    fn show_progress(&mut self, last: bool) {
+        if !self.progress {
+            return;
+        }
+        let since = self.now_ns.saturating_sub(self.last_progress_ns);
+        if !last && since < 1_000_000_000 {
+            return;
+        }
+        let rate = (self.stats.messages_total - self.last_progress_msgs) as f64 * 1e9
+            / since.max(1) as f64;
+        self.last_progress_ns = self.now_ns;
+        self.last_progress_msgs = self.stats.messages_total;
+        eprint!(
+            "\r\x1b[K{:>7} {:>6.1}s  up {}/{}  msgs/s {:.0}  errors {}{}",
+            self.stage.name(),
+            self.now_ns as f64 / 1e9,
+            self.open,
+            self.work.target_connections,
+            rate,
+            self.stats.error_total(),
+            if last { "\n" } else { "" }
+        );
+    }
+}

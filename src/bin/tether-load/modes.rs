@@ -1,0 +1,436 @@
+//! The workloads: what each mode sends once a connection is open, what it
+//! expects back, and what it measures.
+//!
+//! - **pingpong**: `depth` PINGs in flight per connection; each PONG is timed
+//!   against its PING's send time, kept in one shared table indexed by
+//!   `(slab key, sequence % depth)` (PONGs come back in order on a stream), so
+//!   even an empty payload is timed. With `--payload` ≥ 8 the PING carries its
+//!   sequence number and each PONG is checked against it.
+//! - **echo**: `depth` DATA messages of `size` bytes in flight; each carries
+//!   its sequence number and send time in its first 16 bytes.
+//! - **idle**: only heartbeats; each PING carries its send time.
+//! - **churn**: connect, handshake, GOAWAY NORMAL + FIN, read to EOF; timed
+//!   from connect to EOF.
+//! - **fanout**: subscribers send `S` channel; one publisher sends `P`
+//!   chan_len channel body at `rate`; each delivery `M` chan_len channel body
+//!   is timed against the send time in the body (PROTOCOL.md §5).
+
+use tether::protocol::{FrameType, GoawayCode};
+
+use crate::args::{Args, Mode};
+use crate::conn::{Conn, Phase, Role};
+use crate::engine::{Engine, Stage};
+use crate::stats::Stats;
+use crate::wire;
+
+/// Delay between the end of ramp-up and the first publish, so every
+/// subscriber's `S` has reached the server (the protocol has no subscribe ack).
+const FANOUT_SETTLE_NS: u64 = 200_000_000;
+/// Most publishes or churn connects started in one loop turn when behind.
+const MAX_BURST: u64 = 1_000;
+/// Publisher backlog above which publishing pauses: the server is not reading.
+const MAX_PUBLISHER_BACKLOG: usize = 4 << 20;
+
+/// Mode-specific state shared by all connections.
+pub struct Workload {
+    mode: Mode,
+    /// Connections the ramp-up opens (subscribers plus the publisher in fanout).
+    pub target_connections: u64,
+    depth: usize,
+    /// Pingpong send times, `depth` slots per slab key.
+    send_ns: Vec<u64>,
+    prefix: Vec<u8>,
+    /// `P`, chan_len, channel: the head of every publish.
+    publish_head: Vec<u8>,
+    /// The fanout publisher's slab key and generation.
+    publisher: Option<(usize, u32)>,
+    publish_start_ns: Option<u64>,
+    /// Messages published.
+    pub published: u64,
+    /// Deliveries expected: each publish times the subscribers open then.
+    pub expected: u64,
+    /// Deliveries received.
+    pub delivered: u64,
+    /// Publishes skipped because the publisher's backlog was full.
+    pub publisher_blocked: u64,
+    churn_start_ns: Option<u64>,
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
+    let b = bytes.get(at..at + 8)?;
+    Some(u64::from_be_bytes([
+        b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+    ]))
+}
+
+impl Workload {
+    /// State for the mode in `args`.
+    pub fn new(args: &Args) -> Workload {
+        let target = match args.mode {
+            Mode::Fanout => args.connections as u64 + 1,
+            Mode::Churn => 0,
+            Mode::PingPong | Mode::Echo | Mode::Idle => args.connections as u64,
+        };
+        let send_ns = if args.mode == Mode::PingPong {
+            vec![0; (args.connections + 1) * args.depth]
+        } else {
+            Vec::new()
+        };
+        Workload {
+            mode: args.mode,
+            target_connections: target,
+            depth: args.depth,
+            send_ns,
+            prefix: Vec::with_capacity(300),
+            publish_head: [
+                &[b'P', args.channel.len() as u8][..],
+                args.channel.as_bytes(),
+            ]
+            .concat(),
+            publisher: None,
+            publish_start_ns: None,
+            published: 0,
+            expected: 0,
+            delivered: 0,
+            publisher_blocked: 0,
+            churn_start_ns: None,
+        }
+    }
+
+    /// The role of the `n`th connection started.
+    pub fn role_for(&self, n: u64, mode: Mode) -> Role {
+        match (mode, n) {
+            (Mode::Fanout, 0) => Role::Publisher,
+            (Mode::Fanout, _) => Role::Subscriber,
+            _ => Role::Worker,
+        }
+    }
+
+    /// When the next paced action (publish, churn connect) is due.
+    pub fn next_due_ns(&self, e: &Engine) -> Option<u64> {
+        let per = 1e9 / e.args.rate;
+        match self.mode {
+            Mode::Churn => self
+                .churn_start_ns
+                .map(|s| s + (e.started as f64 * per) as u64),
+            Mode::Fanout => self
+                .publish_start_ns
+                .map(|s| s + (self.published as f64 * per) as u64),
+            Mode::PingPong | Mode::Echo | Mode::Idle => None,
+        }
+    }
+
+    /// Requests still waiting for their reply.
+    pub fn outstanding(&self, e: &Engine) -> u64 {
+        match self.mode {
+            Mode::PingPong | Mode::Echo => e
+                .conns
+                .iter()
+                .filter(|(_, c)| c.phase == Phase::Open)
+                .map(|(_, c)| c.sent.saturating_sub(c.received))
+                .sum(),
+            Mode::Fanout => self.expected.saturating_sub(self.delivered),
+            Mode::Churn => e.conns.len() as u64,
+            Mode::Idle => 0,
+        }
+    }
+
+    /// A connection we were closing reached EOF.
+    pub fn on_closed(&mut self, _key: usize, stats: &mut Stats, c: &Conn, now_ns: u64) {
+        if self.mode == Mode::Churn {
+            stats.message(Some(now_ns.saturating_sub(c.started_ns)));
+        }
+    }
+
+    /// The server sent a GOAWAY we did not ask for.
+    pub fn on_goaway(&mut self, key: usize, code: GoawayCode, fatal: &mut Option<String>) {
+        if self.mode == Mode::Fanout && code == GoawayCode::ProtocolError && self.delivered == 0 {
+            *fatal = Some(format!(
+                "the server answered pub/sub ops with GOAWAY PROTOCOL_ERROR (connection {key}): \
+                 it is not running the pub/sub app; start it with --app pubsub"
+            ));
+        }
+    }
+}
+
+impl Engine {
+    /// WELCOME arrived on `key`: start its part of the workload.
+    pub fn work_on_open(&mut self, key: usize) {
+        match self.args.mode {
+            Mode::PingPong => {
+                for _ in 0..self.args.depth {
+                    self.send_ping(key);
+                }
+            }
+            Mode::Echo => {
+                for _ in 0..self.args.depth {
+                    self.send_echo(key);
+                }
+            }
+            Mode::Idle => {}
+            Mode::Churn => self.close_politely(key),
+            Mode::Fanout => match self.conns[key].role {
+                Role::Publisher => self.work.publisher = Some((key, self.conns[key].generation)),
+                Role::Subscriber => {
+                    self.work.prefix.clear();
+                    self.work.prefix.push(b'S');
+                    self.work
+                        .prefix
+                        .extend_from_slice(self.args.channel.as_bytes());
+                    let n = self.work.prefix.len();
+                    wire::put_message(&mut self.wbuf, &self.work.prefix, n, self.peer_max_frame);
+                    self.conns[key].sent = 1;
+                }
+                Role::Worker => {}
+            },
+        }
+    }
+
+    fn send_ping(&mut self, key: usize) {
+        let c = &mut self.conns[key];
+        let seq = c.sent;
+        c.sent += 1;
+        let slot = key * self.work.depth + (seq % self.work.depth as u64) as usize;
+        if let Some(t) = self.work.send_ns.get_mut(slot) {
+            *t = self.now_ns;
+        }
+        let mut payload = [0u8; 64];
+        if self.args.payload >= 8 {
+            payload[..8].copy_from_slice(&seq.to_be_bytes());
+        }
+        wire::put_frame(
+            &mut self.wbuf,
+            FrameType::Ping,
+            false,
+            &payload[..self.args.payload],
+        );
+    }
+
+    fn send_echo(&mut self, key: usize) {
+        let c = &mut self.conns[key];
+        let seq = c.sent;
+        c.sent += 1;
+        let mut prefix = [0u8; 16];
+        prefix[..8].copy_from_slice(&seq.to_be_bytes());
+        prefix[8..].copy_from_slice(&self.now_ns.to_be_bytes());
+        wire::put_message(&mut self.wbuf, &prefix, self.args.size, self.peer_max_frame);
+    }
+
+    /// A heartbeat is due on `key` (nothing sent for an interval).
+    pub fn work_heartbeat(&mut self, _key: usize) {
+        match self.args.mode {
+            // Closed-loop traffic is its own heartbeat; a stall is caught by MISS.
+            Mode::PingPong => {}
+            Mode::Idle => {
+                let ts = self.now_ns.to_be_bytes();
+                wire::put_frame(&mut self.wbuf, FrameType::Ping, false, &ts);
+            }
+            Mode::Echo | Mode::Churn | Mode::Fanout => {
+                wire::put_frame(&mut self.wbuf, FrameType::Ping, false, &[]);
+            }
+        }
+    }
+
+    /// A PONG or DATA frame arrived on an open connection; returns whether to keep reading.
+    pub fn work_on_frame(&mut self, key: usize, kind: FrameType, more: bool, p: &[u8]) -> bool {
+        match (self.args.mode, kind) {
+            (Mode::PingPong, FrameType::Pong) => self.on_pong(key, p),
+            (Mode::Idle, FrameType::Pong) => {
+                if let Some(ts) = u64_at(p, 0).filter(|_| p.len() == 8) {
+                    self.stats.message(Some(self.now_ns.saturating_sub(ts)));
+                }
+                true
+            }
+            (_, FrameType::Pong) => true,
+            (Mode::Echo, FrameType::Data) => self.on_echo(key, more, p),
+            (Mode::Fanout, FrameType::Data) => self.on_delivery(key, more, p),
+            (_, _) => {
+                self.protocol_error(
+                    key,
+                    format!("unexpected {kind} in {}", self.args.mode.name()),
+                );
+                false
+            }
+        }
+    }
+
+    fn on_pong(&mut self, key: usize, p: &[u8]) -> bool {
+        let c = &mut self.conns[key];
+        let seq = c.received;
+        if seq >= c.sent {
+            self.protocol_error(key, "PONG without a PING".to_string());
+            return false;
+        }
+        if p.len() != self.args.payload || (p.len() >= 8 && u64_at(p, 0) != Some(seq)) {
+            self.protocol_error(key, format!("PONG {seq} does not echo its PING's payload"));
+            return false;
+        }
+        c.received += 1;
+        let slot = key * self.work.depth + (seq % self.work.depth as u64) as usize;
+        let sent_at = self.work.send_ns.get(slot).copied().unwrap_or(self.now_ns);
+        self.stats
+            .message(Some(self.now_ns.saturating_sub(sent_at)));
+        if self.stage.is_issuing() && c.phase == Phase::Open {
+            self.send_ping(key);
+        }
+        true
+    }
+
+    fn on_echo(&mut self, key: usize, more: bool, p: &[u8]) -> bool {
+        let c = &mut self.conns[key];
+        if c.msg_bytes == 0 {
+            let expect = c.received;
+            match (u64_at(p, 0), u64_at(p, 8)) {
+                (Some(seq), Some(ts)) if seq == expect && c.received < c.sent => c.msg_ts_ns = ts,
+                _ => {
+                    self.protocol_error(key, format!("echo {expect} is not the message sent"));
+                    return false;
+                }
+            }
+        }
+        c.msg_bytes = c.msg_bytes.saturating_add(p.len() as u32);
+        if more {
+            return true;
+        }
+        let total = c.msg_bytes as usize;
+        c.msg_bytes = 0;
+        if total != self.args.size {
+            self.protocol_error(
+                key,
+                format!("echo of {total} bytes, sent {}", self.args.size),
+            );
+            return false;
+        }
+        c.received += 1;
+        let latency = self.now_ns.saturating_sub(c.msg_ts_ns);
+        self.stats.message(Some(latency));
+        if self.stage.is_issuing() && c.phase == Phase::Open {
+            self.send_echo(key);
+        }
+        true
+    }
+
+    fn on_delivery(&mut self, key: usize, more: bool, p: &[u8]) -> bool {
+        let c = &mut self.conns[key];
+        if c.msg_bytes == 0 {
+            let chan = self.args.channel.as_bytes();
+            let body_at = 2 + chan.len();
+            if p.first() == Some(&b'S') || p.first() == Some(&b'P') {
+                self.fatal = Some(
+                    "the server echoed a pub/sub op back: it runs the echo app, not pub/sub; \
+                     start it with --app pubsub"
+                        .to_string(),
+                );
+                return false;
+            }
+            let well_formed = p.first() == Some(&b'M')
+                && p.get(1) == Some(&(chan.len() as u8))
+                && p.get(2..body_at) == Some(chan);
+            match u64_at(p, body_at).filter(|_| well_formed && c.role == Role::Subscriber) {
+                Some(ts) => c.msg_ts_ns = ts,
+                None => {
+                    self.protocol_error(key, "malformed or unexpected delivery".to_string());
+                    return false;
+                }
+            }
+        }
+        c.msg_bytes = c.msg_bytes.saturating_add(p.len() as u32);
+        if more {
+            return true;
+        }
+        c.msg_bytes = 0;
+        c.received += 1;
+        self.work.delivered += 1;
+        let latency = self.now_ns.saturating_sub(c.msg_ts_ns);
+        self.stats.message(Some(latency));
+        true
+    }
+
+    /// Paced work: churn connects and fanout publishes.
+    pub fn workload_tick(&mut self) {
+        if !self.stage.is_issuing() {
+            return;
+        }
+        match self.args.mode {
+            Mode::Churn => self.churn_tick(),
+            Mode::Fanout => self.publish_tick(),
+            Mode::PingPong | Mode::Echo | Mode::Idle => {}
+        }
+    }
+
+    fn churn_tick(&mut self) {
+        let start = *self.work.churn_start_ns.get_or_insert(self.now_ns);
+        let due = ((self.now_ns - start) as f64 * self.args.rate / 1e9) as u64 + 1;
+        let mut burst = 0;
+        while self.started < due
+            && self.conns.len() < self.args.connect_concurrency
+            && burst < MAX_BURST
+        {
+            self.open_connection(Role::Worker);
+            burst += 1;
+        }
+    }
+
+    fn publish_tick(&mut self) {
+        if self.stage == Stage::Ramp {
+            return;
+        }
+        let Some((key, generation)) = self.work.publisher else {
+            return;
+        };
+        let alive = self
+            .conns
+            .get(key)
+            .is_some_and(|c| c.generation == generation && c.phase == Phase::Open);
+        if !alive {
+            return;
+        }
+        let start = *self
+            .work
+            .publish_start_ns
+            .get_or_insert(self.now_ns + FANOUT_SETTLE_NS);
+        if self.now_ns < start {
+            return;
+        }
+        let due = ((self.now_ns - start) as f64 * self.args.rate / 1e9) as u64 + 1;
+        let subscribers = self.open.saturating_sub(1) as u64;
+        let total = self.work.publish_head.len() + self.args.size;
+        let mut burst = 0;
+        while self.work.published < due && burst < MAX_BURST {
+            if self.conns[key].out.len() > MAX_PUBLISHER_BACKLOG {
+                // Skip ahead rather than queue without bound.
+                self.work.publisher_blocked += due - self.work.published;
+                self.work.published = due;
+                break;
+            }
+            let seq = self.work.published;
+            let p = &mut self.work.prefix;
+            p.clear();
+            p.extend_from_slice(&self.work.publish_head);
+            p.extend_from_slice(&self.now_ns.to_be_bytes());
+            p.extend_from_slice(&seq.to_be_bytes());
+            wire::put_message(&mut self.wbuf, p, total, self.peer_max_frame);
+            self.work.published += 1;
+            self.work.expected += subscribers;
+            burst += 1;
+            if self.wbuf.len() > 256 * 1024 {
+                self.flush(key);
+            }
+        }
+        self.flush(key);
+    }
+
+    /// Mode-specific counters for the report.
+    pub fn extras(&self) -> Vec<(&'static str, u64)> {
+        match self.args.mode {
+            Mode::Fanout => vec![
+                ("published", self.work.published),
+                ("deliveries_expected", self.work.expected),
+                ("delivered", self.work.delivered),
+                ("publishes_skipped", self.work.publisher_blocked),
+            ],
+            Mode::Churn => vec![("connects_started", self.started)],
+            Mode::PingPong | Mode::Echo | Mode::Idle => vec![],
+        }
+    }
+}
