@@ -26,8 +26,8 @@ use super::adaptive::AdaptiveHeartbeat;
 use super::backoff::{Backoff, RandomSource};
 use super::{ClientConfig, ClientEvent, DisconnectReason};
 use crate::protocol::{
-    encode_frame, encode_goaway, encode_message, Frame, FrameDecoder, FrameType, Goaway,
-    GoawayCode, Hello, ProtocolError, SessionId, Welcome,
+    encode_frame, encode_goaway, encode_message, FrameDecoder, FrameType, GoawayCode, Hello,
+    ProtocolError, SessionId, Welcome,
 };
 
 /// The client accepts frames up to what the 16-bit length can carry: the
@@ -535,124 +535,6 @@ impl ClientMachine {
         self.link.last_tx = now;
     }
 
-    fn handle_frame(&mut self, frame: Frame, now: Instant) -> Result<(), ProtocolError> {
-        match &self.state {
-            State::Handshaking { .. } => match frame.kind {
-                FrameType::Welcome => self.on_welcome(&frame.payload, now),
-                FrameType::Goaway => self.on_goaway(&frame.payload, now),
-                FrameType::Ping => {
-                    self.queue_pong(&frame.payload, now);
-                    Ok(())
-                }
-                FrameType::Hello | FrameType::Pong | FrameType::Data => {
-                    Err(ProtocolError::Unexpected(frame.kind))
-                }
-            },
-            State::Open => match frame.kind {
-                FrameType::Ping => {
-                    self.queue_pong(&frame.payload, now);
-                    Ok(())
-                }
-                FrameType::Pong => {
-                    self.on_pong(&frame.payload, now);
-                    Ok(())
-                }
-                FrameType::Data => self.on_data(frame),
-                FrameType::Goaway => self.on_goaway(&frame.payload, now),
-                FrameType::Hello | FrameType::Welcome => Err(ProtocolError::Unexpected(frame.kind)),
-            },
-            // Our own close: deliver answers, report a GOAWAY, send nothing more.
-            State::Closing { .. } => match frame.kind {
-                FrameType::Data => self.on_data(frame),
-                FrameType::Goaway => {
-                    let goaway = Goaway::decode(&frame.payload)?;
-                    self.events.push_back(ClientEvent::Goaway(goaway));
-                    Ok(())
-                }
-                FrameType::Hello | FrameType::Welcome | FrameType::Ping | FrameType::Pong => Ok(()),
-            },
-            State::Connecting | State::Waiting { .. } | State::Closed => Ok(()),
-        }
-    }
-
-    fn on_welcome(&mut self, payload: &[u8], now: Instant) -> Result<(), ProtocolError> {
-        let welcome = Welcome::decode(payload)?;
-        self.negotiated = Duration::from_millis(u64::from(welcome.heartbeat_ms)).max(MIN_HEARTBEAT);
-        if let Some(a) = self.adaptive.as_mut() {
-            a.set_max(self.negotiated);
-        }
-        self.session = Some(welcome.session);
-        self.welcome = Some(welcome);
-        self.link.opened_at = Some(now);
-        self.set_state(State::Open);
-        self.events.push_back(ClientEvent::Connected {
-            resumed: welcome.resumed,
-            lost: welcome.lost,
-            session: welcome.session,
-            heartbeat: self.heartbeat_interval(),
-        });
-        let (max_frame, max_message) = self.server_limits();
-        while let Some(message) = self.pending.pop_front() {
-            self.pending_bytes -= message.len();
-            if message.len() > max_message {
-                self.events.push_back(ClientEvent::Undeliverable(message));
-            } else {
-                self.transmit.push_back(encode_message(&message, max_frame));
-                self.link.last_tx = now;
-            }
-        }
-        Ok(())
-    }
-
-    fn on_pong(&mut self, payload: &[u8], now: Instant) {
-        let Ok(seq) = <[u8; PING_SEQ_LEN]>::try_from(payload).map(u64::from_be_bytes) else {
-            return; // not one of ours; it still counted as a sign of life
-        };
-        if let Some((last, sent)) = self.link.last_ping {
-            if seq == last {
-                self.rtt = Some(now.saturating_duration_since(sent));
-            }
-        }
-        if self.link.probe.is_some_and(|probe| seq >= probe) {
-            self.link.probe = None;
-            if let Some(a) = self.adaptive.as_mut() {
-                if let Some(interval) = a.on_success(now) {
-                    self.events
-                        .push_back(ClientEvent::HeartbeatChanged { interval });
-                }
-            }
-        }
-    }
-
-    fn on_data(&mut self, frame: Frame) -> Result<(), ProtocolError> {
-        let len = self.message.len() + frame.payload.len();
-        if len > self.config.max_message {
-            return Err(ProtocolError::MessageTooLarge {
-                len,
-                max: self.config.max_message,
-            });
-        }
-        if !self.in_message && !frame.more {
-            self.events.push_back(ClientEvent::Message(frame.payload));
-            return Ok(());
-        }
-        self.message.extend_from_slice(&frame.payload);
-        self.in_message = frame.more;
-        if !frame.more {
-            let whole = std::mem::take(&mut self.message).freeze();
-            self.events.push_back(ClientEvent::Message(whole));
-        }
-        Ok(())
-    }
-
-    /// The peer is closing: report it, send nothing more, drain to its EOF.
-    fn on_goaway(&mut self, payload: &[u8], now: Instant) -> Result<(), ProtocolError> {
-        let goaway = Goaway::decode(payload)?;
-        self.events.push_back(ClientEvent::Goaway(goaway.clone()));
-        self.start_closing(DisconnectReason::Goaway(goaway), false, now);
-        Ok(())
-    }
-
     fn protocol_error(&mut self, error: ProtocolError, now: Instant) {
         log::debug!("client: protocol error: {error}");
         if let State::Closing { reading, .. } = &mut self.state {
@@ -735,6 +617,8 @@ impl ClientMachine {
         self.events.push_back(ClientEvent::Closed);
     }
 }
+
+mod recv;
 
 #[cfg(test)]
 mod nat;

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::client::{BackoffConfig, Jitter, SplitMix64};
-use crate::protocol::{decode_frame, Status};
+use crate::protocol::{decode_frame, Frame, Goaway, Status};
 
 pub(super) fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
