@@ -25,8 +25,8 @@ use rate::TokenBucket;
 
 use crate::config::Config;
 use crate::protocol::{
-    encode_frame, encode_goaway, encode_message, FrameDecoder, FrameType, Goaway, GoawayCode,
-    Hello, ProtocolError, SessionId, Welcome,
+    encode_frame, encode_goaway, encode_message, Frame, FrameDecoder, FrameType, Goaway,
+    GoawayCode, Hello, ProtocolError, SessionId, Welcome,
 };
 use crate::time::{ms_to_ticks_ceil, Tick};
 
@@ -109,9 +109,9 @@ pub struct FrameCounts {
 #[derive(Debug)]
 pub struct Conn {
     state: State,
-    decoder: FrameDecoder,
-    /// Fragments of a DATA message being reassembled (≤ `max_message`).
-    message: BytesMut,
+    /// A partial frame and a partial message; boxed and only while there is one,
+    /// so an idle connection pays 8 bytes for them instead of 72.
+    input: Option<Box<InputBuffers>>,
     /// Whole frames waiting to be written (≤ `max_output`, else SLOW_CONSUMER).
     output: OutputQueue,
     /// Frames allowed by `--rate-limit` (unused when it is off).
@@ -122,6 +122,8 @@ pub struct Conn {
     last_rx: Tick,
     /// Handshake or linger deadline, depending on the state (unused while open).
     phase_deadline: Tick,
+    /// The session given in WELCOME (all zero until then).
+    session: SessionId,
     /// Negotiated heartbeat, ms (0 until the handshake).
     heartbeat_ms: u32,
     /// Idle timeout in ticks (0 until the handshake).
@@ -141,8 +143,7 @@ impl Conn {
     pub fn new(now: Tick, config: &Config) -> Conn {
         Conn {
             state: State::Handshake,
-            decoder: FrameDecoder::new(config.max_frame as usize),
-            message: BytesMut::new(),
+            input: None,
             output: OutputQueue::default(),
             bucket: TokenBucket::new(now, config.rate_burst),
             counts: FrameCounts::default(),
@@ -150,6 +151,7 @@ impl Conn {
             phase_deadline: now
                 + ms_to_ticks_ceil(config.handshake_timeout_ms.into(), config.tick_ms.into())
                 + 1,
+            session: SessionId::default(),
             heartbeat_ms: 0,
             idle_ticks: 0,
             write_shut: false,
@@ -174,6 +176,11 @@ impl Conn {
     /// How the connection ended or is ending, once known.
     pub fn close_reason(&self) -> Option<CloseReason> {
         self.close_reason
+    }
+
+    /// The session given in WELCOME, once the connection is open.
+    pub fn session(&self) -> Option<SessionId> {
+        (self.heartbeat_ms != 0 && self.state != State::Handshake).then_some(self.session)
     }
 
     /// The negotiated heartbeat in ms (0 before the handshake).
@@ -215,7 +222,9 @@ impl Conn {
 
     /// Bytes held for a partial frame and a partial message.
     pub fn buffered_input(&self) -> usize {
-        self.decoder.buffered() + self.message.len()
+        self.input
+            .as_ref()
+            .map_or(0, |b| b.decoder.buffered() + b.message.len())
     }
 
     /// The queued output buffers, front first, for a vectored write.
@@ -256,6 +265,25 @@ impl Conn {
         now: Tick,
         config: &Config,
     ) -> Option<ConnEvent> {
+        let mut held = self.input.take();
+        // A fresh decoder allocates nothing; it is boxed below only if it ends mid-frame.
+        let mut fresh = InputBuffers::new(config.max_frame.into());
+        let bufs = held.as_deref_mut().unwrap_or(&mut fresh);
+        let event = self.consume(bufs, input, now, config);
+        let still_reading = matches!(self.state, State::Handshake | State::Open);
+        if still_reading && !bufs.is_empty() {
+            self.input = Some(held.unwrap_or_else(|| Box::new(fresh)));
+        }
+        event
+    }
+
+    fn consume(
+        &mut self,
+        bufs: &mut InputBuffers,
+        input: &mut &[u8],
+        now: Tick,
+        config: &Config,
+    ) -> Option<ConnEvent> {
         loop {
             match self.state {
                 State::Handshake | State::Open => {}
@@ -265,7 +293,7 @@ impl Conn {
                     return None;
                 }
             }
-            let frame = match self.decoder.next_frame(input) {
+            let frame = match bufs.decoder.next_frame(input) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return None,
                 Err(e) => {
@@ -288,7 +316,7 @@ impl Conn {
                 );
                 continue;
             }
-            match self.handle_frame(frame.kind, frame.more, frame.payload, now, config) {
+            match self.handle_frame(frame, &mut bufs.message, now, config) {
                 Ok(Some(event)) => return Some(event),
                 Ok(None) => {}
                 Err(e) => self.fail(&e, now, config),
@@ -298,12 +326,16 @@ impl Conn {
 
     fn handle_frame(
         &mut self,
-        kind: FrameType,
-        more: bool,
-        payload: Bytes,
+        frame: Frame,
+        message: &mut BytesMut,
         now: Tick,
         config: &Config,
     ) -> Result<Option<ConnEvent>, ProtocolError> {
+        let Frame {
+            kind,
+            more,
+            payload,
+        } = frame;
         match (self.state, kind) {
             (State::Handshake, FrameType::Hello) => self.handle_hello(&payload, now, config),
             (State::Handshake, _) => Err(ProtocolError::Unexpected(kind)),
@@ -313,7 +345,7 @@ impl Conn {
                 Ok(None)
             }
             (State::Open, FrameType::Pong) => Ok(None),
-            (State::Open, FrameType::Data) => self.handle_data(more, payload, config),
+            (State::Open, FrameType::Data) => handle_data(message, more, payload, config),
             (State::Open, FrameType::Goaway) => {
                 let goaway = Goaway::decode(&payload)?;
                 self.close_reason = Some(CloseReason::PeerGoaway(goaway.code));
@@ -351,30 +383,6 @@ impl Conn {
         Ok(Some(ConnEvent::Hello(hello)))
     }
 
-    fn handle_data(
-        &mut self,
-        more: bool,
-        payload: Bytes,
-        config: &Config,
-    ) -> Result<Option<ConnEvent>, ProtocolError> {
-        let max = config.max_message as usize;
-        let len = self.message.len() + payload.len();
-        if len > max {
-            return Err(ProtocolError::MessageTooLarge { len, max });
-        }
-        if self.message.is_empty() && !more {
-            // The common case: a one-frame message is handed on without a copy.
-            return Ok(Some(ConnEvent::Message(payload)));
-        }
-        self.message.extend_from_slice(&payload);
-        if more {
-            return Ok(None);
-        }
-        Ok(Some(ConnEvent::Message(
-            std::mem::take(&mut self.message).freeze(),
-        )))
-    }
-
     /// Answers an accepted HELLO with WELCOME and opens the connection.
     /// Refuses (`false`) unless the connection is still in its handshake.
     pub fn accept(
@@ -397,6 +405,7 @@ impl Conn {
             max_message: config.max_message,
             session,
         };
+        self.session = session;
         self.set_state(State::Open);
         self.push_output(welcome.encode_frame(), now, config);
         true
@@ -450,8 +459,7 @@ impl Conn {
             // so the GOAWAY stays frame-aligned, and drop the rest.
             self.output.drop_unstarted();
         }
-        self.decoder.clear();
-        self.message = BytesMut::new();
+        self.input = None;
         self.close_reason = Some(CloseReason::Goaway(code));
         self.counts.frames_out += 1;
         self.output.push(encode_goaway(code, reason), now, 0);
@@ -473,11 +481,10 @@ impl Conn {
     /// a partial one is dropped. Replies still queued are flushed before SHUT_WR.
     pub fn handle_eof(&mut self, now: Tick, config: &Config) {
         self.peer_eof = true;
-        if self.decoder.buffered() > 0 || !self.message.is_empty() {
+        if self.input.as_ref().is_some_and(|b| !b.is_empty()) {
             self.truncated_at_eof = true;
         }
-        self.decoder.clear();
-        self.message = BytesMut::new();
+        self.input = None;
         match self.state {
             State::Handshake | State::Open => {
                 self.close_reason.get_or_insert(CloseReason::PeerEof);
@@ -552,6 +559,51 @@ impl Conn {
     /// Starts a graceful stop: GOAWAY SHUTTING_DOWN (no-op if already closing).
     pub fn shutdown(&mut self, now: Tick, config: &Config) {
         self.close(GoawayCode::ShuttingDown, "server is stopping", now, config);
+    }
+}
+
+/// Adds one DATA fragment to the message being reassembled; a whole message
+/// comes out when a fragment without MORE arrives.
+fn handle_data(
+    message: &mut BytesMut,
+    more: bool,
+    payload: Bytes,
+    config: &Config,
+) -> Result<Option<ConnEvent>, ProtocolError> {
+    let max = config.max_message as usize;
+    let len = message.len() + payload.len();
+    if len > max {
+        return Err(ProtocolError::MessageTooLarge { len, max });
+    }
+    if message.is_empty() && !more {
+        // The common case: a one-frame message is handed on without a copy.
+        return Ok(Some(ConnEvent::Message(payload)));
+    }
+    message.extend_from_slice(&payload);
+    if more {
+        return Ok(None);
+    }
+    Ok(Some(ConnEvent::Message(std::mem::take(message).freeze())))
+}
+
+/// What a connection holds of its input between reads: a partial frame and
+/// the fragments of a message being reassembled (≤ `max_message`).
+#[derive(Debug)]
+struct InputBuffers {
+    decoder: FrameDecoder,
+    message: BytesMut,
+}
+
+impl InputBuffers {
+    fn new(max_frame: usize) -> Self {
+        InputBuffers {
+            decoder: FrameDecoder::new(max_frame),
+            message: BytesMut::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.decoder.buffered() == 0 && self.message.is_empty()
     }
 }
 

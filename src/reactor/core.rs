@@ -22,8 +22,8 @@ pub(super) struct Entry {
     pub(super) id: ConnId,
     pub(super) stream: TcpStream,
     pub(super) conn: crate::conn::Conn,
-    /// The wheel entry covering this connection's deadline, and its tick.
-    pub(super) timer: Option<(TimerId, Tick)>,
+    /// The wheel entry covering this connection's deadline (its tick is in the wheel).
+    pub(super) timer: Option<TimerId>,
     /// Interest currently registered with the poll.
     pub(super) interest: Interest,
     /// Already on the dirty list this turn.
@@ -179,13 +179,17 @@ impl Core {
             }
         }
         let deadline = e.conn.deadline(config);
-        match e.timer {
-            Some((_, at)) if at <= deadline => {}
-            Some((timer, _)) => {
-                wheel.cancel(timer);
-                e.timer = Some((wheel.insert(deadline, TimerKind::Conn(id)), deadline));
+        let armed_at = e.timer.and_then(|t| wheel.deadline(t));
+        match armed_at {
+            // Armed no later than needed: if the deadline moved on, the entry
+            // fires early and is re-armed then (lazy deadlines).
+            Some(at) if at <= deadline => {}
+            _ => {
+                if let Some(old) = e.timer.take() {
+                    wheel.cancel(old);
+                }
+                e.timer = Some(wheel.insert(deadline, TimerKind::Conn(id)));
             }
-            None => e.timer = Some((wheel.insert(deadline, TimerKind::Conn(id)), deadline)),
         }
     }
 }
@@ -252,6 +256,11 @@ impl<'a> Ctx<'a> {
     /// The peer's address, if the connection is still there.
     pub fn peer_addr(&mut self, conn: ConnId) -> Option<SocketAddr> {
         self.core.entry_mut(conn)?.stream.peer_addr().ok()
+    }
+
+    /// The session the connection was given in its WELCOME (None before, or if gone).
+    pub fn session(&mut self, conn: ConnId) -> Option<crate::protocol::SessionId> {
+        self.core.entry_mut(conn)?.conn.session()
     }
 
     /// The server's configuration.

@@ -670,7 +670,7 @@ impl<A: App> Reactor<A> {
             let Some(mut entry) = self.core.remove(*id) else {
                 continue;
             };
-            if let Some((timer, _)) = entry.timer.take() {
+            if let Some(timer) = entry.timer.take() {
                 self.wheel.cancel(timer);
             }
             let _ = self.poll.registry().deregister(&mut entry.stream);
