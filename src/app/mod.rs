@@ -26,6 +26,21 @@ pub struct ConnId {
     pub(crate) generation: u32,
 }
 
+impl ConnId {
+    /// The id as one number (generation in the high half), for C callers and logs.
+    pub fn to_u64(self) -> u64 {
+        u64::from(self.generation) << 32 | u64::from(self.key)
+    }
+
+    /// The inverse of [`ConnId::to_u64`]; any number is accepted (a wrong one is just stale).
+    pub fn from_u64(n: u64) -> ConnId {
+        ConnId {
+            key: n as u32,
+            generation: (n >> 32) as u32,
+        }
+    }
+}
+
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "#{}.{}", self.key, self.generation)

@@ -247,6 +247,20 @@ impl<A: App> Reactor<A> {
         render_metrics(&self.stats, &self.core, &self.wheel, &self.app)
     }
 
+    /// Runs `f` with the app and a [`Ctx`] outside any callback (to push to
+    /// connections from a timer of the host, say), then writes what it queued.
+    pub fn with_ctx<R>(&mut self, f: impl FnOnce(&mut A, &mut Ctx<'_>) -> R) -> R {
+        self.core.now = self.clock.tick_at(Instant::now());
+        let result = f(&mut self.app, &mut Ctx::new(&mut self.core, &mut self.wheel));
+        self.settle();
+        result
+    }
+
+    /// The application, mutably (between turns).
+    pub fn app_mut(&mut self) -> &mut A {
+        &mut self.app
+    }
+
     /// Counters since start.
     pub fn stats(&self) -> &Stats {
         &self.stats
