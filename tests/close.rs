@@ -146,3 +146,24 @@ fn server_lingers_for_the_peer_after_its_goaway() {
     let _ = c.try_send_raw(&pattern(32 * 1024, 3));
     c.expect_goaway(GoawayCode::IdleTimeout);
 }
+
+#[test]
+fn goaway_is_delivered_after_a_large_reply_still_in_flight() {
+    // The reply sits in the server's socket buffer (our window is tiny and we
+    // do not read) when a frame error makes the server close. If it closed
+    // with our unread junk in its receive buffer, the kernel would reset the
+    // connection and throw away the unsent reply and the GOAWAY; draining
+    // until our EOF (or linger) delivers all of it.
+    let server = Server::start(&["--linger-ms", "10000"]);
+    let mut c = common::small_window_client(&server);
+    let body = pattern(500_000, 21);
+    c.send_message(&body, 65535);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut bad = vec![0u8; 8]; // bad magic
+    bad.extend_from_slice(&pattern(100_000, 22));
+    let _ = c.try_send_raw(&bad);
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = c.try_send_raw(&pattern(10_000, 23));
+    assert!(c.recv_message() == body, "the in-flight echo differs");
+    c.expect_goaway(GoawayCode::ProtocolError);
+}

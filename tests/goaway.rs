@@ -4,10 +4,11 @@
 mod common;
 
 use std::io::Write;
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{hello_payload, pattern, raw_frame, Client, Read1, Server, TempFile, FAST_TIMERS};
+use common::{
+    hello_payload, pattern, raw_frame, small_window_client, Read1, Server, TempFile, FAST_TIMERS,
+};
 use tether::protocol::{encode_frame, FrameType, GoawayCode};
 
 /// What to send before the offending bytes.
@@ -329,28 +330,6 @@ fn shutting_down_on_sigterm_and_sigint() {
             .unwrap_or_else(|| panic!("server still running 5 s after signal {sig}"));
         assert_eq!(status.code(), Some(0), "exit status after signal {sig}");
     }
-}
-
-/// A client whose receive buffer is tiny, so the server's output backs up.
-fn small_window_client(server: &Server) -> Client {
-    let socket = socket2::Socket::new(
-        socket2::Domain::IPV4,
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )
-    .expect("socket");
-    // Before connect, so the advertised window is small from the start.
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    socket
-        .connect(&server.addr.into())
-        .expect("connect to tether");
-    let stream: TcpStream = socket.into();
-    let mut c = Client::from_stream(stream);
-    c.handshake(0);
-    c.stream
-        .set_write_timeout(Some(Duration::from_millis(500)))
-        .expect("write timeout");
-    c
 }
 
 /// Sends echo messages without reading (stopping early if the server stops

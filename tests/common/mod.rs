@@ -584,3 +584,25 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A client whose receive buffer is tiny, so the server's output backs up.
+pub fn small_window_client(server: &Server) -> Client {
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .expect("socket");
+    // Before connect, so the advertised window is small from the start.
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket
+        .connect(&server.addr.into())
+        .expect("connect to tether");
+    let stream: TcpStream = socket.into();
+    let mut c = Client::from_stream(stream);
+    c.handshake(0);
+    c.stream
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .expect("write timeout");
+    c
+}
