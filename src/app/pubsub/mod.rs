@@ -81,7 +81,11 @@ impl App for Pubsub {
     }
 
     fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, message: Bytes) {
-        self.state.handle_message(conn, &message, &mut self.outbox);
+        let Some(session) = ctx.session(conn) else {
+            return;
+        };
+        self.state
+            .handle_message(conn, session, &message, &mut self.outbox);
         self.carry_out(ctx);
     }
 

@@ -1,5 +1,11 @@
 //! Pub/sub state without sockets: sessions, channels, detached queues.
 //!
+//! Sessions are lazy: a connection that never subscribes costs nothing here
+//! (its session id lives on the connection). A session entry is made at its
+//! first subscription and dropped when it detaches with nothing to keep, so a
+//! resume of such a session finds nothing and gets a fresh one, which is all
+//! it could have had.
+//!
 //! Every input is a `handle_*` call; every effect is an [`Action`] pushed to
 //! an outbox the caller carries out (send, close, set a timer). So fan-out,
 //! resume, takeover and expiry are tested with plain values, and the test
@@ -160,17 +166,6 @@ impl PubsubState {
             self.stats.resumed += 1;
             return grant;
         }
-        let key = self.sessions.insert(Session {
-            id: fresh,
-            conn: Some(conn),
-            channels: HashSet::new(),
-            queue: VecDeque::new(),
-            queue_bytes: 0,
-            lost: false,
-            epoch: 0,
-        });
-        self.by_id.insert(fresh, key);
-        self.by_conn.insert(conn, key);
         SessionGrant {
             session: fresh,
             resumed: false,
@@ -190,13 +185,37 @@ impl PubsubState {
         }
     }
 
-    /// A message from `conn`: a pub/sub op, or PROTOCOL_ERROR.
-    pub fn handle_message(&mut self, conn: ConnId, message: &Bytes, out: &mut Vec<Action>) {
-        let Some(&key) = self.by_conn.get(&conn) else {
-            return;
-        };
+    /// The session entry of `conn`, made now if it has none yet.
+    fn session_key(&mut self, conn: ConnId, session: SessionId) -> usize {
+        if let Some(&key) = self.by_conn.get(&conn) {
+            return key;
+        }
+        let key = self.sessions.insert(Session {
+            id: session,
+            conn: Some(conn),
+            channels: HashSet::new(),
+            queue: VecDeque::new(),
+            queue_bytes: 0,
+            lost: false,
+            epoch: 0,
+        });
+        self.by_id.insert(session, key);
+        self.by_conn.insert(conn, key);
+        key
+    }
+
+    /// A message from `conn` (whose WELCOME gave it `session`): a pub/sub op,
+    /// or PROTOCOL_ERROR.
+    pub fn handle_message(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        message: &Bytes,
+        out: &mut Vec<Action>,
+    ) {
         match parse_op(message) {
             Ok(Op::Subscribe(channel)) => {
+                let key = self.session_key(conn, session);
                 let session = &mut self.sessions[key];
                 if session.channels.contains(&channel) {
                     return;
@@ -213,6 +232,9 @@ impl PubsubState {
                 self.channels.entry(channel).or_default().insert(key);
             }
             Ok(Op::Unsubscribe(channel)) => {
+                let Some(&key) = self.by_conn.get(&conn) else {
+                    return;
+                };
                 if self.sessions[key].channels.remove(&channel) {
                     self.leave_channel(&channel, key);
                 }
@@ -263,11 +285,12 @@ impl PubsubState {
         let Some(key) = self.by_conn.remove(&conn) else {
             return;
         };
-        if reason == CloseReason::PeerGoaway(GoawayCode::Normal) {
+        let session = &mut self.sessions[key];
+        let nothing_to_keep = session.channels.is_empty() && session.queue.is_empty();
+        if reason == CloseReason::PeerGoaway(GoawayCode::Normal) || nothing_to_keep {
             self.end_session(key);
             return;
         }
-        let session = &mut self.sessions[key];
         session.conn = None;
         session.epoch = session.epoch.wrapping_add(1);
         out.push(Action::Timer {

@@ -18,6 +18,11 @@ fn sid(n: u8) -> SessionId {
     SessionId([n; 16])
 }
 
+/// The session id the tests give connection `key` at its HELLO (see `open`).
+fn sid_of<K: TryInto<u8>>(key: K) -> SessionId {
+    sid(key.try_into().unwrap_or(0))
+}
+
 /// The delivered (channel, body) pairs in a Send action's frames.
 fn delivered(frames: &Bytes) -> (Vec<u8>, Vec<u8>) {
     let mut d = FrameDecoder::new(65535);
@@ -41,10 +46,15 @@ fn one_delivery_buffer_is_shared_by_every_subscriber() {
     let mut out = Vec::new();
     for k in 0..100 {
         open(&mut s, conn(k), k as u8);
-        s.handle_message(conn(k), &subscribe(b"news"), &mut out);
+        s.handle_message(conn(k), sid_of(k), &subscribe(b"news"), &mut out);
     }
     open(&mut s, conn(500), 200);
-    s.handle_message(conn(500), &publish(b"news", b"flash"), &mut out);
+    s.handle_message(
+        conn(500),
+        sid_of(500),
+        &publish(b"news", b"flash"),
+        &mut out,
+    );
     assert_eq!(out.len(), 100);
     let first = match &out[0] {
         Action::Send(_, frames) => frames.clone(),
@@ -68,14 +78,14 @@ fn publisher_subscribed_gets_its_own_message_and_unsubscribe_stops_it() {
     let mut s = PubsubState::new(limits());
     let mut out = Vec::new();
     open(&mut s, conn(1), 1);
-    s.handle_message(conn(1), &subscribe(b"c"), &mut out);
-    s.handle_message(conn(1), &subscribe(b"c"), &mut out); // idempotent
-    s.handle_message(conn(1), &publish(b"c", b"x"), &mut out);
+    s.handle_message(conn(1), sid_of(1), &subscribe(b"c"), &mut out);
+    s.handle_message(conn(1), sid_of(1), &subscribe(b"c"), &mut out); // idempotent
+    s.handle_message(conn(1), sid_of(1), &publish(b"c", b"x"), &mut out);
     assert_eq!(out.len(), 1);
     assert_eq!(s.subscription_count(), 1);
     out.clear();
-    s.handle_message(conn(1), &unsubscribe(b"c"), &mut out);
-    s.handle_message(conn(1), &publish(b"c", b"x"), &mut out);
+    s.handle_message(conn(1), sid_of(1), &unsubscribe(b"c"), &mut out);
+    s.handle_message(conn(1), sid_of(1), &publish(b"c", b"x"), &mut out);
     assert!(out.is_empty());
     assert_eq!(s.channel_count(), 0);
 }
@@ -85,7 +95,7 @@ fn malformed_op_is_a_protocol_error() {
     let mut s = PubsubState::new(limits());
     let mut out = Vec::new();
     open(&mut s, conn(1), 1);
-    s.handle_message(conn(1), &Bytes::from_static(b"Zzz"), &mut out);
+    s.handle_message(conn(1), sid_of(1), &Bytes::from_static(b"Zzz"), &mut out);
     assert!(matches!(
         out[..],
         [Action::Close(c, GoawayCode::ProtocolError, _)] if c == conn(1)
@@ -97,7 +107,7 @@ fn detached_session_keeps_subscriptions_and_queue_then_resumes_in_order() {
     let mut s = PubsubState::new(limits());
     let mut out = Vec::new();
     let grant = open(&mut s, conn(1), 1);
-    s.handle_message(conn(1), &subscribe(b"c"), &mut out);
+    s.handle_message(conn(1), sid_of(1), &subscribe(b"c"), &mut out);
     open(&mut s, conn(2), 2);
     s.handle_close(conn(1), CloseReason::Reset, &mut out);
     assert!(matches!(
@@ -109,7 +119,7 @@ fn detached_session_keeps_subscriptions_and_queue_then_resumes_in_order() {
     ));
     out.clear();
     for body in [&b"one"[..], b"two"] {
-        s.handle_message(conn(2), &publish(b"c", body), &mut out);
+        s.handle_message(conn(2), sid_of(2), &publish(b"c", body), &mut out);
     }
     assert!(out.is_empty(), "queued, not sent");
     assert_eq!(s.detached_count(), 1);
@@ -128,7 +138,7 @@ fn detached_session_keeps_subscriptions_and_queue_then_resumes_in_order() {
         .collect();
     assert_eq!(bodies, vec![b"one".to_vec(), b"two".to_vec()]);
     out.clear();
-    s.handle_message(conn(2), &publish(b"c", b"live"), &mut out);
+    s.handle_message(conn(2), sid_of(2), &publish(b"c", b"live"), &mut out);
     assert!(matches!(&out[..], [Action::Send(c, _)] if *c == conn(3)));
     assert_eq!(s.stats().resumed, 1);
 }
@@ -138,12 +148,12 @@ fn queue_overflow_drops_the_oldest_and_reports_lost() {
     let mut s = PubsubState::new(limits()); // queue limit 100 bytes
     let mut out = Vec::new();
     let grant = open(&mut s, conn(1), 1);
-    s.handle_message(conn(1), &subscribe(b"c"), &mut out);
+    s.handle_message(conn(1), sid_of(1), &subscribe(b"c"), &mut out);
     open(&mut s, conn(2), 2);
     s.handle_close(conn(1), CloseReason::PeerEof, &mut out);
     out.clear();
     for i in 0..10u8 {
-        s.handle_message(conn(2), &publish(b"c", &[i; 20]), &mut out);
+        s.handle_message(conn(2), sid_of(2), &publish(b"c", &[i; 20]), &mut out);
     }
     let again = s.handle_hello(conn(3), Some(grant.session), sid(9), &mut out);
     assert!(again.resumed && again.lost);
@@ -168,7 +178,7 @@ fn expired_session_is_gone_and_resume_gets_a_fresh_one() {
     let mut s = PubsubState::new(limits());
     let mut out = Vec::new();
     let grant = open(&mut s, conn(1), 1);
-    s.handle_message(conn(1), &subscribe(b"c"), &mut out);
+    s.handle_message(conn(1), sid_of(1), &subscribe(b"c"), &mut out);
     s.handle_close(conn(1), CloseReason::Reset, &mut out);
     let Action::Timer { value, .. } = out[0] else {
         panic!()
@@ -185,6 +195,7 @@ fn a_stale_ttl_timer_does_not_expire_a_resumed_session() {
     let mut s = PubsubState::new(limits());
     let mut out = Vec::new();
     let grant = open(&mut s, conn(1), 1);
+    s.handle_message(conn(1), sid_of(1), &subscribe(b"c"), &mut out);
     s.handle_close(conn(1), CloseReason::Reset, &mut out);
     let Action::Timer { value: first, .. } = out[0] else {
         panic!()
@@ -208,7 +219,7 @@ fn resuming_a_live_session_takes_it_over() {
     let mut s = PubsubState::new(limits());
     let mut out = Vec::new();
     let grant = open(&mut s, conn(1), 1);
-    s.handle_message(conn(1), &subscribe(b"c"), &mut out);
+    s.handle_message(conn(1), sid_of(1), &subscribe(b"c"), &mut out);
     let again = s.handle_hello(conn(2), Some(grant.session), sid(9), &mut out);
     assert!(again.resumed);
     assert!(matches!(
@@ -223,7 +234,7 @@ fn resuming_a_live_session_takes_it_over() {
         &mut out,
     );
     assert!(out.is_empty());
-    s.handle_message(conn(2), &publish(b"c", b"x"), &mut out);
+    s.handle_message(conn(2), sid_of(2), &publish(b"c", b"x"), &mut out);
     assert!(matches!(&out[..], [Action::Send(c, _)] if *c == conn(2)));
 }
 
@@ -232,7 +243,7 @@ fn goaway_normal_ends_the_session_at_once() {
     let mut s = PubsubState::new(limits());
     let mut out = Vec::new();
     let grant = open(&mut s, conn(1), 1);
-    s.handle_message(conn(1), &subscribe(b"c"), &mut out);
+    s.handle_message(conn(1), sid_of(1), &subscribe(b"c"), &mut out);
     s.handle_close(
         conn(1),
         CloseReason::PeerGoaway(GoawayCode::Normal),
@@ -250,12 +261,36 @@ fn subscriptions_per_session_are_bounded() {
     let mut out = Vec::new();
     open(&mut s, conn(1), 1);
     for i in 0..MAX_SUBSCRIPTIONS_PER_SESSION {
-        s.handle_message(conn(1), &subscribe(format!("c{i}").as_bytes()), &mut out);
+        s.handle_message(
+            conn(1),
+            sid_of(1),
+            &subscribe(format!("c{i}").as_bytes()),
+            &mut out,
+        );
     }
     assert!(out.is_empty());
-    s.handle_message(conn(1), &subscribe(b"one-too-many"), &mut out);
+    s.handle_message(conn(1), sid_of(1), &subscribe(b"one-too-many"), &mut out);
     assert!(matches!(
         out[..],
         [Action::Close(_, GoawayCode::ProtocolError, _)]
     ));
+}
+
+#[test]
+fn connections_that_never_subscribe_cost_no_session_state() {
+    let mut s = PubsubState::new(limits());
+    let mut out = Vec::new();
+    let grant = open(&mut s, conn(1), 1);
+    s.handle_message(conn(1), sid_of(1), &publish(b"c", b"x"), &mut out);
+    assert_eq!(s.session_count(), 0);
+    s.handle_close(conn(1), CloseReason::Reset, &mut out);
+    assert!(out.is_empty(), "nothing to keep, no TTL timer");
+    // A resume of it finds nothing and starts afresh, which is all it had.
+    let again = s.handle_hello(conn(2), Some(grant.session), sid(2), &mut out);
+    assert_eq!((again.session, again.resumed), (sid(2), false));
+    // Unsubscribing from everything leaves nothing to keep either.
+    s.handle_message(conn(2), sid_of(2), &subscribe(b"c"), &mut out);
+    s.handle_message(conn(2), sid_of(2), &unsubscribe(b"c"), &mut out);
+    s.handle_close(conn(2), CloseReason::Reset, &mut out);
+    assert_eq!((s.session_count(), out.len()), (0, 0));
 }
