@@ -88,13 +88,6 @@ fn auth_token_file_that_is_missing_or_empty_exits_2() {
 }
 
 #[test]
-fn pubsub_app_is_not_available_yet() {
-    // The pubsub app is not implemented in this version: a clear startup
-    // error, exit 2. (Change this test when pubsub lands.)
-    expect_usage_error(&["--app", "pubsub"], "pubsub");
-}
-
-#[test]
 fn help_and_version_exit_0() {
     let (status, stdout, stderr) = run_to_exit(&["--help"], EXIT_TIMEOUT);
     assert_eq!(status.and_then(|s| s.code()), Some(0), "--help: {stderr:?}");
