@@ -9,12 +9,14 @@
 //! when it is done, updates its interest and deadline, and finally reclaims
 //! the slots of closed connections, after all events of the turn.
 
+mod accept;
 mod core;
 pub mod io;
 pub mod metrics;
 mod random;
 mod signals;
 pub mod stats;
+mod turn;
 
 use mio::net::TcpListener;
 use mio::Waker;
@@ -27,19 +29,16 @@ use std::time::{Duration, Instant};
 
 use crate::app::{App, ConnId};
 use crate::config::Config;
-use crate::conn::{Conn, ConnEvent};
-use crate::protocol::GoawayCode;
 use crate::time::{ms_to_ticks_ceil, Tick, TickClock};
 use crate::wheel::Wheel;
 
+use self::core::Core;
 pub use self::core::{AppTimer, Ctx};
-use self::core::{Core, Entry};
-use self::io::{accept_once, read_once, AcceptOutcome, ReadOutcome};
 use self::metrics::{MetricsServer, HTTP_TOKEN_BIT};
 use self::random::RandomPool;
 use self::signals::StopSignals;
-use self::stats::Gauges;
 use self::stats::Stats;
+use self::turn::render_metrics;
 
 const SIGNALS: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -251,7 +250,10 @@ impl<A: App> Reactor<A> {
     /// connections from a timer of the host, say), then writes what it queued.
     pub fn with_ctx<R>(&mut self, f: impl FnOnce(&mut A, &mut Ctx<'_>) -> R) -> R {
         self.core.now = self.clock.tick_at(Instant::now());
-        let result = f(&mut self.app, &mut Ctx::new(&mut self.core, &mut self.wheel));
+        let result = f(
+            &mut self.app,
+            &mut Ctx::new(&mut self.core, &mut self.wheel),
+        );
         self.settle();
         result
     }
@@ -433,293 +435,4 @@ impl<A: App> Reactor<A> {
         }
         self.begin_stop();
     }
-
-    fn accept_all(&mut self) {
-        self.accept_pending = false;
-        for index in 0..self.listeners.len() {
-            let mut drained = false;
-            for _ in 0..ACCEPTS_PER_TURN {
-                let Some(listener) = self.listeners.get(index) else {
-                    return;
-                };
-                match accept_once(listener) {
-                    AcceptOutcome::Accepted(stream, addr) => self.admit(stream, addr),
-                    AcceptOutcome::WouldBlock => {
-                        drained = true;
-                        break;
-                    }
-                    AcceptOutcome::Transient(e) => log::debug!("accept: {e}"),
-                    AcceptOutcome::OutOfResources(e) => {
-                        self.pause_accepting(&e);
-                        return;
-                    }
-                }
-            }
-            // Budget spent with more waiting: carry on next turn (no new edge will come).
-            self.accept_pending |= !drained;
-        }
-    }
-
-    fn pause_accepting(&mut self, error: &std::io::Error) {
-        self.accept_paused = true;
-        self.stats.accept_pauses += 1;
-        let now = Instant::now();
-        if self
-            .last_pause_log
-            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
-        {
-            log::warn!(
-                "accept paused for {ACCEPT_PAUSE_MS} ms: {error} ({} connections held, {} pauses so far)",
-                self.core.conns.len(),
-                self.stats.accept_pauses
-            );
-            self.last_pause_log = Some(now);
-        }
-        let retry =
-            self.core.now + ms_to_ticks_ceil(ACCEPT_PAUSE_MS, self.core.config.tick_ms.into()) + 1;
-        self.wheel.insert(retry, TimerKind::ResumeAccept);
-    }
-
-    fn admit(&mut self, mut stream: mio::net::TcpStream, addr: SocketAddr) {
-        self.stats.accepted += 1;
-        let config = &self.core.config;
-        let held = self.core.conns.len();
-        let full = held >= config.max_connections;
-        let slack = MIN_REFUSAL_SLACK.max(config.max_connections / 100);
-        if held >= config.max_connections + slack {
-            self.stats
-                .record_close(Some(crate::conn::CloseReason::Goaway(
-                    GoawayCode::ServerFull,
-                )));
-            return; // dropped: closes the socket
-        }
-        if let Err(e) = stream.set_nodelay(true) {
-            log::debug!("{addr}: TCP_NODELAY: {e}");
-        }
-        // Generations use 30 bits so connection tokens stay below the HTTP and listener tokens.
-        self.next_generation = (self.next_generation + 1) & core::GENERATION_MASK;
-        let entry = self.core.conns.vacant_entry();
-        let id = ConnId {
-            key: entry.key() as u32,
-            generation: self.next_generation,
-        };
-        if let Err(e) =
-            self.poll
-                .registry()
-                .register(&mut stream, core::id_to_token(id), Interest::READABLE)
-        {
-            log::warn!("{addr}: register: {e}");
-            return;
-        }
-        let mut conn = Conn::new(self.core.now, config);
-        if full {
-            conn.close(
-                GoawayCode::ServerFull,
-                "server is at its connection limit",
-                self.core.now,
-                config,
-            );
-        }
-        log::debug!(
-            "{id} accepted from {addr}{}",
-            if full { " (refused: full)" } else { "" }
-        );
-        entry.insert(Entry {
-            id,
-            stream,
-            conn,
-            timer: None,
-            interest: Interest::READABLE,
-            dirty: false,
-            reaping: false,
-        });
-        self.core.mark_dirty(id);
-        if !full {
-            // Bytes may already be waiting (HELLO sent with the SYN's ACK): read now.
-            self.read_conn(id);
-        }
-    }
-
-    fn serve_backlog(&mut self) {
-        for _ in 0..self.backlog.len() {
-            let Some(id) = self.backlog.pop_front() else {
-                break;
-            };
-            self.read_conn(id);
-            self.core.mark_dirty(id);
-        }
-    }
-
-    /// Reads a connection until WouldBlock, EOF, an error, or its budget.
-    fn read_conn(&mut self, id: ConnId) {
-        let mut buf = std::mem::take(&mut self.read_buf);
-        for call in 0.. {
-            let Some((e, config, now)) = self.core.parts(id) else {
-                break;
-            };
-            if !e.conn.wants_read() {
-                break;
-            }
-            if call == READ_CALLS_PER_TURN {
-                self.backlog.push_back(id);
-                break;
-            }
-            match read_once(&mut e.stream, &mut buf) {
-                ReadOutcome::Data(n) => {
-                    self.stats.bytes_in += n as u64;
-                    self.handle_input(id, &buf[..n]);
-                }
-                ReadOutcome::Eof => {
-                    e.conn.handle_eof(now, config);
-                    break;
-                }
-                ReadOutcome::WouldBlock => break,
-                ReadOutcome::Failed(err) => {
-                    log::debug!("{id} read: {err}");
-                    e.conn.handle_reset();
-                    break;
-                }
-            }
-        }
-        self.read_buf = buf;
-    }
-
-    /// Feeds bytes to a connection and its events to the app, in order.
-    fn handle_input(&mut self, id: ConnId, mut input: &[u8]) {
-        loop {
-            let Some((e, config, now)) = self.core.parts(id) else {
-                return;
-            };
-            let Some(event) = e.conn.handle_bytes(&mut input, now, config) else {
-                return;
-            };
-            match event {
-                ConnEvent::Hello(hello) => {
-                    let fresh = match self.random.session_id() {
-                        Ok(id) => id,
-                        Err(err) => {
-                            log::error!("reading the OS random source: {err}");
-                            self.core
-                                .close(id, GoawayCode::ServerFull, "cannot create a session");
-                            continue;
-                        }
-                    };
-                    let grant = self.app.on_hello(
-                        &mut Ctx::new(&mut self.core, &mut self.wheel),
-                        id,
-                        &hello,
-                        fresh,
-                    );
-                    if let Some((e, config, now)) = self.core.parts(id) {
-                        if e.conn
-                            .accept(grant.session, grant.resumed, grant.lost, now, config)
-                        {
-                            log::debug!(
-                                "{id} open, heartbeat {} ms, session {}",
-                                e.conn.heartbeat_ms(),
-                                grant.session
-                            );
-                            self.app
-                                .on_open(&mut Ctx::new(&mut self.core, &mut self.wheel), id);
-                        }
-                    }
-                }
-                ConnEvent::Message(message) => {
-                    self.app
-                        .on_message(&mut Ctx::new(&mut self.core, &mut self.wheel), id, message)
-                }
-                ConnEvent::PeerGoaway(goaway) => {
-                    log::debug!("{id} peer GOAWAY {} {:?}", goaway.code, goaway.reason)
-                }
-            }
-        }
-    }
-
-    fn fire_timers(&mut self) {
-        let mut expired = std::mem::take(&mut self.expired);
-        self.timers_pending = self
-            .wheel
-            .advance(self.core.now, EXPIRIES_PER_TURN, &mut expired);
-        for kind in expired.drain(..) {
-            match kind {
-                TimerKind::ResumeAccept => {
-                    self.accept_paused = false;
-                    self.accept_pending = true;
-                }
-                TimerKind::App(value) => self
-                    .app
-                    .on_timer(&mut Ctx::new(&mut self.core, &mut self.wheel), value),
-                TimerKind::Conn(id) => {
-                    if let Some((e, config, now)) = self.core.parts(id) {
-                        e.timer = None;
-                        e.conn.handle_timeout(now, config);
-                        self.core.mark_dirty(id);
-                    }
-                }
-            }
-        }
-        self.expired = expired;
-        if self.accept_pending && !self.accept_paused {
-            self.accept_all();
-        }
-    }
-
-    /// Writes, shuts down, re-arms and reaps every connection touched this turn.
-    fn settle(&mut self) {
-        while !self.core.dirty.is_empty() {
-            let dirty = std::mem::take(&mut self.core.dirty);
-            for id in &dirty {
-                self.core
-                    .settle_one(*id, &self.poll, &mut self.wheel, &mut self.stats);
-            }
-            self.core.dirty = dirty;
-            self.core.dirty.clear();
-            self.reap();
-        }
-    }
-
-    fn reap(&mut self) {
-        let reaped = std::mem::take(&mut self.core.reap);
-        for id in &reaped {
-            let Some(mut entry) = self.core.remove(*id) else {
-                continue;
-            };
-            if let Some(timer) = entry.timer.take() {
-                self.wheel.cancel(timer);
-            }
-            let _ = self.poll.registry().deregister(&mut entry.stream);
-            let reason = entry.conn.close_reason();
-            if entry.conn.was_truncated_at_eof() {
-                self.stats.truncated_at_eof += 1;
-            }
-            self.stats.record_close(reason);
-            log::debug!(
-                "{id} closed: {}",
-                reason.map_or("unknown".to_string(), |r| r.to_string())
-            );
-            drop(entry);
-            if let Some(reason) = reason {
-                self.app
-                    .on_close(&mut Ctx::new(&mut self.core, &mut self.wheel), *id, reason);
-            }
-        }
-        let mut reaped = reaped;
-        reaped.clear();
-        if self.core.reap.is_empty() {
-            self.core.reap = reaped;
-        }
-    }
-}
-
-/// Renders every metric: the reactor's counters and gauges, then the app's.
-fn render_metrics<A: App>(stats: &Stats, core: &Core, wheel: &Wheel<TimerKind>, app: &A) -> String {
-    let gauges = Gauges {
-        connections: core.conns.len(),
-        output_bytes: core.conns.iter().map(|(_, e)| e.conn.output_len()).sum(),
-        wheel_entries: wheel.len(),
-    };
-    let mut out = String::with_capacity(4096);
-    stats.write_metrics(&gauges, &mut out);
-    app.write_metrics(&mut out);
-    out
 }

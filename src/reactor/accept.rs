@@ -1,0 +1,123 @@
+//! Accepting connections: until WouldBlock (or a per-turn budget), pausing
+//! on descriptor exhaustion and retrying from a timer, never spinning;
+//! refusing with SERVER_FULL past `max_connections`.
+
+use mio::Interest;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::core::{self, Entry};
+use super::io::{accept_once, AcceptOutcome};
+use super::{Reactor, TimerKind, ACCEPTS_PER_TURN, ACCEPT_PAUSE_MS, MIN_REFUSAL_SLACK};
+use crate::app::{App, ConnId};
+use crate::conn::Conn;
+use crate::protocol::GoawayCode;
+use crate::time::ms_to_ticks_ceil;
+
+impl<A: App> Reactor<A> {
+    pub(super) fn accept_all(&mut self) {
+        self.accept_pending = false;
+        for index in 0..self.listeners.len() {
+            let mut drained = false;
+            for _ in 0..ACCEPTS_PER_TURN {
+                let Some(listener) = self.listeners.get(index) else {
+                    return;
+                };
+                match accept_once(listener) {
+                    AcceptOutcome::Accepted(stream, addr) => self.admit(stream, addr),
+                    AcceptOutcome::WouldBlock => {
+                        drained = true;
+                        break;
+                    }
+                    AcceptOutcome::Transient(e) => log::debug!("accept: {e}"),
+                    AcceptOutcome::OutOfResources(e) => {
+                        self.pause_accepting(&e);
+                        return;
+                    }
+                }
+            }
+            // Budget spent with more waiting: carry on next turn (no new edge will come).
+            self.accept_pending |= !drained;
+        }
+    }
+
+    fn pause_accepting(&mut self, error: &std::io::Error) {
+        self.accept_paused = true;
+        self.stats.accept_pauses += 1;
+        let now = Instant::now();
+        if self
+            .last_pause_log
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            log::warn!(
+                "accept paused for {ACCEPT_PAUSE_MS} ms: {error} ({} connections held, {} pauses so far)",
+                self.core.conns.len(),
+                self.stats.accept_pauses
+            );
+            self.last_pause_log = Some(now);
+        }
+        let retry =
+            self.core.now + ms_to_ticks_ceil(ACCEPT_PAUSE_MS, self.core.config.tick_ms.into()) + 1;
+        self.wheel.insert(retry, TimerKind::ResumeAccept);
+    }
+
+    fn admit(&mut self, mut stream: mio::net::TcpStream, addr: SocketAddr) {
+        self.stats.accepted += 1;
+        let config = &self.core.config;
+        let held = self.core.conns.len();
+        let full = held >= config.max_connections;
+        let slack = MIN_REFUSAL_SLACK.max(config.max_connections / 100);
+        if held >= config.max_connections + slack {
+            self.stats
+                .record_close(Some(crate::conn::CloseReason::Goaway(
+                    GoawayCode::ServerFull,
+                )));
+            return; // dropped: closes the socket
+        }
+        if let Err(e) = stream.set_nodelay(true) {
+            log::debug!("{addr}: TCP_NODELAY: {e}");
+        }
+        // Generations use 30 bits so connection tokens stay below the HTTP and listener tokens.
+        self.next_generation = (self.next_generation + 1) & core::GENERATION_MASK;
+        let entry = self.core.conns.vacant_entry();
+        let id = ConnId {
+            key: entry.key() as u32,
+            generation: self.next_generation,
+        };
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut stream, core::id_to_token(id), Interest::READABLE)
+        {
+            log::warn!("{addr}: register: {e}");
+            return;
+        }
+        let mut conn = Conn::new(self.core.now, config);
+        if full {
+            conn.close(
+                GoawayCode::ServerFull,
+                "server is at its connection limit",
+                self.core.now,
+                config,
+            );
+        }
+        log::debug!(
+            "{id} accepted from {addr}{}",
+            if full { " (refused: full)" } else { "" }
+        );
+        entry.insert(Entry {
+            id,
+            stream,
+            conn,
+            timer: None,
+            interest: Interest::READABLE,
+            dirty: false,
+            reaping: false,
+        });
+        self.core.mark_dirty(id);
+        if !full {
+            // Bytes may already be waiting (HELLO sent with the SYN's ACK): read now.
+            self.read_conn(id);
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The work of one turn after `poll`: reading ready connections within their
+//! budget, handing bytes to the state machines and messages to the app,
+//! firing timers, then settling (write, shut, re-arm) and reaping.
+
+use super::core::{Core, Ctx};
+use super::io::{read_once, ReadOutcome};
+use super::stats::{Gauges, Stats};
+use super::{Reactor, TimerKind, EXPIRIES_PER_TURN, READ_CALLS_PER_TURN};
+use crate::app::{App, ConnId};
+use crate::conn::ConnEvent;
+use crate::protocol::GoawayCode;
+use crate::wheel::Wheel;
+
+impl<A: App> Reactor<A> {
+    pub(super) fn serve_backlog(&mut self) {
+        for _ in 0..self.backlog.len() {
+            let Some(id) = self.backlog.pop_front() else {
+                break;
+            };
+            self.read_conn(id);
+            self.core.mark_dirty(id);
+        }
+    }
+
+    /// Reads a connection until WouldBlock, EOF, an error, or its budget.
+    pub(super) fn read_conn(&mut self, id: ConnId) {
+        let mut buf = std::mem::take(&mut self.read_buf);
+        for call in 0.. {
+            let Some((e, config, now)) = self.core.parts(id) else {
+                break;
+            };
+            if !e.conn.wants_read() {
+                break;
+            }
+            if call == READ_CALLS_PER_TURN {
+                self.backlog.push_back(id);
+                break;
+            }
+            match read_once(&mut e.stream, &mut buf) {
+                ReadOutcome::Data(n) => {
+                    self.stats.bytes_in += n as u64;
+                    self.handle_input(id, &buf[..n]);
+                }
+                ReadOutcome::Eof => {
+                    e.conn.handle_eof(now, config);
+                    break;
+                }
+                ReadOutcome::WouldBlock => break,
+                ReadOutcome::Failed(err) => {
+                    log::debug!("{id} read: {err}");
+                    e.conn.handle_reset();
+                    break;
+                }
+            }
+        }
+        self.read_buf = buf;
+    }
+
+    /// Feeds bytes to a connection and its events to the app, in order.
+    fn handle_input(&mut self, id: ConnId, mut input: &[u8]) {
+        loop {
+            let Some((e, config, now)) = self.core.parts(id) else {
+                return;
+            };
+            let Some(event) = e.conn.handle_bytes(&mut input, now, config) else {
+                return;
+            };
+            match event {
+                ConnEvent::Hello(hello) => {
+                    let fresh = match self.random.session_id() {
+                        Ok(id) => id,
+                        Err(err) => {
+                            log::error!("reading the OS random source: {err}");
+                            self.core
+                                .close(id, GoawayCode::ServerFull, "cannot create a session");
+                            continue;
+                        }
+                    };
+                    let grant = self.app.on_hello(
+                        &mut Ctx::new(&mut self.core, &mut self.wheel),
+                        id,
+                        &hello,
+                        fresh,
+                    );
+                    if let Some((e, config, now)) = self.core.parts(id) {
+                        if e.conn
+                            .accept(grant.session, grant.resumed, grant.lost, now, config)
+                        {
+                            log::debug!(
+                                "{id} open, heartbeat {} ms, session {}",
+                                e.conn.heartbeat_ms(),
+                                grant.session
+                            );
+                            self.app
+                                .on_open(&mut Ctx::new(&mut self.core, &mut self.wheel), id);
+                        }
+                    }
+                }
+                ConnEvent::Message(message) => {
+                    self.app
+                        .on_message(&mut Ctx::new(&mut self.core, &mut self.wheel), id, message)
+                }
+                ConnEvent::PeerGoaway(goaway) => {
+                    log::debug!("{id} peer GOAWAY {} {:?}", goaway.code, goaway.reason)
+                }
+            }
+        }
+    }
+
+    pub(super) fn fire_timers(&mut self) {
+        let mut expired = std::mem::take(&mut self.expired);
+        self.timers_pending = self
+            .wheel
+            .advance(self.core.now, EXPIRIES_PER_TURN, &mut expired);
+        for kind in expired.drain(..) {
+            match kind {
+                TimerKind::ResumeAccept => {
+                    self.accept_paused = false;
+                    self.accept_pending = true;
+                }
+                TimerKind::App(value) => self
+                    .app
+                    .on_timer(&mut Ctx::new(&mut self.core, &mut self.wheel), value),
+                TimerKind::Conn(id) => {
+                    if let Some((e, config, now)) = self.core.parts(id) {
+                        e.timer = None;
+                        e.conn.handle_timeout(now, config);
+                        self.core.mark_dirty(id);
+                    }
+                }
+            }
+        }
+        self.expired = expired;
+        if self.accept_pending && !self.accept_paused {
+            self.accept_all();
+        }
+    }
+
+    /// Writes, shuts down, re-arms and reaps every connection touched this turn.
+    pub(super) fn settle(&mut self) {
+        while !self.core.dirty.is_empty() {
+            let dirty = std::mem::take(&mut self.core.dirty);
+            for id in &dirty {
+                self.core
+                    .settle_one(*id, &self.poll, &mut self.wheel, &mut self.stats);
+            }
+            self.core.dirty = dirty;
+            self.core.dirty.clear();
+            self.reap();
+        }
+    }
+
+    fn reap(&mut self) {
+        let reaped = std::mem::take(&mut self.core.reap);
+        for id in &reaped {
+            let Some(mut entry) = self.core.remove(*id) else {
+                continue;
+            };
+            if let Some(timer) = entry.timer.take() {
+                self.wheel.cancel(timer);
+            }
+            let _ = self.poll.registry().deregister(&mut entry.stream);
+            let reason = entry.conn.close_reason();
+            if entry.conn.was_truncated_at_eof() {
+                self.stats.truncated_at_eof += 1;
+            }
+            self.stats.record_close(reason);
+            log::debug!(
+                "{id} closed: {}",
+                reason.map_or("unknown".to_string(), |r| r.to_string())
+            );
+            drop(entry);
+            if let Some(reason) = reason {
+                self.app
+                    .on_close(&mut Ctx::new(&mut self.core, &mut self.wheel), *id, reason);
+            }
+        }
+        let mut reaped = reaped;
+        reaped.clear();
+        if self.core.reap.is_empty() {
+            self.core.reap = reaped;
+        }
+    }
+}
+
+/// Renders every metric: the reactor's counters and gauges, then the app's.
+pub(super) fn render_metrics<A: App>(
+    stats: &Stats,
+    core: &Core,
+    wheel: &Wheel<TimerKind>,
+    app: &A,
+) -> String {
+    let gauges = Gauges {
+        connections: core.conns.len(),
+        output_bytes: core.conns.iter().map(|(_, e)| e.conn.output_len()).sum(),
+        wheel_entries: wheel.len(),
+    };
+    let mut out = String::with_capacity(4096);
+    stats.write_metrics(&gauges, &mut out);
+    app.write_metrics(&mut out);
+    out
+}
