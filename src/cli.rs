@@ -20,7 +20,7 @@ usage: tether [--listen ADDR] [--app echo|pubsub] [--heartbeat-ms N] [--min-hear
               [--rate-burst N] [--session-queue BYTES] [--metrics ADDR]
 
   --listen ADDR              address to listen on (127.0.0.1:7600; port 0 picks one)
-  --app echo|pubsub          application behind the reactor (echo)
+  --app echo|pubsub          application behind the reactor (pubsub)
   --heartbeat-ms N           heartbeat granted to clients asking for 0 (30000)
   --min-heartbeat-ms N       shortest heartbeat granted (1000)
   --max-heartbeat-ms N       longest heartbeat granted (600000)

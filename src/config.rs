@@ -71,7 +71,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7600)),
-            app: AppKind::Echo,
+            app: AppKind::Pubsub,
             heartbeat_ms: 30_000,
             min_heartbeat_ms: 1_000,
             max_heartbeat_ms: 600_000,

@@ -57,11 +57,18 @@ pub struct Server {
 
 impl Server {
     /// Starts `tether --listen 127.0.0.1:0 ARGS...` and waits for its
-    /// `listening on IP:PORT` line.
+    /// `listening on IP:PORT` line. The echo app unless ARGS name another:
+    /// most of these tests are about the transport, which echo shows plainly.
     pub fn start(args: &[&str]) -> Server {
+        let app: &[&str] = if args.contains(&"--app") {
+            &[]
+        } else {
+            &["--app", "echo"]
+        };
         let mut child = Command::new(TETHER)
             .arg("--listen")
             .arg("127.0.0.1:0")
+            .args(app)
             .args(args)
             // Quiet by default; TETHER_TEST_LOG=debug shows the server's log.
             .env(
