@@ -11,6 +11,8 @@
 //! - [`reactor`]: the only layer with syscalls: a single-threaded `mio` loop
 //!   over a slab of connections, with half-close, linger and graceful stop.
 //! - [`client`]: the client side of the protocol.
+//! - [`ffi`]: the C ABI (`include/tether.h`) over the reactor, for C hosts
+//!   that run it or nest it in their own event loop. The only `unsafe` code.
 //!
 //! Time enters through [`time`]: the reactor reads the clock once per turn and
 //! passes a tick down, so everything below it runs on a fake clock in tests.
@@ -22,6 +24,8 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod conn;
+#[allow(unsafe_code)]
+pub mod ffi;
 pub mod protocol;
 pub mod reactor;
 pub mod time;

@@ -1,0 +1,286 @@
+//! The C ABI driven from Rust the way a C host would: plain functions as
+//! callbacks, a `poll()` loop over `tether_fd`, and the misuse cases (NULL,
+//! re-entry, stale ids) that must come back as codes, not crashes.
+
+use super::callback::close_reason_code;
+use super::*;
+use crate::conn::CloseReason;
+use crate::client::{Client, ClientConfig};
+use std::ptr;
+use std::time::Instant;
+
+#[test]
+fn config_default_is_the_rust_default_and_round_trips() {
+    let mut c = std::mem::MaybeUninit::<tether_config_t>::uninit();
+    // SAFETY: a writable config.
+    assert_eq!(unsafe { tether_config_default(c.as_mut_ptr()) }, TETHER_OK);
+    // SAFETY: just initialised by tether_config_default.
+    let c = unsafe { c.assume_init() };
+    assert_eq!(c, tether_config_t::from_config(&Config::default()));
+    assert_eq!(c.to_config(), Config::default());
+    // SAFETY: NULL is allowed and reported.
+    assert_eq!(
+        unsafe { tether_config_default(ptr::null_mut()) },
+        TETHER_ERR_NULL
+    );
+}
+
+#[test]
+fn goaway_constants_match_the_protocol() {
+    let ours = [
+        TETHER_GOAWAY_NORMAL,
+        TETHER_GOAWAY_PROTOCOL_ERROR,
+        TETHER_GOAWAY_BAD_CHECKSUM,
+        TETHER_GOAWAY_FRAME_TOO_LARGE,
+        TETHER_GOAWAY_MESSAGE_TOO_LARGE,
+        TETHER_GOAWAY_UNSUPPORTED_VERSION,
+        TETHER_GOAWAY_UNAUTHORIZED,
+        TETHER_GOAWAY_HANDSHAKE_TIMEOUT,
+        TETHER_GOAWAY_IDLE_TIMEOUT,
+        TETHER_GOAWAY_SLOW_CONSUMER,
+        TETHER_GOAWAY_SERVER_FULL,
+        TETHER_GOAWAY_SHUTTING_DOWN,
+        TETHER_GOAWAY_RATE_LIMITED,
+        TETHER_GOAWAY_SESSION_TAKEN_OVER,
+    ];
+    let wire: Vec<u16> = GoawayCode::ALL.iter().map(|c| c.as_u16()).collect();
+    assert_eq!(ours.to_vec(), wire);
+    assert_eq!(
+        close_reason_code(CloseReason::Goaway(GoawayCode::IdleTimeout)),
+        8
+    );
+    assert_eq!(
+        close_reason_code(CloseReason::PeerGoaway(GoawayCode::Normal)),
+        TETHER_CLOSE_BY_PEER
+    );
+}
+
+#[test]
+fn every_code_has_a_description() {
+    for code in -10..=1 {
+        // SAFETY: strerror returns a static NUL-terminated string.
+        let text = unsafe { CStr::from_ptr(tether_strerror(code)) };
+        assert!(!text.to_bytes().is_empty(), "code {code}");
+    }
+}
+
+#[test]
+fn null_and_bad_arguments_are_codes() {
+    // SAFETY: every call below is allowed to get NULL and must report it.
+    unsafe {
+        assert_eq!(
+            tether_new(ptr::null(), ptr::null(), ptr::null_mut(), ptr::null_mut()),
+            TETHER_ERR_NULL
+        );
+        assert_eq!(tether_step(ptr::null_mut()), TETHER_ERR_NULL);
+        assert_eq!(tether_run(ptr::null_mut()), TETHER_ERR_NULL);
+        assert_eq!(tether_fd(ptr::null()), TETHER_ERR_NULL);
+        assert_eq!(tether_timeout_ms(ptr::null_mut()), 0);
+        assert_eq!(tether_stop(ptr::null()), TETHER_ERR_NULL);
+        assert_eq!(tether_is_stopped(ptr::null()), TETHER_ERR_NULL);
+        assert_eq!(tether_connection_count(ptr::null()), 0);
+        assert_eq!(
+            tether_send(ptr::null_mut(), 1, ptr::null(), 0),
+            TETHER_ERR_NULL
+        );
+        assert_eq!(
+            tether_close_conn(ptr::null_mut(), 1, 0, ptr::null()),
+            TETHER_ERR_NULL
+        );
+        assert_eq!(
+            tether_ctx_send(ptr::null_mut(), 1, b"x".as_ptr(), 1),
+            TETHER_ERR_NULL
+        );
+        assert_eq!(
+            tether_ctx_close(ptr::null_mut(), 1, 0, ptr::null()),
+            TETHER_ERR_NULL
+        );
+        assert_eq!(tether_free(ptr::null_mut()), TETHER_OK);
+
+        let bad = tether_config_t {
+            miss: 0,
+            ..tether_config_t::from_config(&Config::default())
+        };
+        let mut t = ptr::null_mut();
+        assert_eq!(
+            tether_new(&bad, ptr::null(), ptr::null_mut(), &mut t),
+            TETHER_ERR_INVALID
+        );
+        assert!(t.is_null());
+
+        assert_eq!(
+            tether_new(ptr::null(), ptr::null(), ptr::null_mut(), &mut t),
+            TETHER_OK
+        );
+        assert!(tether_fd(t) >= 0);
+        assert_eq!(tether_timeout_ms(t), -1, "nothing to do, no deadline");
+        assert_eq!(
+            tether_listen(t, c"not an address".as_ptr(), ptr::null_mut()),
+            TETHER_ERR_INVALID
+        );
+        assert_eq!(
+            tether_listen(t, ptr::null(), ptr::null_mut()),
+            TETHER_ERR_NULL
+        );
+        assert_eq!(
+            tether_send(t, 12345, b"x".as_ptr(), 1),
+            TETHER_ERR_GONE,
+            "unknown id"
+        );
+        assert_eq!(tether_send(t, 1, ptr::null(), 3), TETHER_ERR_NULL);
+        assert_eq!(tether_close_conn(t, 12345, 0, c"bye".as_ptr()), TETHER_OK);
+        // A stop with nothing to close finishes on the next step.
+        assert_eq!(tether_stop(t), TETHER_OK);
+        assert_eq!(tether_step(t), TETHER_OK);
+        assert_eq!(tether_is_stopped(t), 1);
+        assert_eq!(tether_free(t), TETHER_OK);
+    }
+}
+
+/// What the callbacks saw and did, reached through the `user` pointer.
+#[derive(Default)]
+struct Host {
+    tether: *mut tether_t,
+    opened: Vec<u64>,
+    closed: Vec<(u64, c_int)>,
+    reentry: Vec<c_int>,
+    peer: Option<String>,
+}
+
+/// Recovers the host from the `user` pointer.
+///
+/// # Safety
+/// `user` is the `&mut Host` given to tether_new, and no other reference to it is live.
+unsafe fn host<'a>(user: *mut c_void) -> &'a mut Host {
+    // SAFETY: the caller's contract.
+    unsafe { &mut *user.cast::<Host>() }
+}
+
+unsafe extern "C" fn on_open(user: *mut c_void, ctx: *mut tether_ctx_t, conn: u64) {
+    // SAFETY: tether passes back our user pointer; ctx is live during the call.
+    let host = unsafe { host(user) };
+    host.opened.push(conn);
+    let mut buf = [0 as c_char; 64];
+    // SAFETY: a 64-byte buffer for the address.
+    let n = unsafe { tether_ctx_peer_addr(ctx, conn, buf.as_mut_ptr(), buf.len()) };
+    assert!(n > 0, "peer address: {n}");
+    // SAFETY: tether wrote a NUL-terminated string.
+    let text = unsafe { CStr::from_ptr(buf.as_ptr()) };
+    host.peer = Some(text.to_string_lossy().into_owned());
+    // SAFETY: too small a buffer must be refused, not overrun.
+    let small = unsafe { tether_ctx_peer_addr(ctx, conn, buf.as_mut_ptr(), 4) };
+    assert_eq!(small, TETHER_ERR_INVALID);
+}
+
+unsafe extern "C" fn on_message(
+    user: *mut c_void,
+    ctx: *mut tether_ctx_t,
+    conn: u64,
+    data: *const u8,
+    len: usize,
+) {
+    // SAFETY: tether passes back our user pointer and `len` bytes at `data`.
+    let (host, message) = unsafe { (host(user), bytes_arg(data, len).unwrap_or_default()) };
+    // Re-entry into the running handle must be refused, never aliased.
+    // SAFETY: the handle is live; these calls must only return BUSY.
+    unsafe {
+        host.reentry.push(tether_step(host.tether));
+        host.reentry.push(tether_send(host.tether, conn, data, len));
+        host.reentry.push(tether_free(host.tether));
+        // Stopping from a callback is allowed; it is tested elsewhere, not here.
+        assert_eq!(tether_fd(host.tether), (*host.tether).fd);
+    }
+    let upper = message.to_ascii_uppercase();
+    // SAFETY: ctx is live during the callback; `upper` is copied by the call.
+    let rc = unsafe { tether_ctx_send(ctx, conn, upper.as_ptr(), upper.len()) };
+    assert_eq!(rc, TETHER_OK);
+}
+
+unsafe extern "C" fn on_close(user: *mut c_void, ctx: *mut tether_ctx_t, conn: u64, reason: c_int) {
+    // SAFETY: tether passes back our user pointer.
+    let host = unsafe { host(user) };
+    host.closed.push((conn, reason));
+    // SAFETY: ctx is live; the connection is gone, so sends report it.
+    assert_eq!(
+        unsafe { tether_ctx_send(ctx, conn, b"late".as_ptr(), 4) },
+        TETHER_ERR_GONE
+    );
+}
+
+/// Steps `t` from a poll() loop, as a C host would, until `done` or 10 s.
+fn drive(t: *mut tether_t, mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < until, "timed out driving the reactor");
+        // SAFETY: `t` is live for the whole test.
+        let (fd, timeout) = unsafe { (tether_fd(t), tether_timeout_ms(t)) };
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let wait = if timeout < 0 { 50 } else { timeout.min(50) };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut pfd, 1, wait) };
+        // SAFETY: as above.
+        assert_eq!(unsafe { tether_step(t) }, TETHER_OK);
+    }
+}
+
+#[test]
+fn a_host_poll_loop_serves_a_client() {
+    let mut host_state = Box::new(Host::default());
+    let user: *mut c_void = (&mut *host_state as *mut Host).cast();
+    let callbacks = tether_callbacks_t {
+        on_open: Some(on_open),
+        on_message: Some(on_message),
+        on_close: Some(on_close),
+    };
+    let mut t = ptr::null_mut();
+    let mut port = 0u16;
+    // SAFETY: valid pointers throughout; `host_state` outlives the handle.
+    unsafe {
+        assert_eq!(tether_new(ptr::null(), &callbacks, user, &mut t), TETHER_OK);
+        (*user.cast::<Host>()).tether = t;
+        assert_eq!(
+            tether_listen(t, c"127.0.0.1:0".as_ptr(), &mut port),
+            TETHER_OK
+        );
+    }
+    assert_ne!(port, 0);
+
+    let client = std::thread::spawn(move || {
+        let mut c = Client::connect(("127.0.0.1", port), ClientConfig::default()).expect("connect");
+        c.send(b"hello, tether").expect("send");
+        let reply = c.recv_timeout(Duration::from_secs(5)).expect("recv");
+        c.close().expect("close");
+        reply
+    });
+    // SAFETY: read through the same pointer the callbacks use, between steps.
+    drive(t, || unsafe { !(*user.cast::<Host>()).closed.is_empty() });
+    let reply = client.join().expect("client thread");
+    assert_eq!(reply.as_deref(), Some(&b"HELLO, TETHER"[..]));
+
+    // SAFETY: between steps no callback runs, so this is the only reference.
+    let seen = unsafe { &*user.cast::<Host>() };
+    assert_eq!(seen.opened.len(), 1);
+    assert_eq!(seen.closed, vec![(seen.opened[0], TETHER_CLOSE_BY_PEER)]);
+    assert_eq!(seen.reentry, vec![TETHER_ERR_BUSY; 3]);
+    assert!(seen
+        .peer
+        .as_deref()
+        .is_some_and(|p| p.starts_with("127.0.0.1:")));
+    // SAFETY: the handle is live; stale ids are just GONE.
+    unsafe {
+        assert_eq!(
+            tether_send(t, seen.opened[0], b"x".as_ptr(), 1),
+            TETHER_ERR_GONE
+        );
+        assert_eq!(tether_stop(t), TETHER_OK);
+    }
+    // SAFETY: as above.
+    drive(t, || unsafe { tether_is_stopped(t) } == 1);
+    // SAFETY: not used after this.
+    assert_eq!(unsafe { tether_free(t) }, TETHER_OK);
+    drop(host_state);
+}
