@@ -217,13 +217,21 @@ impl Engine {
     }
 
     /// A heartbeat is due on `key` (nothing sent for an interval).
-    pub fn work_heartbeat(&mut self, _key: usize) {
+    pub fn work_heartbeat(&mut self, key: usize) {
         match self.args.mode {
             // Closed-loop traffic is its own heartbeat; a stall is caught by MISS.
             Mode::PingPong => {}
             Mode::Idle => {
-                let ts = self.now_ns.to_be_bytes();
-                wire::put_frame(&mut self.wbuf, FrameType::Ping, false, &ts);
+                // The send time rides in the payload when there is room;
+                // otherwise it waits in the connection (one heartbeat in flight).
+                let mut payload = [0u8; 64];
+                if self.args.payload >= 8 {
+                    payload[..8].copy_from_slice(&self.now_ns.to_be_bytes());
+                } else if let Some(c) = self.conns.get_mut(key) {
+                    c.msg_ts_ns = self.now_ns;
+                }
+                let p = &payload[..self.args.payload];
+                wire::put_frame(&mut self.wbuf, FrameType::Ping, false, p);
             }
             Mode::Echo | Mode::Churn | Mode::Fanout => {
                 wire::put_frame(&mut self.wbuf, FrameType::Ping, false, &[]);
@@ -236,9 +244,15 @@ impl Engine {
         match (self.args.mode, kind) {
             (Mode::PingPong, FrameType::Pong) => self.on_pong(key, p),
             (Mode::Idle, FrameType::Pong) => {
-                if let Some(ts) = u64_at(p, 0).filter(|_| p.len() == 8) {
-                    self.stats.message(Some(self.now_ns.saturating_sub(ts)));
-                }
+                let c = &mut self.conns[key];
+                let sent_at = if self.args.payload >= 8 {
+                    u64_at(p, 0).filter(|_| p.len() == self.args.payload)
+                } else {
+                    Some(std::mem::take(&mut c.msg_ts_ns)).filter(|t| *t > 0)
+                };
+                // A PONG we cannot time (a floor server's fixed reply) still counts.
+                let latency = sent_at.map(|t| self.now_ns.saturating_sub(t));
+                self.stats.message(latency);
                 true
             }
             (_, FrameType::Pong) => true,

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Compares tether with the "floor" (examples/floor_echo.rs: the least a server
+# can do to answer PINGs) under the same load, in the same run.
+#
+#   scripts/compare.sh [PINGPONG_CONNS] [IDLE_CONNS] [SECONDS]
+#
+# Defaults: 1000 pingpong connections (depth 1, empty PINGs), 5000 idle
+# connections heartbeating every 1000 ms (empty PINGs), 10 s each. Every
+# scenario runs ROUNDS times (default 2), alternating tether and floor so both
+# see the same background load; the figures are the mean over rounds.
+#
+# Printed: per run, msgs/s, p50/p99, server CPU us per ping-pong (tether-load
+# samples /proc/PID over the measured window) and server RSS per connection;
+# then the tether/floor ratios. The goal for CPU per ping-pong is at most
+# 1.15x the floor's. Each server is stopped with SIGTERM; tether must exit 0.
+set -euo pipefail
+
+PP_CONNS=${1:-1000}
+IDLE_CONNS=${2:-5000}
+SECS=${3:-10}
+ROUNDS=${ROUNDS:-2}
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET/release
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-compare.XXXXXX")
+RESULTS=$WORK/results.tsv
+SPID=""
+FAILED=0
+
+cleanup() {
+    if [[ -n "$SPID" ]] && kill -0 "$SPID" 2>/dev/null; then
+        kill -KILL "$SPID" 2>/dev/null || true
+        wait "$SPID" 2>/dev/null || true
+    fi
+    if [[ "${COMPARE_KEEP:-0}" == 1 ]]; then
+        echo "work directory kept: $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "building release binaries..." >&2
+(cd "$ROOT" && cargo build --release --quiet --bin tether --bin tether-load --example floor_echo)
+
+running() {
+    [[ -r "/proc/$1/stat" ]] && [[ "$(awk '{ sub(/^.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/dev/null)" != Z ]]
+}
+
+# start SERVER LOG: SERVER is tether or floor; sets SPID and SADDR.
+start() {
+    local log=$2
+    case "$1" in
+    tether) "$BIN/tether" --listen 127.0.0.1:0 --app echo >"$log.out" 2>"$log.err" & ;;
+    floor) "$BIN/examples/floor_echo" --listen 127.0.0.1:0 >"$log.out" 2>"$log.err" & ;;
+    esac
+    SPID=$!
+    SADDR=""
+    for _ in $(seq 100); do
+        SADDR=$(awk '/^listening on/ { print $3; exit }' "$log.out")
+        [[ -n "$SADDR" ]] && return 0
+        running "$SPID" || break
+        sleep 0.05
+    done
+    echo "$1 did not start: $(head -c 300 "$log.err")" >&2
+    exit 1
+}
+
+# stop: SIGTERM, bounded wait; sets SERVER_RC.
+stop() {
+    SERVER_RC=0
+    kill -TERM "$SPID" 2>/dev/null || true
+    for _ in $(seq 100); do
+        running "$SPID" || break
+        sleep 0.1
+    done
+    if running "$SPID"; then
+        kill -KILL "$SPID" 2>/dev/null || true
+        wait "$SPID" 2>/dev/null || true
+        SERVER_RC=timeout
+    else
+        wait "$SPID" 2>/dev/null || SERVER_RC=$?
+    fi
+    SPID=""
+}
+
+# run SCENARIO SERVER ROUND LOAD ARGS...
+run() {
+    local scenario=$1 server=$2 round=$3
+    shift 3
+    local log=$WORK/$scenario.$server.$round load_rc=0
+    echo "== $scenario on $server (round $round): tether-load $*" >&2
+    start "$server" "$log"
+    timeout 300 "$BIN/tether-load" "$@" --addr "$SADDR" --server-pid "$SPID" --json \
+        >"$log.json" 2>"$log.load.err" || load_rc=$?
+    stop
+    if [[ "$load_rc" != 0 ]]; then
+        echo "   tether-load exited $load_rc: $(tail -c 300 "$log.load.err")" >&2
+        FAILED=1
+    fi
+    if [[ "$server" == tether && "$SERVER_RC" != 0 ]]; then
+        echo "   tether exited $SERVER_RC after SIGTERM (expected 0)" >&2
+        FAILED=1
+    fi
+    printf '%s\t%s\t%s\t%s\n' "$scenario" "$server" "$round" "$log.json" >>"$RESULTS"
+}
+
+: >"$RESULTS"
+for round in $(seq "$ROUNDS"); do
+    for server in tether floor; do
+        run pingpong "$server" "$round" pingpong --connections "$PP_CONNS" --depth 1 --payload 0 \
+            --duration "$SECS" --warmup 1
+    done
+    for server in tether floor; do
+        run idle "$server" "$round" idle --connections "$IDLE_CONNS" --heartbeat-ms 1000 --payload 0 \
+            --duration "$SECS"
+    done
+done
+
+python3 - "$RESULTS" <<'EOF' || FAILED=1
+import json, sys
+from collections import defaultdict
+
+runs = defaultdict(list)
+print(f"{'scenario':<9} {'server':<7} {'round':>5} {'conns':>6} {'msgs/s':>9} {'p50 us':>9} {'p99 us':>9} "
+      f"{'cpu us/msg':>10} {'rss B/conn':>10} {'load cpu%':>9}  result")
+bad = False
+for line in open(sys.argv[1]):
+    scenario, server, rnd, path = line.rstrip("\n").split("\t")
+    try:
+        d = json.load(open(path))
+    except (OSError, ValueError):
+        print(f"{scenario:<9} {server:<7} {rnd:>5}  no report")
+        bad = True
+        continue
+    lat = d.get("latency_us") or {}
+    srv = d.get("server") or {}
+    load = d.get("load") or {}
+    dur = d.get("duration_s") or 0
+    row = {
+        "msgs": d["msgs_per_sec"],
+        "p50": lat.get("p50"),
+        "p99": lat.get("p99"),
+        "cpu": srv.get("cpu_us_per_msg"),
+        "rss": srv.get("rss_bytes_per_conn"),
+    }
+    runs[(scenario, server)].append(row)
+    f = lambda x, spec: "-" if x is None else format(x, spec)
+    load_pct = 100 * load["cpu_s"] / dur if load and dur else None
+    result = "ok" if d["ok"] else "FAILED: " + (d.get("failure") or "?")
+    bad |= not d["ok"]
+    print(f"{scenario:<9} {server:<7} {rnd:>5} {d['connections']['open_at_end']:>6} {f(row['msgs'], '.0f'):>9} "
+          f"{f(row['p50'], '.1f'):>9} {f(row['p99'], '.1f'):>9} {f(row['cpu'], '.3f'):>10} "
+          f"{f(row['rss'], '.0f'):>10} {f(load_pct, '.0f'):>9}  {result}")
+
+def mean(rows, key):
+    vals = [r[key] for r in rows if r[key] is not None]
+    return sum(vals) / len(vals) if vals else None
+
+print()
+print("tether / floor (mean over rounds)")
+print(f"{'scenario':<9} {'cpu/msg':>8} {'rss/conn':>9} {'p99':>7} {'msgs/s':>7}   tether cpu us/msg vs floor")
+for scenario in ("pingpong", "idle"):
+    t, fl = runs.get((scenario, "tether"), []), runs.get((scenario, "floor"), [])
+    cells = []
+    for key in ("cpu", "rss", "p99", "msgs"):
+        a, b = mean(t, key), mean(fl, key)
+        cells.append(f"{a / b:.2f}x" if a is not None and b else "-")
+    a, b = mean(t, "cpu"), mean(fl, "cpu")
+    detail = f"{a:.3f} vs {b:.3f}" if a is not None and b is not None else "-"
+    if scenario == "pingpong" and a is not None and b:
+        detail += "  (goal <= 1.15x: " + ("met" if a / b <= 1.15 else "NOT met") + ")"
+    print(f"{scenario:<9} {cells[0]:>8} {cells[1]:>9} {cells[2]:>7} {cells[3]:>7}   {detail}")
+sys.exit(1 if bad else 0)
+EOF
+exit "$FAILED"
