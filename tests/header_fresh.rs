@@ -30,10 +30,19 @@ fn checked_in_header_matches_the_rust_source() {
     if checked_in != generated {
         let first_difference = String::from_utf8_lossy(&generated)
             .lines()
-            .zip(String::from_utf8_lossy(&checked_in).lines().chain(std::iter::repeat("")))
+            .zip(
+                String::from_utf8_lossy(&checked_in)
+                    .lines()
+                    .chain(std::iter::repeat("")),
+            )
             .enumerate()
             .find(|(_, (new, old))| new != old)
-            .map(|(n, (new, old))| format!("line {}:\n  generated:   {new}\n  checked in:  {old}", n + 1))
+            .map(|(n, (new, old))| {
+                format!(
+                    "line {}:\n  generated:   {new}\n  checked in:  {old}",
+                    n + 1
+                )
+            })
             .unwrap_or_else(|| "the checked-in file is longer".to_string());
         panic!(
             "include/tether.h is stale (it differs from what src/ffi.rs generates; {first_difference}).\n\
