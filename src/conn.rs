@@ -13,96 +13,25 @@
 //!     +--------------------+--peer EOF--> Draining ------+--flushed + SHUT_WR--> Closed
 //! ```
 
+mod events;
+mod input;
 mod output;
 mod rate;
 
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
-use std::fmt;
 
+pub use events::{CloseReason, ConnEvent, FrameCounts, State};
+use input::{handle_data, InputBuffers};
 pub use output::OutputQueue;
 use rate::TokenBucket;
 
 use crate::config::Config;
 use crate::protocol::{
-    encode_frame, encode_goaway, encode_message, Frame, FrameDecoder, FrameType, Goaway,
-    GoawayCode, Hello, ProtocolError, SessionId, Welcome,
+    encode_frame, encode_goaway, encode_message, Frame, FrameType, Goaway, GoawayCode, Hello,
+    ProtocolError, SessionId, Welcome,
 };
 use crate::time::{ms_to_ticks_ceil, Tick};
-
-/// Where a connection is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    /// Accepted; waiting for HELLO.
-    Handshake,
-    /// WELCOME sent; frames flow both ways.
-    Open,
-    /// We are closing (GOAWAY queued or the peer's GOAWAY received): flush,
-    /// SHUT_WR, discard input until the peer's EOF or linger runs out.
-    Closing,
-    /// The peer sent EOF: flush the replies already caused, SHUT_WR, close.
-    Draining,
-    /// Done; the reactor reclaims the slot at the end of the turn.
-    Closed,
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            State::Handshake => "handshake",
-            State::Open => "open",
-            State::Closing => "closing",
-            State::Draining => "draining",
-            State::Closed => "closed",
-        })
-    }
-}
-
-/// Something the application must act on, returned by [`Conn::handle_bytes`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnEvent {
-    /// A valid, authorized HELLO: answer with [`Conn::accept`].
-    Hello(Hello),
-    /// A whole reassembled DATA message.
-    Message(Bytes),
-    /// The peer said GOAWAY; the connection is now closing.
-    PeerGoaway(Goaway),
-}
-
-/// How a connection ended, for the application and the counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    /// We sent GOAWAY with this code.
-    Goaway(GoawayCode),
-    /// The peer sent GOAWAY with this code.
-    PeerGoaway(GoawayCode),
-    /// The peer closed its side (EOF) without a GOAWAY.
-    PeerEof,
-    /// The connection was reset or failed at the socket.
-    Reset,
-}
-
-impl fmt::Display for CloseReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CloseReason::Goaway(c) => write!(f, "sent GOAWAY {c}"),
-            CloseReason::PeerGoaway(c) => write!(f, "peer GOAWAY {c}"),
-            CloseReason::PeerEof => f.write_str("peer EOF"),
-            CloseReason::Reset => f.write_str("reset"),
-        }
-    }
-}
-
-/// Frames a connection received and sent, collected by the reactor for its counters.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct FrameCounts {
-    /// Complete frames received.
-    pub frames_in: u32,
-    /// Buffers queued to send (a frame, or a whole encoded message).
-    pub frames_out: u32,
-    /// PINGs received (and so PONGs sent).
-    pub pings_in: u32,
-}
 
 /// The sans-io state of one connection. Kept small: an idle open connection
 /// holds no heap memory at all (empty buffers do not allocate).
@@ -559,51 +488,6 @@ impl Conn {
     /// Starts a graceful stop: GOAWAY SHUTTING_DOWN (no-op if already closing).
     pub fn shutdown(&mut self, now: Tick, config: &Config) {
         self.close(GoawayCode::ShuttingDown, "server is stopping", now, config);
-    }
-}
-
-/// Adds one DATA fragment to the message being reassembled; a whole message
-/// comes out when a fragment without MORE arrives.
-fn handle_data(
-    message: &mut BytesMut,
-    more: bool,
-    payload: Bytes,
-    config: &Config,
-) -> Result<Option<ConnEvent>, ProtocolError> {
-    let max = config.max_message as usize;
-    let len = message.len() + payload.len();
-    if len > max {
-        return Err(ProtocolError::MessageTooLarge { len, max });
-    }
-    if message.is_empty() && !more {
-        // The common case: a one-frame message is handed on without a copy.
-        return Ok(Some(ConnEvent::Message(payload)));
-    }
-    message.extend_from_slice(&payload);
-    if more {
-        return Ok(None);
-    }
-    Ok(Some(ConnEvent::Message(std::mem::take(message).freeze())))
-}
-
-/// What a connection holds of its input between reads: a partial frame and
-/// the fragments of a message being reassembled (≤ `max_message`).
-#[derive(Debug)]
-struct InputBuffers {
-    decoder: FrameDecoder,
-    message: BytesMut,
-}
-
-impl InputBuffers {
-    fn new(max_frame: usize) -> Self {
-        InputBuffers {
-            decoder: FrameDecoder::new(max_frame),
-            message: BytesMut::new(),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.decoder.buffered() == 0 && self.message.is_empty()
     }
 }
 

@@ -1,0 +1,52 @@
+//! What a connection holds of its input between reads, and reassembly.
+
+use bytes::{Bytes, BytesMut};
+
+use super::ConnEvent;
+use crate::config::Config;
+use crate::protocol::{FrameDecoder, ProtocolError};
+
+/// Adds one DATA fragment to the message being reassembled; a whole message
+/// comes out when a fragment without MORE arrives.
+pub(super) fn handle_data(
+    message: &mut BytesMut,
+    more: bool,
+    payload: Bytes,
+    config: &Config,
+) -> Result<Option<ConnEvent>, ProtocolError> {
+    let max = config.max_message as usize;
+    let len = message.len() + payload.len();
+    if len > max {
+        return Err(ProtocolError::MessageTooLarge { len, max });
+    }
+    if message.is_empty() && !more {
+        // The common case: a one-frame message is handed on without a copy.
+        return Ok(Some(ConnEvent::Message(payload)));
+    }
+    message.extend_from_slice(&payload);
+    if more {
+        return Ok(None);
+    }
+    Ok(Some(ConnEvent::Message(std::mem::take(message).freeze())))
+}
+
+/// What a connection holds of its input between reads: a partial frame and
+/// the fragments of a message being reassembled (≤ `max_message`).
+#[derive(Debug)]
+pub(super) struct InputBuffers {
+    pub(super) decoder: FrameDecoder,
+    pub(super) message: BytesMut,
+}
+
+impl InputBuffers {
+    pub(super) fn new(max_frame: usize) -> Self {
+        InputBuffers {
+            decoder: FrameDecoder::new(max_frame),
+            message: BytesMut::new(),
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.decoder.buffered() == 0 && self.message.is_empty()
+    }
+}
