@@ -17,7 +17,7 @@ usage: tether [--listen ADDR] [--app echo|pubsub] [--heartbeat-ms N] [--min-hear
               [--max-connections N] [--max-frame N] [--max-message N] [--max-output BYTES]
               [--session-ttl-ms N] [--auth-token-file PATH] [--tick-ms N]
               [--soft-output BYTES] [--soft-output-ms N] [--rate-limit FRAMES_PER_S]
-              [--rate-burst N] [--session-queue BYTES] [--metrics ADDR]
+              [--rate-burst N] [--session-queue BYTES] [--metrics ADDR] [--frame-timeout-ms N]
 
   --listen ADDR              address to listen on (127.0.0.1:7600; port 0 picks one)
   --app echo|pubsub          application behind the reactor (pubsub)
@@ -27,6 +27,7 @@ usage: tether [--listen ADDR] [--app echo|pubsub] [--heartbeat-ms N] [--min-hear
   --miss N                   silent heartbeats before eviction (3)
   --handshake-timeout-ms N   time allowed for HELLO (5000)
   --linger-ms N              time a closing connection may take (2000)
+  --frame-timeout-ms N       time to finish a frame once begun; slowloris defence (10000)
   --max-connections N        connection limit; capped by the fd limit (100000)
   --max-frame N              largest frame payload accepted (65535)
   --max-message N            largest reassembled message (1048576)
@@ -130,6 +131,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
             "--miss" => config.miss = number(&flag, &value()?)?,
             "--handshake-timeout-ms" => config.handshake_timeout_ms = number(&flag, &value()?)?,
             "--linger-ms" => config.linger_ms = number(&flag, &value()?)?,
+            "--frame-timeout-ms" => config.frame_timeout_ms = number(&flag, &value()?)?,
             "--max-connections" => config.max_connections = number(&flag, &value()?)?,
             "--max-frame" => config.max_frame = number(&flag, &value()?)?,
             "--max-message" => config.max_message = number(&flag, &value()?)?,
@@ -248,6 +250,8 @@ mod tests {
             "77",
             "--metrics",
             "127.0.0.1:9100",
+            "--frame-timeout-ms",
+            "33",
         ]) else {
             panic!("parses")
         };
@@ -275,7 +279,7 @@ mod tests {
             (c.soft_output, c.soft_output_ms, c.rate_limit, c.rate_burst),
             (1024, 20, 5, 9)
         );
-        assert_eq!(c.session_queue, 77);
+        assert_eq!((c.session_queue, c.frame_timeout_ms), (77, 33));
         assert_eq!(c.metrics, Some(SocketAddr::from(([127, 0, 0, 1], 9100))));
         assert_eq!(c.app, AppKind::Echo);
     }

@@ -35,6 +35,8 @@ pub struct Config {
     pub miss: u32,
     /// Time allowed for a valid HELLO: bounds slots held by silent or slow openers.
     pub handshake_timeout_ms: u32,
+    /// Time allowed to finish a frame once its first byte arrived (slowloris defence).
+    pub frame_timeout_ms: u32,
     /// How long a closing connection may take to flush and see the peer's EOF.
     pub linger_ms: u32,
     /// Most open connections; newcomers past it get SERVER_FULL.
@@ -77,6 +79,7 @@ impl Default for Config {
             max_heartbeat_ms: 600_000,
             miss: 3,
             handshake_timeout_ms: 5_000,
+            frame_timeout_ms: 10_000,
             linger_ms: 2_000,
             max_connections: 100_000,
             max_frame: MAX_FRAME_LIMIT as u16,
@@ -155,6 +158,9 @@ impl Config {
                 "--miss",
                 "max heartbeat × miss does not fit the 32-bit idle_timeout_ms",
             ));
+        }
+        if self.frame_timeout_ms == 0 {
+            return Err(err("--frame-timeout-ms", "must be at least 1"));
         }
         if self.handshake_timeout_ms == 0 {
             return Err(err("--handshake-timeout-ms", "must be at least 1"));

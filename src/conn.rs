@@ -171,13 +171,27 @@ impl Conn {
         match self.state {
             State::Open => {
                 let idle = self.last_rx + Tick::from(self.idle_ticks) + 1;
-                self.soft_output_deadline(config)
-                    .map_or(idle, |soft| soft.min(idle))
+                [
+                    self.soft_output_deadline(config),
+                    self.frame_deadline(config),
+                ]
+                .into_iter()
+                .flatten()
+                .fold(idle, Tick::min)
             }
             State::Handshake | State::Closing | State::Draining | State::Closed => {
                 self.phase_deadline
             }
         }
+    }
+
+    /// While a frame is partly received: when it must be complete. Stops a
+    /// slowloris peer from holding a frame buffer by trickling bytes that
+    /// never finish a frame (the idle timeout alone could be half an hour).
+    fn frame_deadline(&self, config: &Config) -> Option<Tick> {
+        let bufs = self.input.as_ref().filter(|b| b.decoder.buffered() > 0)?;
+        let ticks = ms_to_ticks_ceil(config.frame_timeout_ms.into(), config.tick_ms.into());
+        Some(bufs.frame_started + ticks + 1)
     }
 
     fn soft_output_deadline(&self, config: &Config) -> Option<Tick> {
@@ -198,7 +212,15 @@ impl Conn {
         // A fresh decoder allocates nothing; it is boxed below only if it ends mid-frame.
         let mut fresh = InputBuffers::new(config.max_frame.into());
         let bufs = held.as_deref_mut().unwrap_or(&mut fresh);
+        let had_partial_frame = bufs.decoder.buffered() > 0;
+        let frames_before = self.counts.frames_in;
         let event = self.consume(bufs, input, now, config);
+        if bufs.decoder.buffered() > 0
+            && (!had_partial_frame || self.counts.frames_in != frames_before)
+        {
+            // A new frame began in this read: its completion clock starts now.
+            bufs.frame_started = now;
+        }
         let still_reading = matches!(self.state, State::Handshake | State::Open);
         if still_reading && !bufs.is_empty() {
             self.input = Some(held.unwrap_or_else(|| Box::new(fresh)));
@@ -473,6 +495,12 @@ impl Conn {
                     now,
                     config,
                 ),
+            State::Open if self.frame_deadline(config).is_some_and(|t| t <= now) => self.close(
+                GoawayCode::IdleTimeout,
+                "frame not completed within the frame timeout",
+                now,
+                config,
+            ),
             State::Open => self.close(
                 GoawayCode::IdleTimeout,
                 "no frame within the idle timeout",

@@ -5,6 +5,7 @@ use bytes::{Bytes, BytesMut};
 use super::ConnEvent;
 use crate::config::Config;
 use crate::protocol::{FrameDecoder, ProtocolError};
+use crate::time::Tick;
 
 /// Adds one DATA fragment to the message being reassembled; a whole message
 /// comes out when a fragment without MORE arrives.
@@ -36,6 +37,8 @@ pub(super) fn handle_data(
 pub(super) struct InputBuffers {
     pub(super) decoder: FrameDecoder,
     pub(super) message: BytesMut,
+    /// When the partial frame in `decoder` began (for the frame deadline).
+    pub(super) frame_started: Tick,
 }
 
 impl InputBuffers {
@@ -43,6 +46,7 @@ impl InputBuffers {
         InputBuffers {
             decoder: FrameDecoder::new(max_frame),
             message: BytesMut::new(),
+            frame_started: 0,
         }
     }
 

@@ -460,3 +460,62 @@ fn frame_counts_are_collected_once() {
     );
     assert_eq!(h.conn.take_counts(), FrameCounts::default());
 }
+
+#[test]
+fn a_frame_trickled_too_slowly_is_cut_off_by_the_frame_timeout() {
+    let config = Config {
+        frame_timeout_ms: 1_000, // 10 ticks
+        heartbeat_ms: 600_000,
+        max_heartbeat_ms: 600_000,
+        ..config()
+    };
+    let mut h = Harness::with(config);
+    h.feed(&hello(600_000));
+    h.take_output();
+    h.now = 100;
+    let frame = encode_frame(FrameType::Data, false, b"slowly");
+    // One byte a tick: the frame needs 14 ticks, it has 10.
+    for (i, byte) in frame.iter().enumerate().take(10) {
+        h.now = 100 + i as Tick;
+        h.feed(&[*byte]);
+        h.conn.handle_timeout(h.now, &h.config);
+        assert_eq!(h.conn.state(), State::Open, "byte {i}");
+    }
+    assert_eq!(
+        h.conn.deadline(&h.config),
+        111,
+        "10 ticks after the first byte, never early"
+    );
+    h.fire_deadline();
+    assert_eq!(h.conn.state(), State::Closing);
+    assert_eq!(h.goaway_code(), Some(GoawayCode::IdleTimeout));
+}
+
+#[test]
+fn the_frame_clock_restarts_with_each_frame() {
+    let config = Config {
+        frame_timeout_ms: 1_000,
+        ..config()
+    };
+    let mut h = Harness::with(config);
+    h.feed(&hello(1_000));
+    h.take_output();
+    let a = encode_frame(FrameType::Ping, false, b"a");
+    let b = encode_frame(FrameType::Ping, false, b"b");
+    h.now = 5;
+    h.feed(&a[..4]);
+    assert_eq!(h.conn.deadline(&h.config), 16);
+    // The first frame completes and the next begins in the same read, 8 ticks later.
+    h.now = 13;
+    let mut chunk = a[4..].to_vec();
+    chunk.extend_from_slice(&b[..3]);
+    h.feed(&chunk);
+    assert_eq!(h.conn.deadline(&h.config), 24);
+    h.now = 20;
+    h.feed(&b[3..]);
+    assert_eq!(
+        h.conn.deadline(&h.config),
+        20 + 30 + 1,
+        "no partial frame: the idle deadline"
+    );
+}
