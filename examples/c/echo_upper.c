@@ -233,7 +233,7 @@ int main(int argc, char **argv) {
     signal(SIGINT, SIG_DFL);
     g_tether = NULL;
     g_wake_fd = -1;
-    fprintf(stderr, "stopped after %llu ticks: %lu connections, %lu messages\n", ticks,
+    fprintf(stderr, "stopped after %llu ticks: %lu connections opened, %lu messages\n", ticks,
             svc.opened, svc.messages);
     tether_free(t);
     close(timer);
