@@ -1,0 +1,430 @@
+//! The client library end to end through a real middlebox: a TCP proxy that,
+//! like a NAT whose mapping timed out, silently blackholes a connection once
+//! it has been idle (no bytes either way) for longer than `NAT_IDLE`. Both of
+//! its sockets stay open; nothing is forwarded any more, not even a FIN.
+//!
+//! The blocking client (adaptive heartbeat, reconnect on) must notice the dead
+//! link, reconnect, resume its session, keep receiving, and settle its
+//! heartbeat just under the middlebox's timeout.
+
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use support::{delivery, sub_msg, Server};
+use tether::client::{
+    AdaptiveConfig, BackoffConfig, Client, ClientConfig, ClientEvent, DisconnectReason, Jitter,
+};
+
+/// The middlebox's idle timeout: off the adaptive grid (200, 400, …, 1000 ms)
+/// by 100 ms on both sides, so scheduling noise does not decide the outcome.
+const NAT_IDLE: Duration = Duration::from_millis(900);
+const FLOOR: Duration = Duration::from_millis(200);
+const STEP: Duration = Duration::from_millis(200);
+/// The whole test must finish within this.
+const TEST_LIMIT: Duration = Duration::from_secs(30);
+
+/// One proxied connection's NAT mapping.
+struct Mapping {
+    last_packet: Instant,
+    blackholed: bool,
+}
+
+/// The blackholing proxy. Stops its threads (closing every socket) on drop.
+struct Proxy {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    /// Connections whose mapping has been dropped.
+    blackholed: Arc<AtomicUsize>,
+    /// Connections accepted.
+    accepted: Arc<AtomicUsize>,
+}
+
+impl Proxy {
+    fn start(upstream: SocketAddr, idle: Duration) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("proxy addr");
+        let stop = Arc::new(AtomicBool::new(false));
+        let blackholed = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        {
+            let (stop, blackholed, accepted) = (
+                Arc::clone(&stop),
+                Arc::clone(&blackholed),
+                Arc::clone(&accepted),
+            );
+            thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((client, _)) => {
+                            accepted.fetch_add(1, Ordering::Relaxed);
+                            let Ok(server) = TcpStream::connect(upstream) else {
+                                continue; // dropping `client` closes it
+                            };
+                            let _ = client.set_nonblocking(false);
+                            let _ = client.set_nodelay(true);
+                            let _ = server.set_nodelay(true);
+                            let mapping = Arc::new(Mutex::new(Mapping {
+                                last_packet: Instant::now(),
+                                blackholed: false,
+                            }));
+                            for (from, to) in [
+                                (client.try_clone(), server.try_clone()),
+                                (server.try_clone(), client.try_clone()),
+                            ] {
+                                let (Ok(from), Ok(to)) = (from, to) else {
+                                    continue;
+                                };
+                                let mapping = Arc::clone(&mapping);
+                                let stop = Arc::clone(&stop);
+                                let blackholed = Arc::clone(&blackholed);
+                                thread::spawn(move || {
+                                    pump(from, to, &mapping, idle, &stop, &blackholed)
+                                });
+                            }
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                            thread::sleep(Duration::from_millis(5))
+                        }
+                        Err(_) => thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            });
+        }
+        Proxy {
+            addr,
+            stop,
+            blackholed,
+            accepted,
+        }
+    }
+
+    fn blackholed(&self) -> usize {
+        self.blackholed.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Copies `from` to `to` while the mapping lives. A packet arriving after
+/// more than `idle` of silence (either direction) kills the mapping: it and
+/// everything after it are dropped, and the sockets are held open, silent.
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    mapping: &Mutex<Mapping>,
+    idle: Duration,
+    stop: &AtomicBool,
+    blackholed: &AtomicUsize,
+) {
+    let _ = from.set_read_timeout(Some(Duration::from_millis(20)));
+    let mut buf = vec![0u8; 64 * 1024];
+    let hold = |stop: &AtomicBool| {
+        // A dead mapping: keep the sockets (no FIN, no RST) until the test ends.
+        while !stop.load(Ordering::Relaxed) {
+            thread::sleep(Duration::from_millis(20));
+        }
+    };
+    while !stop.load(Ordering::Relaxed) {
+        match from.read(&mut buf) {
+            Ok(0) => {
+                if mapping.lock().expect("mapping").blackholed {
+                    return hold(stop);
+                }
+                let _ = to.shutdown(Shutdown::Write);
+                return;
+            }
+            Ok(n) => {
+                let now = Instant::now();
+                let forward = {
+                    let mut m = mapping.lock().expect("mapping");
+                    if !m.blackholed && now.duration_since(m.last_packet) > idle {
+                        m.blackholed = true;
+                        blackholed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if !m.blackholed {
+                        m.last_packet = now;
+                    }
+                    !m.blackholed
+                };
+                if forward && to.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => {
+                if mapping.lock().expect("mapping").blackholed {
+                    return hold(stop);
+                }
+                let _ = to.shutdown(Shutdown::Both);
+                return;
+            }
+        }
+    }
+}
+
+/// What the client reported, in order, with when.
+struct Log {
+    start: Instant,
+    events: Vec<(Duration, ClientEvent)>,
+    messages: Vec<Bytes>,
+}
+
+impl Log {
+    /// Drives the client for up to `slice`, collecting messages and events.
+    fn drive(&mut self, client: &mut Client, slice: Duration) -> Vec<ClientEvent> {
+        if let Some(m) = client.recv_timeout(slice).expect("client closed for good") {
+            self.messages.push(m);
+        }
+        let new: Vec<ClientEvent> = client.events().collect();
+        for e in &new {
+            eprintln!("{:>8.3?} client event: {e:?}", self.start.elapsed());
+            self.events.push((self.start.elapsed(), e.clone()));
+        }
+        new
+    }
+
+    fn got(&self, body: &[u8]) -> bool {
+        self.messages
+            .iter()
+            .any(|m| m[..] == delivery(b"mb", body)[..])
+    }
+
+    fn dump(&self) -> String {
+        let mut s = String::new();
+        for (t, e) in &self.events {
+            s += &format!("\n  {t:>8.3?} {e:?}");
+        }
+        s += &format!("\n  {} messages", self.messages.len());
+        s
+    }
+}
+
+#[test]
+fn client_survives_a_blackholing_middlebox_and_settles_under_its_timeout() {
+    let start = Instant::now();
+    let server = Server::start(&[
+        "--app",
+        "pubsub",
+        "--tick-ms",
+        "10",
+        "--min-heartbeat-ms",
+        "50",
+        "--heartbeat-ms",
+        "2000",
+        "--max-heartbeat-ms",
+        "5000",
+        "--miss",
+        "3",
+        "--linger-ms",
+        "500",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let proxy = Proxy::start(server.addr, NAT_IDLE);
+    let config = ClientConfig {
+        heartbeat_ms: 2000,
+        miss: 3,
+        reconnect: true,
+        adaptive: Some(AdaptiveConfig {
+            floor: FLOOR,
+            step: STEP,
+            probe_after: 2,
+            // No re-probe above the learned ceiling during the test.
+            reprobe_after: Duration::from_secs(600),
+        }),
+        backoff: BackoffConfig {
+            // Never an immediate retry: the test sees the loss before the
+            // reconnect and can hold the client there (it only acts inside calls).
+            base: Duration::from_millis(300),
+            cap: Duration::from_secs(1),
+            jitter: Jitter::None,
+            ..BackoffConfig::default()
+        },
+        ..ClientConfig::default()
+    };
+    let mut client = Client::connect(proxy.addr, config).expect("connect through the proxy");
+    let session = client.session().expect("a session id");
+    let mut log = Log {
+        start,
+        events: Vec::new(),
+        messages: Vec::new(),
+    };
+    let slice = Duration::from_millis(20);
+    let mut publisher = server.open();
+
+    client.send(&sub_msg(b"mb")).expect("subscribe");
+    let subscribed = support::wait_until(Duration::from_secs(10), || {
+        log.drive(&mut client, slice);
+        server.metric("tether_subscriptions") == 1
+    });
+    assert!(subscribed, "the subscription never reached the server");
+    publisher.publish(b"mb", b"before");
+    while !log.got(b"before") {
+        assert!(
+            start.elapsed() < TEST_LIMIT,
+            "no delivery before the blackhole"
+        );
+        log.drive(&mut client, slice);
+    }
+
+    // Climb until the middlebox drops the mapping and the client notices.
+    let mut published_during_blackhole = false;
+    let dead = loop {
+        assert!(
+            start.elapsed() < TEST_LIMIT,
+            "no dead-peer detection within {TEST_LIMIT:?}:{}",
+            log.dump()
+        );
+        if proxy.blackholed() > 0 && !published_during_blackhole {
+            // Goes to the old connection: lost or not, the protocol promises nothing.
+            publisher.publish(b"mb", b"during blackhole");
+            published_during_blackhole = true;
+        }
+        let events = log.drive(&mut client, slice);
+        let found = events.into_iter().find_map(|e| match e {
+            ClientEvent::Disconnected { reason } => Some(reason),
+            _ => None,
+        });
+        if let Some(reason) = found {
+            break reason;
+        }
+    };
+    let DisconnectReason::DeadPeer { interval } = dead else {
+        panic!(
+            "expected a dead-peer disconnect, got {dead:?}:{}",
+            log.dump()
+        );
+    };
+    assert_eq!(proxy.blackholed(), 1, "the mapping was dropped");
+    eprintln!("dead peer detected at heartbeat {interval:?}");
+
+    // The client is now waiting out its backoff and does nothing until called
+    // again. Let the server find the old connection dead and detach the
+    // session; what is published now must be kept for the resume.
+    let detached = support::wait_until(Duration::from_secs(15), || {
+        server.metric("tether_sessions_detached") == 1
+    });
+    assert!(detached, "the server never detached the blackholed session");
+    publisher.publish(b"mb", b"while detached");
+    publisher.sync();
+
+    // Reconnect and resume.
+    let resumed = loop {
+        assert!(
+            start.elapsed() < TEST_LIMIT,
+            "no reconnect within {TEST_LIMIT:?}:{}",
+            log.dump()
+        );
+        let events = log.drive(&mut client, slice);
+        let found = events.into_iter().find_map(|e| match e {
+            ClientEvent::Connected {
+                resumed,
+                lost,
+                session,
+                ..
+            } => Some((resumed, lost, session)),
+            _ => None,
+        });
+        if let Some(c) = found {
+            break c;
+        }
+    };
+    assert_eq!(
+        resumed,
+        (true, false, session),
+        "(resumed, lost, session) after the reconnect:{}",
+        log.dump()
+    );
+    assert!(
+        log.events
+            .iter()
+            .any(|(_, e)| matches!(e, ClientEvent::Reconnecting { .. })),
+        "a Reconnecting event:{}",
+        log.dump()
+    );
+    while !log.got(b"while detached") {
+        assert!(
+            start.elapsed() < TEST_LIMIT,
+            "the delivery queued while detached never arrived:{}",
+            log.dump()
+        );
+        log.drive(&mut client, slice);
+    }
+    publisher.publish(b"mb", b"after resume");
+    while !log.got(b"after resume") {
+        assert!(
+            start.elapsed() < TEST_LIMIT,
+            "no live delivery after the resume:{}",
+            log.dump()
+        );
+        log.drive(&mut client, slice);
+    }
+    eprintln!(
+        "delivery published during the blackhole {} (not guaranteed)",
+        if log.got(b"during blackhole") {
+            "arrived"
+        } else {
+            "was lost"
+        }
+    );
+
+    // The heartbeat has settled one step under the middlebox's timeout, and
+    // the connection holds there (a few heartbeats, no new loss).
+    let settled_from = Instant::now();
+    let disconnects_before = count_disconnects(&log);
+    while settled_from.elapsed() < 4 * NAT_IDLE {
+        assert!(start.elapsed() < TEST_LIMIT, "out of time:{}", log.dump());
+        log.drive(&mut client, slice);
+    }
+    let interval = client.machine().heartbeat_interval();
+    assert!(
+        interval < NAT_IDLE && interval + STEP >= NAT_IDLE,
+        "heartbeat {interval:?} should be in [{:?}, {NAT_IDLE:?}):{}",
+        NAT_IDLE - STEP,
+        log.dump()
+    );
+    let last_change = log.events.iter().rev().find_map(|(_, e)| match e {
+        ClientEvent::HeartbeatChanged { interval } => Some(*interval),
+        _ => None,
+    });
+    assert_eq!(
+        last_change,
+        Some(interval),
+        "the last HeartbeatChanged event"
+    );
+    assert_eq!(
+        count_disconnects(&log),
+        disconnects_before,
+        "no loss once settled:{}",
+        log.dump()
+    );
+    assert!(client.is_connected());
+    assert_eq!(
+        proxy.blackholed(),
+        1,
+        "the settled heartbeat keeps the mapping"
+    );
+    assert_eq!(proxy.accepted.load(Ordering::Relaxed), 2);
+    eprintln!("settled at {interval:?} after {:?}", start.elapsed());
+    client.close().expect("close");
+}
+
+fn count_disconnects(log: &Log) -> usize {
+    log.events
+        .iter()
+        .filter(|(_, e)| matches!(e, ClientEvent::Disconnected { .. }))
+        .count()
+}

@@ -1,0 +1,514 @@
+//! `--app pubsub` end to end (PROTOCOL.md §5), over the real binary and real
+//! loopback sockets: fan-out, sessions (resume, LOST, TTL, takeover, orderly
+//! end), slow-subscriber isolation, the soft output limit and the rate limit.
+//!
+//! Waits are bounded and generous; where the outcome depends on the server
+//! having seen something (a reset, a TTL), the test waits for the server's
+//! own metrics to say so instead of sleeping and hoping.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::{delivery, Client, Server};
+use tether::protocol::{FrameType, GoawayCode};
+
+/// Waits until the metric reads `want` (panics with the last value after 10 s).
+fn wait_metric(server: &Server, name: &str, want: u64) {
+    let mut last = 0;
+    let ok = support::wait_until(Duration::from_secs(10), || {
+        last = server.metric(name);
+        last == want
+    });
+    assert!(ok, "{name} stayed at {last}, expected {want}");
+}
+
+#[test]
+fn fan_out_own_delivery_and_unsubscribe() {
+    let server = Server::start(&["--app", "pubsub"]);
+    let mut subs: Vec<Client> = (0..3).map(|_| server.open()).collect();
+    let mut other = server.open();
+    let mut publisher = server.open();
+    for s in &mut subs {
+        s.subscribe(b"news");
+        s.sync();
+    }
+    other.subscribe(b"sport");
+    other.sync();
+
+    // Binary body, and one long enough to be split into several frames.
+    let body: Vec<u8> = (0..=255u8).chain([0, b'M', 0xff]).collect();
+    publisher.publish(b"news", &body);
+    let big = vec![0x5a; 150_000];
+    publisher.publish(b"news", &big);
+    for s in &mut subs {
+        assert_eq!(s.recv_message(), delivery(b"news", &body));
+        assert_eq!(s.recv_message(), delivery(b"news", &big));
+    }
+    // Not subscribed to the channel: nothing (the sync PONG comes first).
+    publisher.sync();
+    other.sync();
+
+    // A subscribed publisher gets its own message, and so does everyone else.
+    subs[0].publish(b"news", b"mine");
+    for s in &mut subs {
+        assert_eq!(s.recv_message(), delivery(b"news", b"mine"));
+    }
+
+    // After unsubscribing, nothing more arrives; the others still get it.
+    subs[0].unsubscribe(b"news");
+    subs[0].sync();
+    publisher.publish(b"news", b"after");
+    for s in &mut subs[1..] {
+        assert_eq!(s.recv_message(), delivery(b"news", b"after"));
+    }
+    subs[0].sync();
+    // Unsubscribing from a channel it never joined is harmless.
+    subs[0].unsubscribe(b"never");
+    subs[0].sync();
+    other.sync();
+}
+
+#[test]
+fn malformed_ops_are_protocol_errors() {
+    let server = Server::start(&["--app", "pubsub"]);
+    let long_channel = [&b"S"[..], &[b'c'; 256]].concat();
+    let cases: &[(&str, &[u8])] = &[
+        ("unknown op X", b"Xnews"),
+        ("delivery op from a client", b"M\x04newsbody"),
+        ("empty message", b""),
+        ("S with empty channel", b"S"),
+        ("U with empty channel", b"U"),
+        ("P without a length", b"P"),
+        ("P with zero-length channel", b"P\x00body"),
+        ("P length past the end", b"P\x05abc"),
+        ("S with a 256-byte channel", &long_channel),
+    ];
+    for (what, msg) in cases {
+        let mut c = server.open();
+        c.send_message(msg);
+        let g = c.expect_goaway(GoawayCode::ProtocolError);
+        eprintln!("{what}: GOAWAY PROTOCOL_ERROR {:?}", g.reason);
+    }
+    // The server is fine afterwards.
+    let mut c = server.open();
+    c.subscribe(b"ok");
+    c.publish(b"ok", b"still here");
+    assert_eq!(c.recv_message(), delivery(b"ok", b"still here"));
+}
+
+/// A subscriber on `channel` whose connection is then reset (no GOAWAY
+/// NORMAL); returns its session id once the server holds it detached.
+fn detached_subscriber(server: &Server, channel: &[u8]) -> tether::protocol::SessionId {
+    let mut sub = server.open();
+    sub.subscribe(channel);
+    sub.sync();
+    let session = sub.session();
+    sub.abort();
+    wait_metric(server, "tether_sessions_detached", 1);
+    session
+}
+
+#[test]
+fn resume_delivers_the_queue_in_order_then_live_messages() {
+    let server = Server::start(&["--app", "pubsub", "--metrics", "127.0.0.1:0"]);
+    let session = detached_subscriber(&server, b"r");
+
+    let mut publisher = server.open();
+    for i in 0..3 {
+        publisher.publish(b"r", format!("queued {i}").as_bytes());
+    }
+    publisher.sync();
+
+    let mut sub = server.connect();
+    let w = sub.resume(session);
+    assert!(w.resumed, "WELCOME must carry RESUMED: {w:?}");
+    assert!(!w.lost, "nothing was dropped, LOST must be clear: {w:?}");
+    assert_eq!(w.session, session, "the same session id");
+    for i in 0..3 {
+        assert_eq!(
+            sub.recv_message(),
+            delivery(b"r", format!("queued {i}").as_bytes()),
+            "queued delivery {i}"
+        );
+    }
+    publisher.publish(b"r", b"live");
+    assert_eq!(sub.recv_message(), delivery(b"r", b"live"));
+    // Still subscribed (the subscription survived the detach), nothing extra.
+    sub.sync();
+    assert_eq!(server.metric("tether_sessions_resumed_total"), 1);
+}
+
+#[test]
+fn a_full_session_queue_drops_the_oldest_and_says_lost() {
+    const QUEUE: usize = 200;
+    let server = Server::start(&[
+        "--app",
+        "pubsub",
+        "--session-queue",
+        "200",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let session = detached_subscriber(&server, b"q");
+    let body = |i: usize| format!("message {i:02} {}", "x".repeat(30)).into_bytes();
+    let total = 10;
+    let mut publisher = server.open();
+    for i in 0..total {
+        publisher.publish(b"q", &body(i));
+    }
+    publisher.sync();
+    assert!(server.metric("tether_deliveries_dropped_total") > 0);
+
+    let mut sub = server.connect();
+    let w = sub.resume(session);
+    assert!(w.resumed && w.lost, "RESUMED and LOST expected: {w:?}");
+    // What is left is the newest deliveries, in order, ending with the last.
+    publisher.publish(b"q", b"live");
+    let mut got = Vec::new();
+    loop {
+        let m = sub.recv_message();
+        if m == delivery(b"q", b"live") {
+            break;
+        }
+        got.push(m);
+    }
+    assert!(!got.is_empty(), "the newest queued deliveries must survive");
+    let first = total - got.len();
+    assert!(
+        first > 0,
+        "{} deliveries kept: nothing was dropped",
+        got.len()
+    );
+    for (k, m) in got.iter().enumerate() {
+        assert_eq!(m, &delivery(b"q", &body(first + k)), "kept delivery {k}");
+    }
+    assert!(
+        got.len() * body(0).len() <= QUEUE,
+        "{} deliveries of {} bytes kept with --session-queue {QUEUE}",
+        got.len(),
+        body(0).len()
+    );
+    // Resuming again (orderly this time) no longer reports LOST.
+    sub.abort();
+    wait_metric(&server, "tether_sessions_detached", 1);
+    let mut again = server.connect();
+    let w = again.resume(session);
+    assert!(w.resumed && !w.lost, "LOST is reported once: {w:?}");
+}
+
+#[test]
+fn a_detached_session_expires_after_its_ttl() {
+    let server = Server::start(&[
+        "--app",
+        "pubsub",
+        "--session-ttl-ms",
+        "300",
+        "--tick-ms",
+        "10",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let detached_at = Instant::now();
+    let session = detached_subscriber(&server, b"ttl");
+    wait_metric(&server, "tether_sessions_expired_total", 1);
+    assert!(
+        detached_at.elapsed() >= Duration::from_millis(250),
+        "expired {:?} after the reset, before its 300 ms TTL",
+        detached_at.elapsed()
+    );
+    let mut c = server.connect();
+    let w = c.resume(session);
+    assert!(!w.resumed, "an expired session cannot resume: {w:?}");
+    assert_ne!(w.session, session, "a fresh session id");
+    assert!(!w.lost, "{w:?}");
+    // The old subscription is gone with it.
+    let mut publisher = server.open();
+    publisher.publish(b"ttl", b"nobody");
+    publisher.sync();
+    c.sync();
+}
+
+#[test]
+fn resuming_a_live_session_takes_it_over() {
+    let server = Server::start(&["--app", "pubsub"]);
+    let mut old = server.open();
+    old.subscribe(b"t");
+    old.sync();
+    let session = old.session();
+
+    let mut new = server.connect();
+    let w = new.resume(session);
+    assert!(w.resumed && !w.lost, "{w:?}");
+    assert_eq!(w.session, session);
+    let g = old.expect_goaway(GoawayCode::SessionTakenOver);
+    eprintln!("old connection: GOAWAY SESSION_TAKEN_OVER {:?}", g.reason);
+
+    let mut publisher = server.open();
+    publisher.publish(b"t", b"to the new one");
+    assert_eq!(new.recv_message(), delivery(b"t", b"to the new one"));
+    new.sync();
+}
+
+#[test]
+fn goaway_normal_from_the_client_ends_the_session() {
+    let server = Server::start(&["--app", "pubsub", "--metrics", "127.0.0.1:0"]);
+    let mut c = server.open();
+    c.subscribe(b"n");
+    c.sync();
+    let session = c.session();
+    assert_eq!(server.metric("tether_sessions"), 1);
+    c.goaway_normal();
+    c.shutdown_write();
+    // The server may answer with its own GOAWAY; then its EOF.
+    loop {
+        match c.read_frame().expect("read until the server's EOF") {
+            support::Read1::Eof => break,
+            support::Read1::Frame(f) => assert_eq!(
+                f.kind,
+                FrameType::Goaway,
+                "after our GOAWAY: {}",
+                support::describe(&f)
+            ),
+        }
+    }
+    // Give the server time to drop the session (asserted by the resume below).
+    support::wait_until(Duration::from_secs(5), || {
+        server.metric("tether_sessions") == 0
+    });
+    let mut again = server.connect();
+    let w = again.resume(session);
+    assert!(
+        !w.resumed,
+        "GOAWAY NORMAL ended the session; it must not resume: {w:?}"
+    );
+    assert_ne!(w.session, session);
+    assert_eq!(server.metric("tether_sessions_detached"), 0);
+}
+
+#[test]
+fn a_stuck_subscriber_does_not_stall_the_others() {
+    const READERS: usize = 100;
+    const MESSAGES: usize = 2000;
+    const BODY: usize = 1024;
+    /// The publisher stays at most this many messages ahead of the slowest
+    /// reader, so a reader descheduled on a busy machine never nears
+    /// `--max-output` itself; a server stalled by the stuck subscriber would
+    /// stop every reader, and the publisher with them.
+    const WINDOW: usize = 100;
+    let server = Server::start(&[
+        "--app",
+        "pubsub",
+        "--max-output",
+        "262144",
+        // The stuck subscriber reads its GOAWAY only at the end.
+        "--linger-ms",
+        "60000",
+    ]);
+    let addr = server.addr;
+    let body = |i: usize| {
+        let mut b = vec![(i % 251) as u8; BODY];
+        b[..4].copy_from_slice(&(i as u32).to_be_bytes());
+        b
+    };
+
+    let mut stuck = Client::connect_small_window(addr);
+    stuck.handshake(0);
+    stuck.subscribe(b"firehose");
+    stuck.sync();
+
+    let progress: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..READERS).map(|_| AtomicUsize::new(0)).collect());
+    let ready = Arc::new(Barrier::new(READERS + 1));
+    let readers: Vec<_> = (0..READERS)
+        .map(|r| {
+            let progress = Arc::clone(&progress);
+            let ready = Arc::clone(&ready);
+            thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                c.handshake(0);
+                c.subscribe(b"firehose");
+                c.sync();
+                ready.wait();
+                for i in 0..MESSAGES {
+                    let m = c.recv_message();
+                    assert!(
+                        m == delivery(b"firehose", &body(i)),
+                        "reader {r}: delivery {i} differs ({} bytes)",
+                        m.len()
+                    );
+                    progress[r].store(i + 1, Ordering::Release);
+                }
+                let last = Instant::now();
+                c.sync();
+                last
+            })
+        })
+        .collect();
+    ready.wait();
+
+    let mut publisher = Client::connect(addr);
+    publisher.handshake(0);
+    let started = Instant::now();
+    for i in 0..MESSAGES {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let slowest = progress
+                .iter()
+                .map(|p| p.load(Ordering::Acquire))
+                .min()
+                .unwrap_or(0);
+            if i < slowest + WINDOW {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "readers stalled at {slowest} of {MESSAGES} deliveries \
+                 (publisher at {i}) for 30 s"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+        publisher.publish(b"firehose", &body(i));
+    }
+    publisher.sync();
+    let published = Instant::now();
+    eprintln!("published {MESSAGES} in {:?}", published - started);
+
+    for (r, h) in readers.into_iter().enumerate() {
+        let last = h.join().unwrap_or_else(|_| panic!("reader {r} failed"));
+        let late = last.saturating_duration_since(published);
+        assert!(
+            late <= Duration::from_secs(5),
+            "reader {r} got its last delivery {late:?} after the publisher finished"
+        );
+    }
+    eprintln!("all readers done {:?} after the start", started.elapsed());
+
+    // The stuck one was evicted: its stream ends with GOAWAY SLOW_CONSUMER.
+    let (data, g) = stuck.expect_goaway_after_data(GoawayCode::SlowConsumer);
+    eprintln!(
+        "stuck subscriber: {data} DATA frames, then GOAWAY SLOW_CONSUMER {:?}",
+        g.reason
+    );
+    assert!(data < MESSAGES, "it cannot have been sent everything");
+}
+
+#[test]
+fn soft_output_limit_evicts_after_the_grace_period() {
+    const GRACE: Duration = Duration::from_millis(300);
+    const SOFT: u64 = 65536;
+    let server = Server::start(&[
+        "--app",
+        "pubsub",
+        "--soft-output",
+        "65536",
+        "--soft-output-ms",
+        "300",
+        "--tick-ms",
+        "10",
+        "--linger-ms",
+        "30000",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    // The eviction is counted under tether_goaway_sent_total only once the
+    // connection is closed (after our EOF or the linger), so it is seen here
+    // through the queued-bytes gauge: the eviction drops the unsent queue.
+    let queued = "tether_output_queued_bytes";
+    let mut slow = Client::connect_small_window(server.addr);
+    slow.handshake(0);
+    slow.subscribe(b"soft");
+    slow.sync();
+    let mut publisher = server.open();
+
+    // About 1.5 MB: far above the soft limit once the kernel buffers of the
+    // small window are full, far below the default 4 MiB hard limit.
+    let body = vec![b's'; 1024];
+    let started = Instant::now();
+    for _ in 0..1500 {
+        publisher.publish(b"soft", &body);
+    }
+    publisher.sync();
+    let handled = started.elapsed();
+
+    // Still connected after crossing the soft limit: its queue is seen above
+    // it. Then the eviction empties the queue.
+    let mut above_at = None;
+    let mut evicted_at = None;
+    let mut last = 0;
+    support::wait_until(Duration::from_secs(10), || {
+        last = server.metric(queued);
+        if last > SOFT {
+            above_at.get_or_insert(started.elapsed());
+        } else if above_at.is_some() {
+            evicted_at = Some(started.elapsed());
+        }
+        evicted_at.is_some()
+    });
+    let above_at = above_at.unwrap_or_else(|| {
+        panic!(
+            "the queue was never seen above the soft limit ({last} bytes queued): \
+             evicted at once, or the kernel took it all"
+        )
+    });
+    let evicted_at = evicted_at.unwrap_or_else(|| {
+        panic!("not evicted within 10 s with {last} bytes queued above the soft limit")
+    });
+    eprintln!(
+        "publishes handled after {handled:?}; queue above the soft limit at {above_at:?}; \
+         eviction seen at {evicted_at:?}"
+    );
+    assert!(
+        evicted_at >= GRACE - Duration::from_millis(20),
+        "evicted {evicted_at:?} after the first publish: the grace is 300 ms"
+    );
+    let (data, g) = slow.expect_goaway_after_data(GoawayCode::SlowConsumer);
+    eprintln!("slow subscriber: {data} DATA frames, then {:?}", g.reason);
+    assert!(data < 1500, "it cannot have been sent everything");
+    // Everyone else is unaffected.
+    publisher.sync();
+}
+
+#[test]
+fn rate_limit_evicts_a_blaster_and_spares_a_steady_pinger() {
+    let server = Server::start(&[
+        "--app",
+        "pubsub",
+        "--rate-limit",
+        "20",
+        "--rate-burst",
+        "10",
+        "--tick-ms",
+        "10",
+    ]);
+    let mut blaster = server.open();
+    let ping = tether::protocol::encode_frame(FrameType::Ping, false, b"p");
+    let burst: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 200)
+        .collect();
+    blaster.send_raw(&burst);
+    let (_, g) = blaster.expect_goaway_after_data(GoawayCode::RateLimited);
+    eprintln!("blaster: GOAWAY RATE_LIMITED {:?}", g.reason);
+
+    let mut steady = server.open();
+    for i in 0..10u8 {
+        steady.ping(&[i]);
+        let f = steady.recv_frame();
+        assert_eq!(
+            (f.kind, &f.payload[..]),
+            (FrameType::Pong, &[i][..]),
+            "steady pinger, PING {i}: {}",
+            support::describe(&f)
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    steady.subscribe(b"still");
+    steady.publish(b"still", b"connected");
+    assert_eq!(steady.recv_message(), delivery(b"still", b"connected"));
+}
