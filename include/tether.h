@@ -27,7 +27,9 @@
  *     same handle from there returns TETHER_ERR_BUSY.
  *   - SIGPIPE: every socket write uses MSG_NOSIGNAL, so a peer that vanishes
  *     mid-write never raises SIGPIPE in the host; no need to ignore it.
- *   - Link: libtether.a (or libtether.so) with -lpthread -ldl -lm.
+ *   - Link: libtether.a (or -ltether for libtether.so) with -lpthread -ldl -lm;
+ *     `cargo rustc --lib --crate-type staticlib -- --print native-static-libs`
+ *     prints the exact list for a toolchain.
  */
 
 #ifndef TETHER_H
@@ -477,7 +479,6 @@ int tether_free(tether_t *t);
 const char *tether_strerror(int code);
 
 /**
- * The bytes `data[..len]`, or None for a NULL `data` with a non-zero `len`.
  * Inside a callback: sends one message to `conn` (any connection, not just
  * the one the callback is about). The `len` bytes at `data` are copied
  * before it returns; `data` may be NULL when `len` is 0. Sending to

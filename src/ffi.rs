@@ -125,6 +125,8 @@ unsafe fn with_reactor(
     handle.busy.store(false, Ordering::Release);
     rc
 }
+
+/// The bytes `data[..len]`, or None for a NULL `data` with a non-zero `len`.
 ///
 /// # Safety
 /// Unless NULL, `data` points to `len` readable bytes that stay unchanged for `'a`.

@@ -120,8 +120,6 @@ unsafe fn with_ctx(ctx: *mut tether_ctx_t, f: impl FnOnce(&mut Ctx<'_>) -> c_int
     })
 }
 
-/// The bytes `data[..len]`, or None for a NULL `data` with a non-zero `len`.
-
 /// Inside a callback: sends one message to `conn` (any connection, not just
 /// the one the callback is about). The `len` bytes at `data` are copied
 /// before it returns; `data` may be NULL when `len` is 0. Sending to
