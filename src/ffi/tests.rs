@@ -4,8 +4,8 @@
 
 use super::callback::close_reason_code;
 use super::*;
-use crate::conn::CloseReason;
 use crate::client::{Client, ClientConfig};
+use crate::conn::CloseReason;
 use std::ptr;
 use std::time::Instant;
 
