@@ -13,7 +13,12 @@
 //!   including the visits to entries left for later revolutions.
 //! - `advance_jump`: the same N timers fired by a single advance past the last
 //!   deadline (one pass over the slots, as after a long stall).
+//!
+//! Each group also times the baseline a timer wheel has to beat, measured in
+//! the same run: a `BTreeMap<(deadline, seq), value>` (ordered map timers, as
+//! many event loops use), so the report reads as a ratio.
 
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -64,8 +69,27 @@ fn insert_cancel(c: &mut Criterion) {
             })
         });
         assert!(wheel.is_empty());
+        group.bench_function(BenchmarkId::new("btreemap_baseline", n), |b| {
+            let mut map = BTreeMap::new();
+            b.iter(|| {
+                for (value, &deadline) in deadlines.iter().enumerate() {
+                    map.insert((deadline, value as u64), value as u64);
+                }
+                for (value, &deadline) in deadlines.iter().enumerate() {
+                    black_box(map.remove(&(deadline, value as u64)));
+                }
+            })
+        });
     }
     group.finish();
+}
+
+fn btreemap_filled(deadlines: &[Tick]) -> BTreeMap<(Tick, u64), u64> {
+    deadlines
+        .iter()
+        .enumerate()
+        .map(|(value, &deadline)| ((deadline, value as u64), value as u64))
+        .collect()
 }
 
 fn advance_per_tick(c: &mut Criterion) {
@@ -85,6 +109,25 @@ fn advance_per_tick(c: &mut Criterion) {
                     }
                     assert_eq!(out.len(), n);
                     wheel
+                },
+                BatchSize::PerIteration,
+            )
+        });
+        group.bench_function(BenchmarkId::new("btreemap_baseline", n), |b| {
+            b.iter_batched(
+                || btreemap_filled(&deadlines),
+                |mut map| {
+                    out.clear();
+                    for now in 1..=SPREAD {
+                        while let Some(entry) = map.first_entry() {
+                            if entry.key().0 > now {
+                                break;
+                            }
+                            out.push(entry.remove());
+                        }
+                    }
+                    assert_eq!(out.len(), n);
+                    map
                 },
                 BatchSize::PerIteration,
             )
