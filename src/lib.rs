@@ -26,6 +26,8 @@ pub mod config;
 pub mod conn;
 #[allow(unsafe_code)]
 pub mod ffi;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod protocol;
 pub mod reactor;
 pub mod time;
