@@ -396,6 +396,76 @@ fn a_stuck_subscriber_does_not_stall_the_others() {
     assert!(data < MESSAGES, "it cannot have been sent everything");
 }
 
+/// One publisher's burst must not get subscribers that keep reading evicted:
+/// they are not slow, they were never given the chance to read. (The server
+/// may read a burst in one turn; its fan-out must still reach the sockets
+/// before a reader is judged by `--max-output`.)
+#[test]
+fn a_publisher_burst_does_not_evict_subscribers_that_keep_reading() {
+    const READERS: usize = 3;
+    const MESSAGES: usize = 2000;
+    let server = Server::start(&["--app", "pubsub", "--max-output", "262144"]);
+    let addr = server.addr;
+    let body = |i: usize| {
+        let mut b = vec![b'b'; 1024];
+        b[..4].copy_from_slice(&(i as u32).to_be_bytes());
+        b
+    };
+    let ready = Arc::new(Barrier::new(READERS + 1));
+    let readers: Vec<_> = (0..READERS)
+        .map(|_| {
+            let ready = Arc::clone(&ready);
+            thread::spawn(move || -> Result<(), String> {
+                let mut c = Client::connect(addr);
+                c.handshake(0);
+                c.subscribe(b"burst");
+                c.sync();
+                ready.wait();
+                for i in 0..MESSAGES {
+                    let f = c.recv_frame();
+                    if f.kind != FrameType::Data {
+                        return Err(format!(
+                            "after {i} of {MESSAGES} deliveries: {} {}",
+                            f.kind,
+                            support::describe(&f)
+                        ));
+                    }
+                    if f.payload[..] != delivery(b"burst", &body(i))[..] {
+                        return Err(format!("delivery {i} differs"));
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    ready.wait();
+    // About 2 MB of publishes written at once, as a fast publisher would.
+    let mut publisher = Client::connect(addr);
+    publisher.handshake(0);
+    let burst: Vec<u8> = (0..MESSAGES)
+        .flat_map(|i| {
+            tether::protocol::encode_message(&support::pub_msg(b"burst", &body(i)), 65535).to_vec()
+        })
+        .collect();
+    publisher.send_raw(&burst);
+    publisher.sync();
+    let outcomes: Vec<String> = readers
+        .into_iter()
+        .enumerate()
+        .filter_map(|(r, h)| match h.join() {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(format!("reader {r}: {e}")),
+            Err(_) => Some(format!("reader {r} panicked")),
+        })
+        .collect();
+    assert!(
+        outcomes.is_empty(),
+        "subscribers reading as fast as they can were cut off by one burst of \
+         {MESSAGES} x 1 KiB publishes with --max-output 262144:\n{}",
+        outcomes.join("\n")
+    );
+}
+
 #[test]
 fn soft_output_limit_evicts_after_the_grace_period() {
     const GRACE: Duration = Duration::from_millis(300);
@@ -435,7 +505,7 @@ fn soft_output_limit_evicts_after_the_grace_period() {
     };
 
     // Fill the kernel buffers, then the server's queue up to just under the
-    // soft limit, in steps of about 8 KiB (queued bytes only ever grow here).
+    // soft limit, in steps of about 8 KiB.
     let mut backlog = queued();
     while backlog < SOFT - 16 * 1024 {
         assert!(published < 4000, "the backlog stays at {backlog} bytes");
