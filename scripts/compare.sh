@@ -59,7 +59,7 @@ start() {
     SPID=$!
     SADDR=""
     for _ in $(seq 100); do
-        SADDR=$(awk '/^listening on/ { print $3; exit }' "$log.out")
+        SADDR=$(awk '/^listening on/ { print $3; exit }' "$log.out" 2>/dev/null)
         [[ -n "$SADDR" ]] && return 0
         running "$SPID" || break
         sleep 0.05

@@ -55,8 +55,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# The same targets as compare.sh: an example pulls in dev-dependencies, whose
+# features would otherwise make the two scripts rebuild the library in turn.
 echo "building release binaries..." >&2
-(cd "$ROOT" && cargo build --release --quiet --bin tether --bin tether-load)
+(cd "$ROOT" && cargo build --release --quiet --bin tether --bin tether-load --example floor_echo)
 
 # cpu_seconds PID: utime + stime of PID, in seconds.
 cpu_seconds() {
@@ -76,7 +78,7 @@ start_server() {
     SPID=$!
     SADDR=""
     for _ in $(seq 100); do
-        SADDR=$(awk '/^listening on/ { print $3; exit }' "$WORK/$name.server.out")
+        SADDR=$(awk '/^listening on/ { print $3; exit }' "$WORK/$name.server.out" 2>/dev/null)
         [[ -n "$SADDR" ]] && return 0
         if ! kill -0 "$SPID" 2>/dev/null; then
             wait "$SPID" 2>/dev/null || true

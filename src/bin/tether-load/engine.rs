@@ -26,16 +26,23 @@ pub use stages::{Stage, Window};
 const READ_BUFFER: usize = 256 * 1024;
 /// Time allowed from connect to WELCOME (PROTOCOL.md §3's server default).
 pub const HANDSHAKE_TIMEOUT_NS: u64 = 5_000_000_000;
-/// Time allowed from our GOAWAY and FIN to the server's EOF.
+/// Time allowed from our GOAWAY and FIN to the server's EOF (the server's
+/// default linger is 2 s).
 pub const CLOSE_TIMEOUT_NS: u64 = 3_000_000_000;
 /// Longest ramp-up: a run is bounded even if connections never come up.
 pub const RAMP_LIMIT_NS: u64 = 60_000_000_000;
 /// Longest wait for replies still in flight when the measurement ends.
 pub const DRAIN_LIMIT_NS: u64 = 2_000_000_000;
-/// Longest wait for every connection to close at the end.
-pub const CLOSE_LIMIT_NS: u64 = 3_000_000_000;
+/// Longest time for closing every connection at the end.
+pub const CLOSE_LIMIT_NS: u64 = 10_000_000_000;
+/// Polite closes started per loop turn at the end of the run.
+const CLOSES_PER_TURN: usize = 256;
 /// Heartbeat intervals without any frame before a connection counts as dead.
 pub const MISS: u64 = 3;
+/// Most connects started per loop turn, so that a slow `connect()` (the
+/// kernel searching a crowded ephemeral port range) cannot hold up the
+/// handshakes already in flight.
+const CONNECTS_PER_TURN: usize = 64;
 /// Longest poll sleep, so the progress line and stage changes stay timely.
 const MAX_SLEEP_NS: u64 = 100_000_000;
 
@@ -71,6 +78,8 @@ pub struct Engine {
     /// Heartbeat checks, in due order (every interval is the same, so FIFO is sorted).
     pub heartbeats: VecDeque<(u64, Token)>,
     dead: Vec<usize>,
+    /// Connections still to close in the Close stage.
+    to_close: Vec<Token>,
     /// The server's `max_frame` from WELCOME: messages are split at it.
     pub peer_max_frame: usize,
     /// A reason to stop the run at once (e.g. the server lacks pub/sub).
@@ -124,6 +133,7 @@ impl Engine {
             close_deadlines: VecDeque::new(),
             heartbeats: VecDeque::new(),
             dead: Vec::new(),
+            to_close: Vec::new(),
             peer_max_frame: u16::MAX as usize,
             fatal: None,
             window: Window::default(),
@@ -150,6 +160,7 @@ impl Engine {
                 break;
             }
             self.ramp();
+            self.close_some();
             self.workload_tick();
             self.fire_deadlines();
             self.fire_heartbeats();
@@ -183,6 +194,9 @@ impl Engine {
     }
 
     fn sleep_ns(&self) -> u64 {
+        if self.can_ramp() || !self.to_close.is_empty() {
+            return 0;
+        }
         let mut due = self.now_ns + MAX_SLEEP_NS;
         for q in [
             &self.handshake_deadlines,
@@ -207,12 +221,19 @@ impl Engine {
         if self.stage != Stage::Ramp || self.args.mode == Mode::Churn {
             return;
         }
-        while self.started < self.work.target_connections
-            && self.connecting < self.args.connect_concurrency
-        {
+        let mut burst = 0;
+        while self.can_ramp() && burst < CONNECTS_PER_TURN {
             let role = self.work.role_for(self.started, self.args.mode);
             self.open_connection(role);
+            burst += 1;
         }
+    }
+
+    fn can_ramp(&self) -> bool {
+        self.stage == Stage::Ramp
+            && self.args.mode != Mode::Churn
+            && self.started < self.work.target_connections
+            && self.connecting < self.args.connect_concurrency
     }
 
     /// Starts one connect; failures to even start are counted and forgotten.

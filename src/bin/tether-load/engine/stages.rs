@@ -76,6 +76,7 @@ impl Engine {
 
     pub(super) fn set_stage(&mut self, stage: Stage) {
         log::debug!("stage {} => {}", self.stage.name(), stage.name());
+        self.clock();
         match stage {
             Stage::Warmup | Stage::Measure if self.stage == Stage::Ramp => {
                 self.window.ramp_ns = self.now_ns;
@@ -103,17 +104,33 @@ impl Engine {
         }
         if stage == Stage::Close {
             self.window.unanswered = self.work.outstanding(self);
-            let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
-            for key in keys {
-                match self.conns[key].phase {
-                    Phase::Open => self.close_politely(key),
-                    Phase::Connecting | Phase::Handshaking => self.kill(key),
-                    Phase::Closing | Phase::Dead => {}
-                }
-            }
+            // Closed a batch per turn (`close_some`): a write and a shutdown
+            // per connection add up, and EOFs must be read while it goes on.
+            self.to_close = self
+                .conns
+                .iter()
+                .map(|(k, c)| token_of(k, c.generation))
+                .collect();
         }
         self.stage = stage;
         self.stage_since_ns = self.now_ns;
+    }
+
+    /// Starts the polite close of the next batch of connections.
+    pub(super) fn close_some(&mut self) {
+        for _ in 0..CLOSES_PER_TURN {
+            let Some(token) = self.to_close.pop() else {
+                break;
+            };
+            let Some(key) = self.live(token) else {
+                continue;
+            };
+            match self.conns[key].phase {
+                Phase::Open => self.close_politely(key),
+                Phase::Connecting | Phase::Handshaking => self.kill(key),
+                Phase::Closing | Phase::Dead => {}
+            }
+        }
     }
 
     pub(super) fn server_sample(&self) -> Option<ProcSample> {
