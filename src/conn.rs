@@ -382,14 +382,23 @@ impl Conn {
     fn push_output(&mut self, bytes: Bytes, now: Tick, config: &Config) {
         self.counts.frames_out += 1;
         self.output.push(bytes, now, config.soft_output);
-        if self.output.len() > config.max_output && self.state == State::Open {
+    }
+
+    /// Applies the hard output limit: called by the reactor after it wrote
+    /// what the socket would take, so only output the peer really left unread
+    /// counts (a burst queued within one turn is not held against a reader
+    /// that keeps up). Returns true when it just closed the connection.
+    pub fn enforce_output_limit(&mut self, now: Tick, config: &Config) -> bool {
+        if self.state == State::Open && self.output.len() > config.max_output {
             self.close(
                 GoawayCode::SlowConsumer,
                 "output buffer limit exceeded",
                 now,
                 config,
             );
+            return true;
         }
+        false
     }
 
     /// Records that the socket took `n` bytes from the front of [`Conn::output`].

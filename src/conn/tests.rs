@@ -314,6 +314,12 @@ fn slow_consumer_keeps_the_frame_in_flight_and_drops_the_rest() {
     h.conn.send_message(&big, h.now, &h.config);
     assert_eq!(h.conn.state(), State::Open); // 5948 bytes queued
     h.conn.send_message(&big, h.now, &h.config); // passes max_output 8192
+    assert_eq!(
+        h.conn.state(),
+        State::Open,
+        "judged only after the socket took its share"
+    );
+    assert!(h.conn.enforce_output_limit(h.now, &h.config));
     assert_eq!(h.conn.state(), State::Closing);
     let rest: Vec<u8> = h.conn.output().iter().flat_map(|b| b.to_vec()).collect();
     // What is left is the rest of the first message (3 frames, 3024 bytes) then GOAWAY.
@@ -417,11 +423,12 @@ fn over_the_soft_limit_past_the_grace_period_is_a_slow_consumer() {
 }
 
 #[test]
-fn over_the_hard_limit_is_a_slow_consumer_at_once() {
+fn over_the_hard_limit_after_a_write_is_a_slow_consumer() {
     let mut h = Harness::with(soft_config());
     h.feed(&hello(1_000));
     h.take_output();
     h.conn.send_message(&[1; 9000], h.now, &h.config);
+    assert!(h.conn.enforce_output_limit(h.now, &h.config));
     assert_eq!(h.conn.state(), State::Closing);
     assert_eq!(h.goaway_code(), Some(GoawayCode::SlowConsumer));
 }

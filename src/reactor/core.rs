@@ -130,23 +130,9 @@ impl Core {
         stats.frames_in += u64::from(counts.frames_in);
         stats.frames_out += u64::from(counts.frames_out);
         stats.pings += u64::from(counts.pings_in);
-        while e.conn.wants_write() {
-            match write_front(&mut e.stream, e.conn.output()) {
-                Ok(0) => {
-                    e.conn.handle_reset();
-                    break;
-                }
-                Ok(n) => {
-                    stats.bytes_out += n as u64;
-                    e.conn.handle_written(n, config);
-                }
-                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
-                Err(err) => {
-                    log::debug!("{id} write: {err}");
-                    e.conn.handle_reset();
-                    break;
-                }
-            }
+        flush(e, config, stats);
+        if e.conn.enforce_output_limit(self.now, config) {
+            flush(e, config, stats); // the GOAWAY, after the frame in flight
         }
         if e.conn.wants_shutdown_write() {
             match shutdown_write(&e.stream) {
@@ -189,6 +175,28 @@ impl Core {
                     wheel.cancel(old);
                 }
                 e.timer = Some(wheel.insert(deadline, TimerKind::Conn(id)));
+            }
+        }
+    }
+}
+
+/// Writes queued output until it is all out or the socket is full.
+fn flush(e: &mut Entry, config: &Config, stats: &mut Stats) {
+    while e.conn.wants_write() {
+        match write_front(&mut e.stream, e.conn.output()) {
+            Ok(0) => {
+                e.conn.handle_reset();
+                break;
+            }
+            Ok(n) => {
+                stats.bytes_out += n as u64;
+                e.conn.handle_written(n, config);
+            }
+            Err(err) if err.kind() == ErrorKind::WouldBlock => break,
+            Err(err) => {
+                log::debug!("{} write: {err}", e.id);
+                e.conn.handle_reset();
+                break;
             }
         }
     }

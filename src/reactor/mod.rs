@@ -52,6 +52,10 @@ const MAX_LISTENERS: usize = 1024;
 const READ_BUF_BYTES: usize = 64 * 1024;
 /// Reads per connection per turn before it yields to the others (fairness).
 const READ_CALLS_PER_TURN: usize = 16;
+/// Bytes read from one connection per turn before it yields. Besides fairness,
+/// this bounds what one publisher can fan out to each subscriber between two
+/// writes, so a burst cannot push readers that keep up past `max_output`.
+const READ_BYTES_PER_TURN: usize = 64 * 1024;
 /// Accepts per turn before the loop turns to its connections (fairness under a connect flood).
 const ACCEPTS_PER_TURN: usize = 1024;
 /// Expired timers handled per turn; the rest wait one turn, so a mass expiry cannot stall I/O.

@@ -5,7 +5,7 @@
 use super::core::{Core, Ctx};
 use super::io::{read_once, ReadOutcome};
 use super::stats::{Gauges, Stats};
-use super::{Reactor, TimerKind, EXPIRIES_PER_TURN, READ_CALLS_PER_TURN};
+use super::{Reactor, TimerKind, EXPIRIES_PER_TURN, READ_BYTES_PER_TURN, READ_CALLS_PER_TURN};
 use crate::app::{App, ConnId};
 use crate::conn::ConnEvent;
 use crate::protocol::GoawayCode;
@@ -25,6 +25,7 @@ impl<A: App> Reactor<A> {
     /// Reads a connection until WouldBlock, EOF, an error, or its budget.
     pub(super) fn read_conn(&mut self, id: ConnId) {
         let mut buf = std::mem::take(&mut self.read_buf);
+        let mut taken = 0;
         for call in 0.. {
             let Some((e, config, now)) = self.core.parts(id) else {
                 break;
@@ -32,12 +33,13 @@ impl<A: App> Reactor<A> {
             if !e.conn.wants_read() {
                 break;
             }
-            if call == READ_CALLS_PER_TURN {
+            if call == READ_CALLS_PER_TURN || taken >= READ_BYTES_PER_TURN {
                 self.backlog.push_back(id);
                 break;
             }
             match read_once(&mut e.stream, &mut buf) {
                 ReadOutcome::Data(n) => {
+                    taken += n;
                     self.stats.bytes_in += n as u64;
                     self.handle_input(id, &buf[..n]);
                 }
