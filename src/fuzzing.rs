@@ -585,8 +585,9 @@ impl ConnRig {
             "empty buffer queued"
         );
         let bound = match conn.state() {
-            // Every push while open is checked against max_output, and the
-            // slow-consumer close drops all but the frame in flight.
+            // The hard limit is enforced after each command (the reactor does
+            // it after each turn's writes), and the slow-consumer close drops
+            // all but the frame in flight.
             State::Handshake | State::Open => c.max_output,
             State::Closing | State::Draining | State::Closed => c.max_output + MAX_GOAWAY_FRAME,
         };
@@ -719,6 +720,8 @@ pub fn conn_machine(data: &[u8]) {
             }
             Cmd::Reset => rig.conn.handle_reset(),
         }
+        // As the reactor does after every turn's writes.
+        rig.conn.enforce_output_limit(rig.now, &rig.config);
         rig.check_state(before);
         rig.check();
     }

@@ -75,7 +75,8 @@ struct Session {
     queue_bytes: usize,
     /// Deliveries were dropped since the session was last attached.
     lost: bool,
-    /// Bumped at each detach, so a TTL timer from an earlier detach is ignored.
+    /// The detach this session is in, so a TTL timer from an earlier detach
+    /// (of this session, or of an earlier one in the same slab slot) is ignored.
     epoch: u32,
 }
 
@@ -87,6 +88,8 @@ pub struct PubsubState {
     by_id: HashMap<SessionId, usize>,
     by_conn: HashMap<ConnId, usize>,
     channels: HashMap<Bytes, HashSet<usize>>,
+    /// Detaches so far: the source of session epochs.
+    detaches: u32,
     stats: PubsubStats,
 }
 
@@ -99,6 +102,7 @@ impl PubsubState {
             by_id: HashMap::new(),
             by_conn: HashMap::new(),
             channels: HashMap::new(),
+            detaches: 0,
             stats: PubsubStats::default(),
         }
     }
@@ -292,7 +296,11 @@ impl PubsubState {
             return;
         }
         session.conn = None;
-        session.epoch = session.epoch.wrapping_add(1);
+        // From a counter of the whole state, never the session's own: a slab
+        // key is reused once a session ends, and a new session restarting at
+        // the old one's epoch would be expired by the old one's timer.
+        self.detaches = self.detaches.wrapping_add(1);
+        session.epoch = self.detaches;
         out.push(Action::Timer {
             after_ms: self.limits.session_ttl_ms,
             value: (key as u64) << 32 | u64::from(session.epoch),

@@ -294,3 +294,32 @@ fn connections_that_never_subscribe_cost_no_session_state() {
     s.handle_close(conn(2), CloseReason::Reset, &mut out);
     assert_eq!((s.session_count(), out.len()), (0, 0));
 }
+
+#[test]
+fn a_timer_from_an_ended_session_does_not_expire_the_next_one_in_its_slot() {
+    // Found by the pubsub_state fuzz target: slab keys are reused.
+    let mut s = PubsubState::new(limits());
+    let mut out = Vec::new();
+    let a = open(&mut s, conn(1), 1);
+    s.handle_message(conn(1), sid_of(1), &subscribe(b"c"), &mut out);
+    s.handle_close(conn(1), CloseReason::Reset, &mut out);
+    let Action::Timer { value: stale, .. } = out[0] else {
+        panic!("{out:?}")
+    };
+    out.clear();
+    // Resumed, emptied and ended: its slab key is free again.
+    s.handle_hello(conn(2), Some(a.session), sid(2), &mut out);
+    s.handle_message(conn(2), sid_of(2), &unsubscribe(b"c"), &mut out);
+    s.handle_close(conn(2), CloseReason::Reset, &mut out);
+    assert_eq!(s.session_count(), 0);
+    // A new session takes the slot and detaches.
+    open(&mut s, conn(3), 3);
+    s.handle_message(conn(3), sid_of(3), &subscribe(b"d"), &mut out);
+    s.handle_close(conn(3), CloseReason::Reset, &mut out);
+    s.handle_timer(stale);
+    assert_eq!(
+        s.session_count(),
+        1,
+        "the stale timer must not expire the new session"
+    );
+}
