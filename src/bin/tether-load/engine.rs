@@ -446,7 +446,8 @@ impl Engine {
                 let ours = c.phase == Phase::Closing;
                 if !ours {
                     log::debug!("GOAWAY {code} on {key}");
-                    self.work.on_goaway(key, code, &mut self.fatal);
+                    let replies = self.stats.messages_total;
+                    self.work.on_goaway(key, code, replies, &mut self.fatal);
                     self.stats.error(ErrorKind::Goaway);
                     // Answer the close: FIN, then read to the server's EOF.
                     c.fin_pending = true;

@@ -142,14 +142,27 @@ impl Workload {
         }
     }
 
-    /// The server sent a GOAWAY we did not ask for.
-    pub fn on_goaway(&mut self, key: usize, code: GoawayCode, fatal: &mut Option<String>) {
-        if self.mode == Mode::Fanout && code == GoawayCode::ProtocolError && self.delivered == 0 {
-            *fatal = Some(format!(
-                "the server answered pub/sub ops with GOAWAY PROTOCOL_ERROR (connection {key}): \
-                 it is not running the pub/sub app; start it with --app pubsub"
-            ));
+    /// The server sent a GOAWAY we did not ask for. A PROTOCOL_ERROR before
+    /// any reply means the server runs another application than the mode needs.
+    pub fn on_goaway(
+        &mut self,
+        key: usize,
+        code: GoawayCode,
+        replies: u64,
+        fatal: &mut Option<String>,
+    ) {
+        if code != GoawayCode::ProtocolError || replies > 0 {
+            return;
         }
+        let app = match self.mode {
+            Mode::Fanout => "pubsub",
+            Mode::Echo => "echo",
+            Mode::PingPong | Mode::Idle | Mode::Churn => return,
+        };
+        *fatal = Some(format!(
+            "the server answered our DATA with GOAWAY PROTOCOL_ERROR (connection {key}): \
+             it is not running the {app} app; start it with --app {app}"
+        ));
     }
 }
 
