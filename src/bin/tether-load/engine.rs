@@ -20,6 +20,7 @@ use crate::stats::{sample_proc, ErrorKind, ProcSample, Stats};
 use crate::wire;
 
 mod stages;
+mod timers;
 pub use stages::{Stage, Window};
 
 /// Shared read buffer: large enough that a burst of replies is one read.
@@ -574,60 +575,5 @@ impl Engine {
         }
         self.set_phase(key, Phase::Closing);
         self.flush(key);
-    }
-
-    fn fire_deadlines(&mut self) {
-        while let Some(&(due, token)) = self.handshake_deadlines.front() {
-            if due > self.now_ns {
-                break;
-            }
-            self.handshake_deadlines.pop_front();
-            if let Some(key) = self.live(token) {
-                if self.conns[key].is_connecting() {
-                    self.fail(key, ErrorKind::Timeout);
-                }
-            }
-        }
-        while let Some(&(due, token)) = self.close_deadlines.front() {
-            if due > self.now_ns {
-                break;
-            }
-            self.close_deadlines.pop_front();
-            if let Some(key) = self.live(token) {
-                if self.conns[key].phase == Phase::Closing {
-                    self.fail(key, ErrorKind::Timeout);
-                }
-            }
-        }
-    }
-
-    fn fire_heartbeats(&mut self) {
-        while let Some(&(due, token)) = self.heartbeats.front() {
-            if due > self.now_ns {
-                break;
-            }
-            self.heartbeats.pop_front();
-            let Some(key) = self.live(token) else {
-                continue;
-            };
-            let c = &self.conns[key];
-            if c.phase != Phase::Open {
-                continue;
-            }
-            let hb = c.heartbeat_ns;
-            if self.now_ns.saturating_sub(c.last_rx_ns) > MISS * hb {
-                log::debug!("{key}: nothing received for {MISS} heartbeats");
-                self.fail(key, ErrorKind::Timeout);
-                continue;
-            }
-            if self.now_ns.saturating_sub(c.last_tx_ns) + hb / 100 >= hb {
-                self.work_heartbeat(key);
-                self.flush(key);
-            }
-            if let Some(c) = self.conns.get(key).filter(|c| c.phase == Phase::Open) {
-                let next = (c.last_tx_ns + hb).max(self.now_ns + hb / 100);
-                self.heartbeats.push_back((next, token));
-            }
-        }
     }
 }

@@ -1,0 +1,64 @@
+//! Deadlines: handshake and close timeouts, heartbeats and the liveness
+//! check. Each is a FIFO of `(due, token)`: every entry of one queue is
+//! pushed with the same delay, so each queue is already in due order and
+//! firing is O(1) per entry. Stale entries are skipped by their token's
+//! generation; a heartbeat entry is re-armed lazily from `last_tx`.
+
+use super::*;
+
+impl Engine {
+    pub(super) fn fire_deadlines(&mut self) {
+        while let Some(&(due, token)) = self.handshake_deadlines.front() {
+            if due > self.now_ns {
+                break;
+            }
+            self.handshake_deadlines.pop_front();
+            if let Some(key) = self.live(token) {
+                if self.conns[key].is_connecting() {
+                    self.fail(key, ErrorKind::Timeout);
+                }
+            }
+        }
+        while let Some(&(due, token)) = self.close_deadlines.front() {
+            if due > self.now_ns {
+                break;
+            }
+            self.close_deadlines.pop_front();
+            if let Some(key) = self.live(token) {
+                if self.conns[key].phase == Phase::Closing {
+                    self.fail(key, ErrorKind::Timeout);
+                }
+            }
+        }
+    }
+
+    pub(super) fn fire_heartbeats(&mut self) {
+        while let Some(&(due, token)) = self.heartbeats.front() {
+            if due > self.now_ns {
+                break;
+            }
+            self.heartbeats.pop_front();
+            let Some(key) = self.live(token) else {
+                continue;
+            };
+            let c = &self.conns[key];
+            if c.phase != Phase::Open {
+                continue;
+            }
+            let hb = c.heartbeat_ns;
+            if self.now_ns.saturating_sub(c.last_rx_ns) > MISS * hb {
+                log::debug!("{key}: nothing received for {MISS} heartbeats");
+                self.fail(key, ErrorKind::Timeout);
+                continue;
+            }
+            if self.now_ns.saturating_sub(c.last_tx_ns) + hb / 100 >= hb {
+                self.work_heartbeat(key);
+                self.flush(key);
+            }
+            if let Some(c) = self.conns.get(key).filter(|c| c.phase == Phase::Open) {
+                let next = (c.last_tx_ns + hb).max(self.now_ns + hb / 100);
+                self.heartbeats.push_back((next, token));
+            }
+        }
+    }
+}
