@@ -8,7 +8,8 @@
 
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::io;
 use std::time::{Duration, Instant};
 use tether::protocol::{encode_goaway, FrameType, GoawayCode, Hello, ProtocolError};
@@ -76,8 +77,9 @@ pub struct Engine {
     pub open: usize,
     handshake_deadlines: VecDeque<(u64, Token)>,
     close_deadlines: VecDeque<(u64, Token)>,
-    /// Heartbeat checks, in due order (every interval is the same, so FIFO is sorted).
-    pub heartbeats: VecDeque<(u64, Token)>,
+    /// Heartbeat checks, earliest first: `(due, token)`. A heap, not a FIFO,
+    /// because first heartbeats are spread over the interval (see `first_heartbeat_ns`).
+    pub heartbeats: BinaryHeap<Reverse<(u64, usize)>>,
     dead: Vec<usize>,
     /// Connections still to close in the Close stage.
     to_close: Vec<Token>,
@@ -96,6 +98,16 @@ pub struct Engine {
 
 fn token_of(key: usize, generation: u32) -> Token {
     Token(key | (generation as usize) << 32)
+}
+
+/// When the `n`th connection to open sends its first heartbeat, after its
+/// WELCOME: spread over the interval by the golden-ratio sequence, so that
+/// connections opened in one burst do not heartbeat in lockstep and the
+/// heartbeat rate in any window is `connections / interval`.
+fn first_heartbeat_ns(n: u64, interval_ns: u64) -> u64 {
+    const GOLDEN: f64 = 0.618_033_988_749_894_8;
+    let fraction = (n as f64 * GOLDEN).fract();
+    ((fraction * interval_ns as f64) as u64).max(interval_ns / 100)
 }
 
 fn split_token(token: Token) -> (usize, u32) {
@@ -132,7 +144,7 @@ impl Engine {
             open: 0,
             handshake_deadlines: VecDeque::new(),
             close_deadlines: VecDeque::new(),
-            heartbeats: VecDeque::new(),
+            heartbeats: BinaryHeap::new(),
             dead: Vec::new(),
             to_close: Vec::new(),
             peer_max_frame: u16::MAX as usize,
@@ -199,14 +211,13 @@ impl Engine {
             return 0;
         }
         let mut due = self.now_ns + MAX_SLEEP_NS;
-        for q in [
-            &self.handshake_deadlines,
-            &self.close_deadlines,
-            &self.heartbeats,
-        ] {
+        for q in [&self.handshake_deadlines, &self.close_deadlines] {
             if let Some((t, _)) = q.front() {
                 due = due.min(*t);
             }
+        }
+        if let Some(Reverse((t, _))) = self.heartbeats.peek() {
+            due = due.min(*t);
         }
         if let Some(t) = self.work.next_due_ns(self) {
             due = due.min(t);
@@ -469,8 +480,9 @@ impl Engine {
                         self.peer_max_frame = usize::from(w.max_frame.max(1));
                         self.stats.handshakes += 1;
                         let token = token_of(key, c.generation);
-                        self.heartbeats
-                            .push_back((self.now_ns + c.heartbeat_ns, token));
+                        let first =
+                            self.now_ns + first_heartbeat_ns(self.stats.handshakes, c.heartbeat_ns);
+                        self.heartbeats.push(Reverse((first, token.0)));
                         self.set_phase(key, Phase::Open);
                         self.work_on_open(key);
                         true

@@ -237,6 +237,9 @@ impl Engine {
             Mode::Idle => {
                 // The send time rides in the payload when there is room;
                 // otherwise it waits in the connection (one heartbeat in flight).
+                if let Some(c) = self.conns.get_mut(key) {
+                    c.sent += 1;
+                }
                 let mut payload = [0u8; 64];
                 if self.args.payload >= 8 {
                     payload[..8].copy_from_slice(&self.now_ns.to_be_bytes());

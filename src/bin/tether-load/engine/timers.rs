@@ -1,8 +1,9 @@
 //! Deadlines: handshake and close timeouts, heartbeats and the liveness
-//! check. Each is a FIFO of `(due, token)`: every entry of one queue is
-//! pushed with the same delay, so each queue is already in due order and
-//! firing is O(1) per entry. Stale entries are skipped by their token's
-//! generation; a heartbeat entry is re-armed lazily from `last_tx`.
+//! check. The timeouts are FIFOs of `(due, token)`: every entry of one queue
+//! is pushed with the same delay, so it is already in due order. Heartbeats
+//! are a heap (first heartbeats are spread over the interval). Stale entries
+//! are skipped by their token's generation; a heartbeat entry is re-armed
+//! lazily from `last_tx`.
 
 use super::*;
 
@@ -33,11 +34,12 @@ impl Engine {
     }
 
     pub(super) fn fire_heartbeats(&mut self) {
-        while let Some(&(due, token)) = self.heartbeats.front() {
+        while let Some(&Reverse((due, token))) = self.heartbeats.peek() {
             if due > self.now_ns {
                 break;
             }
-            self.heartbeats.pop_front();
+            self.heartbeats.pop();
+            let token = Token(token);
             let Some(key) = self.live(token) else {
                 continue;
             };
@@ -51,13 +53,16 @@ impl Engine {
                 self.fail(key, ErrorKind::Timeout);
                 continue;
             }
-            if self.now_ns.saturating_sub(c.last_tx_ns) + hb / 100 >= hb {
+            // An idle connection's first PING goes at its spread-out time,
+            // even though the HELLO went out less than an interval ago.
+            let first_idle_ping = self.args.mode == Mode::Idle && c.sent == 0;
+            if first_idle_ping || self.now_ns.saturating_sub(c.last_tx_ns) + hb / 100 >= hb {
                 self.work_heartbeat(key);
                 self.flush(key);
             }
             if let Some(c) = self.conns.get(key).filter(|c| c.phase == Phase::Open) {
                 let next = (c.last_tx_ns + hb).max(self.now_ns + hb / 100);
-                self.heartbeats.push_back((next, token));
+                self.heartbeats.push(Reverse((next, token.0)));
             }
         }
     }
