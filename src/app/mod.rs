@@ -95,5 +95,7 @@ pub trait App {
     fn write_metrics(&self, _out: &mut String) {}
 
     /// The connection is gone (its slot is being reclaimed); `reason` says how.
+    /// Called for every accepted connection, including those that never
+    /// finished their handshake (and so never saw `on_open`).
     fn on_close(&mut self, _ctx: &mut Ctx<'_>, _conn: ConnId, _reason: CloseReason) {}
 }
