@@ -167,7 +167,7 @@ else
     scenario echo-64k "--app echo" echo --connections 100 --depth 1 --size 65536 --duration 20 --warmup 2
     scenario idle "--app echo --max-heartbeat-ms 600000" idle --connections 19000 --heartbeat-ms 10000 --duration 30
     scenario churn "--app echo" churn --rate 1000 --duration 20 --sources 127.0.0.2-127.0.0.40
-    fanout fanout --connections 5000 --rate 100 --size 64 --duration 20 --warmup 2
+    fanout fanout --connections 5000 --rate 10 --size 64 --duration 20 --warmup 2
 fi
 
 python3 - "$RESULTS" <<'EOF' || FAILED=1
