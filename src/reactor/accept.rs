@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::core::{self, Entry};
 use super::io::{accept_once, AcceptOutcome};
+use super::turn::ReadUntil;
 use super::{Reactor, TimerKind, ACCEPTS_PER_TURN, ACCEPT_PAUSE_MS, MIN_REFUSAL_SLACK};
 use crate::app::{App, ConnId};
 use crate::conn::Conn;
@@ -64,10 +65,12 @@ impl<A: App> Reactor<A> {
     fn admit(&mut self, mut stream: mio::net::TcpStream, addr: SocketAddr) {
         self.stats.accepted += 1;
         let config = &self.core.config;
-        let held = self.core.conns.len();
+        // Connections being refused do not count against the limit (they are
+        // on their way out); they have a small allowance of their own.
+        let held = self.core.conns.len() - self.core.refusing;
         let full = held >= config.max_connections;
         let slack = MIN_REFUSAL_SLACK.max(config.max_connections / 100);
-        if held >= config.max_connections + slack {
+        if full && self.core.refusing >= slack {
             self.stats
                 .record_close(Some(crate::conn::CloseReason::Goaway(
                     GoawayCode::ServerFull,
@@ -113,11 +116,15 @@ impl<A: App> Reactor<A> {
             interest: Interest::READABLE,
             dirty: false,
             reaping: false,
+            refused: full,
         });
+        if full {
+            self.core.refusing += 1;
+        }
         self.core.mark_dirty(id);
         if !full {
             // Bytes may already be waiting (HELLO sent with the SYN's ACK): read now.
-            self.read_conn(id);
+            self.read_conn(id, ReadUntil::WouldBlock);
         }
     }
 }

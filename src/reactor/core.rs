@@ -30,6 +30,8 @@ pub(super) struct Entry {
     pub(super) dirty: bool,
     /// Already on the reap list.
     pub(super) reaping: bool,
+    /// Accepted only to be told SERVER_FULL.
+    pub(super) refused: bool,
 }
 
 /// Generations wrap within 30 bits, keeping connection tokens below every reserved token.
@@ -55,6 +57,8 @@ pub(super) struct Core {
     pub(super) dirty: Vec<ConnId>,
     /// Closed connections whose slots are reclaimed at the end of the turn.
     pub(super) reap: Vec<ConnId>,
+    /// Entries accepted only to be refused with SERVER_FULL, still closing.
+    pub(super) refusing: usize,
     pub(super) config: Config,
     /// The current tick, read once per turn.
     pub(super) now: Tick,
@@ -66,6 +70,7 @@ impl Core {
             conns: Slab::new(),
             dirty: Vec::new(),
             reap: Vec::new(),
+            refusing: 0,
             config,
             now: 0,
         }

@@ -38,7 +38,7 @@ use self::metrics::{MetricsServer, HTTP_TOKEN_BIT};
 use self::random::RandomPool;
 use self::signals::StopSignals;
 use self::stats::Stats;
-use self::turn::render_metrics;
+use self::turn::{render_metrics, ReadUntil};
 
 const SIGNALS: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -372,8 +372,10 @@ impl<A: App> Reactor<A> {
                 }
                 token => {
                     let id = core::token_to_id(token);
-                    if event.is_readable() || event.is_read_closed() || event.is_error() {
-                        self.read_conn(id);
+                    if event.is_read_closed() || event.is_error() {
+                        self.read_conn(id, ReadUntil::WouldBlock);
+                    } else if event.is_readable() {
+                        self.read_conn(id, ReadUntil::ShortRead);
                     }
                     self.core.mark_dirty(id);
                 }
@@ -381,12 +383,15 @@ impl<A: App> Reactor<A> {
         }
         events.clear();
         self.events = events;
-        if self.accept_pending && !self.accept_paused {
-            self.accept_all();
-        }
         self.serve_backlog();
         self.fire_timers();
         self.settle();
+        // Accept last, after this turn's closed slots were reclaimed, so a
+        // newcomer is not refused for room that was already free.
+        if self.accept_pending && !self.accept_paused {
+            self.accept_all();
+            self.settle();
+        }
         if let Some(m) = self.metrics.as_mut() {
             m.expire(self.poll.registry(), Instant::now());
         }

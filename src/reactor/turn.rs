@@ -11,19 +11,34 @@ use crate::conn::ConnEvent;
 use crate::protocol::GoawayCode;
 use crate::wheel::Wheel;
 
+/// When a read loop may stop before its budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ReadUntil {
+    /// At `WouldBlock`: the documented edge-triggered contract, for reads not
+    /// prompted by a plain readable event (backlog, a fresh accept) and for
+    /// events that also report the peer's FIN or an error, which bring no
+    /// further edge and must be read to the end.
+    WouldBlock,
+    /// At a read shorter than the buffer: the receive queue is empty, and on
+    /// Linux epoll any byte that arrives later raises a new edge. Saves the
+    /// `recv` that would only return EAGAIN: one syscall per request/reply.
+    ShortRead,
+}
+
 impl<A: App> Reactor<A> {
     pub(super) fn serve_backlog(&mut self) {
         for _ in 0..self.backlog.len() {
             let Some(id) = self.backlog.pop_front() else {
                 break;
             };
-            self.read_conn(id);
+            self.read_conn(id, ReadUntil::WouldBlock);
             self.core.mark_dirty(id);
         }
     }
 
-    /// Reads a connection until WouldBlock, EOF, an error, or its budget.
-    pub(super) fn read_conn(&mut self, id: ConnId) {
+    /// Reads a connection until `until` says the socket is drained, or EOF,
+    /// an error, or its budget.
+    pub(super) fn read_conn(&mut self, id: ConnId, until: ReadUntil) {
         let mut buf = std::mem::take(&mut self.read_buf);
         let mut taken = 0;
         for call in 0.. {
@@ -42,6 +57,9 @@ impl<A: App> Reactor<A> {
                     taken += n;
                     self.stats.bytes_in += n as u64;
                     self.handle_input(id, &buf[..n]);
+                    if n < buf.len() && until == ReadUntil::ShortRead {
+                        break;
+                    }
                 }
                 ReadOutcome::Eof => {
                     e.conn.handle_eof(now, config);
@@ -133,9 +151,6 @@ impl<A: App> Reactor<A> {
             }
         }
         self.expired = expired;
-        if self.accept_pending && !self.accept_paused {
-            self.accept_all();
-        }
     }
 
     /// Writes, shuts down, re-arms and reaps every connection touched this turn.
@@ -162,6 +177,9 @@ impl<A: App> Reactor<A> {
                 self.wheel.cancel(timer);
             }
             let _ = self.poll.registry().deregister(&mut entry.stream);
+            if entry.refused {
+                self.core.refusing -= 1;
+            }
             let reason = entry.conn.close_reason();
             if entry.conn.was_truncated_at_eof() {
                 self.stats.truncated_at_eof += 1;
