@@ -2,17 +2,21 @@
 //!
 //! The wheel has 4096 slots: at the default 100 ms tick one revolution is
 //! about 7 minutes. Deadlines are spread pseudo-randomly over 1..=30000 ticks
-//! (~50 minutes, about 7 revolutions) so most slots hold entries for several
-//! rounds, as idle timeouts longer than a revolution would.
+//! (~50 minutes, about 7 revolutions) so most entries start in the overflow
+//! level and are cascaded into the slots once, as idle timeouts longer than a
+//! revolution would.
 //!
 //! - `insert_cancel`: insert N timers then cancel them all, on a warm wheel
 //!   (nodes already allocated, as in a server at steady state). Throughput is
 //!   per element, i.e. the time of one insert plus one cancel.
 //! - `advance_per_tick`: fire N timers by advancing one tick at a time through
 //!   all 30000 ticks, as the event loop does. Per element = per fired timer,
-//!   including the visits to entries left for later revolutions.
+//!   including moving it from the overflow level into its slot.
+//! - `advance_per_tick_one_revolution`: the same with deadlines spread over
+//!   1..=4000 ticks, within one revolution (idle timeouts shorter than 7
+//!   minutes, the common case): nothing needs cascading.
 //! - `advance_jump`: the same N timers fired by a single advance past the last
-//!   deadline (one pass over the slots, as after a long stall).
+//!   deadline (the slots, then each overflow list once, as after a long stall).
 //!
 //! Each group also times the baseline a timer wheel has to beat, measured in
 //! the same run: a `BTreeMap<(deadline, seq), value>` (ordered map timers, as
@@ -28,17 +32,19 @@ use tether::wheel::Wheel;
 
 const SLOTS: usize = 4096;
 const SPREAD: Tick = 30_000;
+/// Deadlines within the first revolution (4096 slots).
+const SPREAD_ONE_REVOLUTION: Tick = 4_000;
 const SIZES: [usize; 3] = [10_000, 100_000, 1_000_000];
 
-/// Deterministic pseudo-random deadlines in 1..=SPREAD (xorshift64*).
-fn deadlines(n: usize) -> Vec<Tick> {
+/// Deterministic pseudo-random deadlines in 1..=spread (xorshift64*).
+fn deadlines(n: usize, spread: Tick) -> Vec<Tick> {
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     (0..n)
         .map(|_| {
             state ^= state >> 12;
             state ^= state << 25;
             state ^= state >> 27;
-            1 + state.wrapping_mul(0x2545_F491_4F6C_DD1D) % SPREAD
+            1 + state.wrapping_mul(0x2545_F491_4F6C_DD1D) % spread
         })
         .collect()
 }
@@ -54,7 +60,7 @@ fn filled(deadlines: &[Tick]) -> Wheel<u64> {
 fn insert_cancel(c: &mut Criterion) {
     let mut group = c.benchmark_group("wheel/insert_cancel");
     for n in SIZES {
-        let deadlines = deadlines(n);
+        let deadlines = deadlines(n, SPREAD);
         let mut wheel = Wheel::with_capacity(SLOTS, 0, n);
         let mut ids = Vec::with_capacity(n);
         group.throughput(Throughput::Elements(n as u64));
@@ -93,9 +99,23 @@ fn btreemap_filled(deadlines: &[Tick]) -> BTreeMap<(Tick, u64), u64> {
 }
 
 fn advance_per_tick(c: &mut Criterion) {
-    let mut group = c.benchmark_group("wheel/advance_per_tick");
+    per_tick(c, "wheel/advance_per_tick", SPREAD);
+}
+
+fn advance_per_tick_one_revolution(c: &mut Criterion) {
+    per_tick(
+        c,
+        "wheel/advance_per_tick_one_revolution",
+        SPREAD_ONE_REVOLUTION,
+    );
+}
+
+/// Fires N timers due in 1..=spread by advancing one tick at a time, against
+/// the BTreeMap baseline popping its first entries at each tick.
+fn per_tick(c: &mut Criterion, name: &str, spread: Tick) {
+    let mut group = c.benchmark_group(name);
     for n in SIZES {
-        let deadlines = deadlines(n);
+        let deadlines = deadlines(n, spread);
         let mut out = Vec::with_capacity(n);
         group.throughput(Throughput::Elements(n as u64));
         group.bench_function(BenchmarkId::from_parameter(n), |b| {
@@ -103,7 +123,7 @@ fn advance_per_tick(c: &mut Criterion) {
                 || filled(&deadlines),
                 |mut wheel| {
                     out.clear();
-                    for now in 1..=SPREAD {
+                    for now in 1..=spread {
                         let more = wheel.advance(now, usize::MAX, &mut out);
                         debug_assert!(!more);
                     }
@@ -118,7 +138,7 @@ fn advance_per_tick(c: &mut Criterion) {
                 || btreemap_filled(&deadlines),
                 |mut map| {
                     out.clear();
-                    for now in 1..=SPREAD {
+                    for now in 1..=spread {
                         while let Some(entry) = map.first_entry() {
                             if entry.key().0 > now {
                                 break;
@@ -139,7 +159,7 @@ fn advance_per_tick(c: &mut Criterion) {
 fn advance_jump(c: &mut Criterion) {
     let mut group = c.benchmark_group("wheel/advance_jump");
     for n in SIZES {
-        let deadlines = deadlines(n);
+        let deadlines = deadlines(n, SPREAD);
         let mut out = Vec::with_capacity(n);
         group.throughput(Throughput::Elements(n as u64));
         group.bench_function(BenchmarkId::from_parameter(n), |b| {
@@ -168,6 +188,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = insert_cancel, advance_per_tick, advance_jump
+    targets = insert_cancel, advance_per_tick, advance_per_tick_one_revolution, advance_jump
 }
 criterion_main!(benches);

@@ -1,38 +1,61 @@
-//! The hashed timing wheel that holds every deadline in the server.
+//! The hierarchical timing wheel that holds every deadline in the server.
 //!
-//! Time is cut into ticks. The wheel is a ring of `slots` lists (a power of
-//! two), and an entry due at tick `d` is linked into slot `d & (slots - 1)`.
+//! Time is cut into ticks, and ticks into revolutions of `slots` ticks (a
+//! power of two). The wheel has two levels of `slots` lists each. The first
+//! holds the entries due in the revolution being walked (the one that holds
+//! tick `current + 1`): an entry due at tick `d` is linked into slot
+//! `d & (slots - 1)`, so all the entries of a slot share one deadline and a
+//! visit fires them all. An entry due in a later revolution waits in the
+//! second level, in the overflow list of its revolution `d / slots` (modulo
+//! `slots`). When the walk reaches the last tick of a revolution, the
+//! overflow list of the next one is cascaded into the slots, moving each
+//! entry once. So an entry is touched once when it is cascaded and once when
+//! it fires, however many revolutions away it was, instead of once per
+//! revolution. A deadline more than `slots` revolutions away shares its
+//! overflow list with nearer ones and is left there by the cascade: it is
+//! looked at once per `slots` revolutions (every 19 days with 4096 slots of
+//! 100 ms).
+//!
 //! Entries live in one `Vec` of nodes, reused through a free list and linked
-//! into their slot by `u32` index, so insert and cancel are O(1) and nothing
-//! allocates once the wheel has grown to its peak. A deadline more than one
-//! revolution away shares its slot with nearer ones: each node keeps its
-//! absolute deadline, and a visit to the slot fires only the entries that are
-//! due and leaves the rest for a later revolution. [`Wheel::advance`] walks the
-//! slots between the tick it last reached and `now` (at most one revolution,
-//! however far time jumped), skipping empty slots with an occupancy bitmap. It
-//! hands back at most `max_expired` values per call, so a burst of expiries
-//! cannot stall the event loop; it stops where it is and resumes there on the
-//! next call. An entry whose deadline has already passed when it is inserted
-//! goes on a separate ready list, which the next `advance` fires first. The
-//! wheel never reads a clock: ticks come in as plain numbers, which is what
-//! lets the tests drive it with a fake clock.
+//! into their list by `u32` index, so insert and cancel are O(1) wherever the
+//! entry sits and nothing allocates once the wheel has grown to its peak. The
+//! links are kept apart from the nodes, in a parallel `Vec` a fifth the size:
+//! walking a list then chases pointers through that compact array, and the
+//! cache misses on the nodes themselves do not wait for one another. An
+//! occupancy bitmap (one bit per list of either level) lets
+//! [`Wheel::advance`] and [`Wheel::next_expiry`] skip empty slots and empty
+//! revolutions a word at a time. A jump across revolutions looks at each
+//! overflow list at most once: what is due fires straight from it, the
+//! revolution that `now` is in moves into the slots, and only its slots up to
+//! `now` are then walked. `advance` hands back at most `max_expired` values
+//! per call, so a burst of expiries cannot stall the event loop; it stops
+//! where it is and resumes there on the next call. Cascading is not counted
+//! against that cap: it moves each entry once, more cheaply than firing it.
+//! An entry whose deadline has already passed when it is inserted (or that a
+//! capped jump found due but had no budget left to fire) goes on a separate
+//! ready list, which the next `advance` fires first. The wheel never reads a
+//! clock: ticks come in as plain numbers, which is what lets the tests drive
+//! it with a fake clock.
 
 use std::fmt;
 
 use crate::time::Tick;
 
 #[cfg(test)]
+mod check;
+#[cfg(test)]
 mod tests;
 
 /// End of a list / no node. Node indices stay below it (see `alloc`).
 const NIL: u32 = u32::MAX;
 
-/// Fewest slots a wheel has: one bitmap word, so the bitmap is never empty.
+/// Fewest slots a wheel has: one bitmap word per level, so no level's bitmap
+/// is empty.
 const MIN_SLOTS: usize = 64;
 
-/// Most slots a wheel has: 2^20 slots cost 8 MiB of list heads and 128 KiB of
-/// bitmap; a larger request is almost certainly a unit mistake, and capping it
-/// keeps slot indices well inside `u32`.
+/// Most slots a wheel has: 2^20 slots cost 16 MiB of list heads (both levels)
+/// and 256 KiB of bitmap; a larger request is almost certainly a unit mistake,
+/// and capping it keeps list indices well inside `u32`.
 const MAX_SLOTS: usize = 1 << 20;
 
 /// Bits per occupancy-bitmap word.
@@ -49,7 +72,8 @@ pub struct TimerId {
     generation: u32,
 }
 
-/// The head and tail of one slot's doubly linked list (or the ready list).
+/// The head and tail of one doubly linked list (a slot, an overflow list or
+/// the ready list).
 #[derive(Debug, Clone, Copy)]
 struct List {
     head: u32,
@@ -63,42 +87,58 @@ impl List {
     };
 }
 
-/// One entry: linked into a list while pending, on the free list otherwise.
-#[derive(Debug)]
-struct Node<T> {
-    /// Absolute deadline; decides which revolution of its slot fires it.
-    deadline: Tick,
+/// Node `i`'s neighbours in its list; kept in `Wheel::links`, apart from
+/// the node, so that a list walk touches 8 bytes per entry.
+#[derive(Debug, Clone, Copy)]
+struct Link {
     prev: u32,
     /// Next node in the list, or the next free node while vacant.
     next: u32,
+}
+
+/// One entry: linked into a list while pending, on the free list otherwise.
+#[derive(Debug)]
+struct Node<T> {
+    /// Absolute deadline; decides the entry's list and when it fires.
+    deadline: Tick,
     /// Bumped each time the node is freed, so old [`TimerId`]s go stale.
     generation: u32,
-    /// The list the node is linked into (a slot or the ready list); `NIL` while vacant.
+    /// Index in `lists` of the list the node is linked into; `NIL` while vacant.
     list: u32,
     /// `Some` exactly while the entry is pending.
     value: Option<T>,
 }
 
-/// A hashed timing wheel of values of type `T`, driven by ticks passed in.
+/// A two-level hashed timing wheel of values of type `T`, driven by ticks
+/// passed in.
 ///
-/// Insert and cancel are O(1); `advance` costs the slots it visits plus the
-/// entries in them; `next_expiry` reads the occupancy bitmap a word at a time.
-/// Memory grows to the peak number of pending entries and is reused after.
+/// Insert and cancel are O(1); `advance` costs the occupied slots it visits,
+/// the entries it fires, and the entries it cascades (each at most once per
+/// `slots` revolutions); `next_expiry` reads the occupancy bitmap a word at a
+/// time. Memory grows to the peak number of pending entries and is reused
+/// after.
 pub struct Wheel<T> {
     nodes: Vec<Node<T>>,
-    /// Head of the free list threaded through vacant nodes' `next`.
+    /// `links[i]` links `nodes[i]`.
+    links: Vec<Link>,
+    /// Head of the free list threaded through vacant nodes' `next` links.
     free_head: u32,
     free_len: usize,
-    /// One list per slot, then the ready list at index `ready`.
+    /// `slots` slot lists, then `slots` overflow lists, then the ready list.
     lists: Vec<List>,
-    /// Index in `lists` of the ready list: entries already due when inserted.
+    /// Index in `lists` of the ready list: entries already due (inserted
+    /// overdue, or left by a capped jump).
     ready: u32,
-    /// Bit `s` set iff slot `s`'s list is non-empty.
+    /// Bit `l` set iff list `l` (slot or overflow) is non-empty.
     occupied: Vec<u64>,
     /// `slots - 1`.
     mask: u64,
-    /// Every tick up to here has been processed: pending entries in slots are
-    /// due after it, entries on the ready list at or before it.
+    /// `log2(slots)`: a tick's revolution is `tick >> shift`.
+    shift: u32,
+    /// Every tick up to here has been processed. Entries on the ready list
+    /// are due at or before it; entries in slots are due after it, in the
+    /// revolution of `current + 1`; entries in overflow lists are due in a
+    /// later revolution.
     current: Tick,
     len: usize,
 }
@@ -114,16 +154,18 @@ impl<T> Wheel<T> {
     /// up front, so that many timers can be inserted without allocating.
     pub fn with_capacity(slots: usize, now: Tick, capacity: usize) -> Self {
         let slots = slots.clamp(MIN_SLOTS, MAX_SLOTS).next_power_of_two();
-        let mut lists = Vec::with_capacity(slots + 1);
-        lists.resize(slots + 1, List::EMPTY);
+        let mut lists = Vec::with_capacity(2 * slots + 1);
+        lists.resize(2 * slots + 1, List::EMPTY);
         Wheel {
             nodes: Vec::with_capacity(capacity),
+            links: Vec::with_capacity(capacity),
             free_head: NIL,
             free_len: 0,
             lists,
-            ready: slots as u32,
-            occupied: vec![0; slots / WORD_BITS],
+            ready: 2 * slots as u32,
+            occupied: vec![0; 2 * slots / WORD_BITS],
             mask: slots as u64 - 1,
+            shift: slots.trailing_zeros(),
             current: now,
             len: 0,
         }
@@ -139,12 +181,8 @@ impl<T> Wheel<T> {
     /// If more than `u32::MAX - 1` entries would be pending at once (node
     /// indices are `u32`; that many nodes would need well over 100 GiB).
     pub fn insert(&mut self, deadline: Tick, value: T) -> TimerId {
-        let list = if deadline <= self.current {
-            self.ready
-        } else {
-            (deadline & self.mask) as u32
-        };
-        let index = self.alloc(deadline, list, value);
+        let list = self.list_for(deadline);
+        let index = self.alloc(deadline, value);
         self.link_back(list, index);
         self.len += 1;
         TimerId {
@@ -185,38 +223,34 @@ impl<T> Wheel<T> {
     pub fn advance(&mut self, now: Tick, max_expired: usize, out: &mut Vec<T>) -> bool {
         let now = now.max(self.current);
         let mut budget = max_expired;
-        if self.drain_list(self.ready, now, &mut budget, out) {
+        if self.fire_list(self.ready, &mut budget, out) {
             return true;
         }
-        // One revolution from `current + 1` visits every slot, so a longer jump
-        // needs no more: each visit fires everything in the slot due by `now`.
-        let slots = self.mask + 1;
-        let limit = if now - self.current >= slots {
-            self.current.saturating_add(slots)
-        } else {
-            now
-        };
-        while self.current < limit && self.len > 0 {
-            let from = self.current + 1;
-            let Some(distance) = self.next_occupied(from) else {
-                break;
-            };
-            // No overflow: every entry in a slot is due within `u64`.
-            let Some(tick) = from.checked_add(distance) else {
-                break;
-            };
-            if tick > limit {
-                break;
-            }
-            if self.drain_list((tick & self.mask) as u32, now, &mut budget, out) {
-                // Entries left in this slot are due after `tick - 1`, and so are
-                // those in slots not visited yet: resume at `tick` next time.
-                self.current = tick - 1;
+        // At most two rounds: the rest of the revolution being walked, then
+        // (after one cascade, however many revolutions it jumps) the
+        // revolution `now` is in.
+        while self.current < now && self.len > 0 {
+            // No overflow: `current < now <= Tick::MAX`.
+            let revolution_end = (self.current + 1) | self.mask;
+            let limit = now.min(revolution_end);
+            if self.fire_slots(limit, &mut budget, out) {
                 self.debug_check_counts();
                 return true;
             }
-            // What is left in this slot is due after `now`, hence after `tick`.
-            self.current = tick;
+            if limit == revolution_end && limit < Tick::MAX {
+                // Stop on the last tick before the revolution that holds
+                // `now + 1`: everything earlier is due, that revolution is
+                // the next one to walk.
+                let to = now
+                    .checked_add(1)
+                    .map_or(Tick::MAX, |t| (t & !self.mask) - 1);
+                self.cascade(to, &mut budget, out);
+                if self.lists[self.ready as usize].head != NIL {
+                    // Due entries the budget could not fire wait there.
+                    self.debug_check_counts();
+                    return true;
+                }
+            }
         }
         self.current = now;
         self.debug_check_counts();
@@ -225,11 +259,12 @@ impl<T> Wheel<T> {
 
     /// The earliest tick at which an entry may be due, or `None` when empty.
     ///
-    /// This is the tick of the next occupied slot, found in the occupancy
-    /// bitmap a word at a time. It may be earlier than the true earliest
-    /// deadline (the slot can hold entries for later revolutions; waking then
-    /// costs one slot visit) but never later. If an entry is already overdue
-    /// it is the current tick.
+    /// If an entry is already overdue this is the current tick. Otherwise, if
+    /// a slot is occupied, it is the exact earliest deadline: the first
+    /// occupied slot after the current tick, found in the bitmap a word at a
+    /// time. If only overflow entries remain, it is the first tick of the
+    /// first revolution with an occupied overflow list: earlier than the true
+    /// deadline (waking then costs one cascade) but never later.
     pub fn next_expiry(&self) -> Option<Tick> {
         if self.lists[self.ready as usize].head != NIL {
             return Some(self.current);
@@ -238,9 +273,15 @@ impl<T> Wheel<T> {
             return None;
         }
         let from = self.current.checked_add(1)?;
-        let distance = self.next_occupied(from);
-        debug_assert!(distance.is_some(), "pending entries but no occupied slot");
-        from.checked_add(distance?)
+        if let Some(distance) = next_set(self.slot_bits(), (from & self.mask) as usize) {
+            return from.checked_add(distance);
+        }
+        let revolution = (from >> self.shift) + 1;
+        let distance = next_set(self.overflow_bits(), (revolution & self.mask) as usize);
+        debug_assert!(distance.is_some(), "pending entries but no occupied list");
+        revolution
+            .checked_add(distance?)?
+            .checked_mul(self.mask + 1)
     }
 
     /// The number of pending entries.
@@ -261,21 +302,136 @@ impl<T> Wheel<T> {
 
     /// The number of slots, after rounding: one revolution, in ticks.
     pub fn slots(&self) -> usize {
-        self.lists.len() - 1
+        (self.mask + 1) as usize
+    }
+
+    /// The list a pending entry due at `deadline` belongs in, given `current`.
+    fn list_for(&self, deadline: Tick) -> u32 {
+        if deadline <= self.current {
+            return self.ready;
+        }
+        let revolution = deadline >> self.shift;
+        // No overflow: `current < deadline`.
+        if revolution == (self.current + 1) >> self.shift {
+            (deadline & self.mask) as u32
+        } else {
+            (self.mask + 1 + (revolution & self.mask)) as u32
+        }
+    }
+
+    /// Fires the slots of ticks `current + 1 ..= limit`, all in the
+    /// revolution being walked, in tick order, and moves `current` to
+    /// `limit`. If the budget runs out on a slot, `current` stays just before
+    /// it and this returns `true`.
+    fn fire_slots(&mut self, limit: Tick, budget: &mut usize, out: &mut Vec<T>) -> bool {
+        debug_assert!(limit <= (self.current + 1) | self.mask);
+        while self.current < limit {
+            let from = self.current + 1;
+            let Some(distance) = next_set(self.slot_bits(), (from & self.mask) as usize) else {
+                break;
+            };
+            // Occupied slots lie between `from` and the end of its revolution.
+            let tick = from.saturating_add(distance);
+            if tick > limit {
+                break;
+            }
+            if self.fire_list((tick & self.mask) as u32, budget, out) {
+                self.current = tick - 1;
+                return true;
+            }
+            self.current = tick;
+        }
+        self.current = limit;
+        false
+    }
+
+    /// Moves `current` from the last tick of the revolution being walked
+    /// (whose slots are empty now) to `to`, the last tick of a later one, and
+    /// sorts the overflow entries of the revolutions up to the one after `to`:
+    /// due ones fire (or, once the budget is spent, wait on the ready list),
+    /// those of the revolution after `to` move into the slots, later ones
+    /// stay. Each overflow list is looked at most once, however far `to` is.
+    fn cascade(&mut self, to: Tick, budget: &mut usize, out: &mut Vec<T>) {
+        debug_assert!(self.current & self.mask == self.mask && to & self.mask == self.mask);
+        debug_assert!(to >= self.current && self.slot_bits().iter().all(|w| *w == 0));
+        let first = (self.current >> self.shift) + 1;
+        // The revolution after `to` (the last one if `to` is the last tick).
+        let last = ((to >> self.shift) + 1).min(Tick::MAX >> self.shift);
+        self.current = to;
+        let mut revolution = first;
+        while let Some(distance) = next_set(self.overflow_bits(), (revolution & self.mask) as usize)
+        {
+            let found = revolution + distance;
+            // Past `first + slots - 1` the lists come round again.
+            if found > last || found - first > self.mask {
+                break;
+            }
+            self.sort_out((self.mask + 1 + (found & self.mask)) as u32, budget, out);
+            revolution = found + 1;
+        }
+    }
+
+    /// Relinks every entry of overflow list `list` where it now belongs,
+    /// firing the due ones while the budget lasts. FIFO order is kept.
+    fn sort_out(&mut self, list: u32, budget: &mut usize, out: &mut Vec<T>) {
+        let mut index = self.lists[list as usize].head;
+        self.lists[list as usize] = List::EMPTY;
+        self.set_occupied(list, false);
+        while index != NIL {
+            let next = self.links[index as usize].next;
+            let deadline = self.nodes[index as usize].deadline;
+            if deadline <= self.current && *budget > 0 {
+                *budget -= 1;
+                if let Some(value) = self.release(index) {
+                    out.push(value);
+                }
+            } else {
+                self.link_back(self.list_for(deadline), index);
+            }
+            index = next;
+        }
+    }
+
+    /// Fires every entry of `list`, all due, in list order, while budget
+    /// lasts. Returns `true` if it stopped on an entry for want of budget.
+    fn fire_list(&mut self, list: u32, budget: &mut usize, out: &mut Vec<T>) -> bool {
+        let List { head, tail } = self.lists[list as usize];
+        if head == NIL {
+            return false;
+        }
+        // Detach the whole list instead of unlinking node by node.
+        self.lists[list as usize] = List::EMPTY;
+        self.set_occupied(list, false);
+        let mut index = head;
+        while index != NIL {
+            if *budget == 0 {
+                self.links[index as usize].prev = NIL;
+                self.lists[list as usize] = List { head: index, tail };
+                self.set_occupied(list, true);
+                return true;
+            }
+            *budget -= 1;
+            debug_assert!(
+                self.nodes[index as usize].deadline <= self.current.saturating_add(self.mask + 1)
+            );
+            let next = self.links[index as usize].next;
+            if let Some(value) = self.release(index) {
+                out.push(value);
+            }
+            index = next;
+        }
+        false
     }
 
     /// Takes a node off the free list (or pushes a new one) holding `value`.
-    fn alloc(&mut self, deadline: Tick, list: u32, value: T) -> u32 {
+    fn alloc(&mut self, deadline: Tick, value: T) -> u32 {
         if self.free_head != NIL {
             let index = self.free_head;
             let node = &mut self.nodes[index as usize];
             debug_assert!(node.value.is_none() && node.list == NIL);
-            self.free_head = node.next;
+            self.free_head = self.links[index as usize].next;
             self.free_len -= 1;
             node.deadline = deadline;
-            node.prev = NIL;
-            node.next = NIL;
-            node.list = list;
             node.value = Some(value);
             return index;
         }
@@ -284,47 +440,51 @@ impl<T> Wheel<T> {
             index < NIL as usize,
             "timing wheel full: {index} pending entries"
         );
-        self.nodes.push(Node {
-            deadline,
+        self.links.push(Link {
             prev: NIL,
             next: NIL,
+        });
+        self.nodes.push(Node {
+            deadline,
             generation: 0,
-            list,
+            list: NIL,
             value: Some(value),
         });
         index as u32
     }
 
     /// Appends node `index` to `list` (FIFO, so equal deadlines fire in
-    /// insertion order) and marks the slot occupied.
+    /// insertion order) and marks the list occupied.
     fn link_back(&mut self, list: u32, index: u32) {
         let tail = self.lists[list as usize].tail;
-        let node = &mut self.nodes[index as usize];
-        node.prev = tail;
-        node.next = NIL;
+        self.links[index as usize] = Link {
+            prev: tail,
+            next: NIL,
+        };
+        self.nodes[index as usize].list = list;
         if tail == NIL {
             self.lists[list as usize].head = index;
             self.set_occupied(list, true);
         } else {
-            self.nodes[tail as usize].next = index;
+            self.links[tail as usize].next = index;
         }
         self.lists[list as usize].tail = index;
     }
 
-    /// Unlinks node `index` from its list, clearing the slot's bit if it empties.
+    /// Unlinks node `index` from its list, clearing the list's bit if it empties.
     fn unlink(&mut self, index: u32) {
-        let node = &self.nodes[index as usize];
-        let (prev, next, list) = (node.prev, node.next, node.list);
+        let Link { prev, next } = self.links[index as usize];
+        let list = self.nodes[index as usize].list;
         debug_assert!(list != NIL, "unlinking a vacant node");
         if prev == NIL {
             self.lists[list as usize].head = next;
         } else {
-            self.nodes[prev as usize].next = next;
+            self.links[prev as usize].next = next;
         }
         if next == NIL {
             self.lists[list as usize].tail = prev;
         } else {
-            self.nodes[next as usize].prev = prev;
+            self.links[next as usize].prev = prev;
         }
         if self.lists[list as usize].head == NIL {
             debug_assert!(self.lists[list as usize].tail == NIL);
@@ -340,44 +500,24 @@ impl<T> Wheel<T> {
         debug_assert!(value.is_some(), "releasing a vacant node");
         node.generation = node.generation.wrapping_add(1);
         node.list = NIL;
-        node.prev = NIL;
-        node.next = self.free_head;
+        self.links[index as usize] = Link {
+            prev: NIL,
+            next: self.free_head,
+        };
         self.free_head = index;
         self.free_len += 1;
         self.len -= 1;
         value
     }
 
-    /// Fires every entry of `list` due by `now`, in list order, while budget
-    /// lasts. Returns `true` if it stopped on a due entry for want of budget.
-    fn drain_list(&mut self, list: u32, now: Tick, budget: &mut usize, out: &mut Vec<T>) -> bool {
-        let mut index = self.lists[list as usize].head;
-        while index != NIL {
-            let node = &self.nodes[index as usize];
-            let next = node.next;
-            if node.deadline <= now {
-                if *budget == 0 {
-                    return true;
-                }
-                *budget -= 1;
-                self.unlink(index);
-                if let Some(value) = self.release(index) {
-                    out.push(value);
-                }
-            }
-            index = next;
-        }
-        false
-    }
-
-    /// Sets or clears slot `list`'s occupancy bit (the ready list has none).
+    /// Sets or clears list `list`'s occupancy bit (the ready list has none).
     fn set_occupied(&mut self, list: u32, occupied: bool) {
         if list == self.ready {
             return;
         }
-        let slot = list as usize;
-        let bit = 1u64 << (slot % WORD_BITS);
-        let word = &mut self.occupied[slot / WORD_BITS];
+        let list = list as usize;
+        let bit = 1u64 << (list % WORD_BITS);
+        let word = &mut self.occupied[list / WORD_BITS];
         if occupied {
             *word |= bit;
         } else {
@@ -385,88 +525,48 @@ impl<T> Wheel<T> {
         }
     }
 
-    /// Distance in ticks (0..slots) from tick `from` to the next tick whose
-    /// slot is occupied, wrapping once around the ring; `None` if all are empty.
-    fn next_occupied(&self, from: Tick) -> Option<u64> {
-        let start = (from & self.mask) as usize;
-        let words = self.occupied.len();
-        let first = start / WORD_BITS;
-        let word = self.occupied[first] & (u64::MAX << (start % WORD_BITS));
-        if word != 0 {
-            let slot = first * WORD_BITS + word.trailing_zeros() as usize;
-            return Some((slot - start) as u64);
-        }
-        // The last step revisits the first word: its bits at or above `start`
-        // are known clear, so any bit found there lies below `start`.
-        for step in 1..=words {
-            let index = (first + step) % words;
-            let word = self.occupied[index];
-            if word != 0 {
-                let slot = (index * WORD_BITS + word.trailing_zeros() as usize) as u64;
-                return Some(slot.wrapping_sub(start as u64) & self.mask);
-            }
-        }
-        None
+    /// The occupancy bits of the slots.
+    fn slot_bits(&self) -> &[u64] {
+        &self.occupied[..self.occupied.len() / 2]
+    }
+
+    /// The occupancy bits of the overflow lists.
+    fn overflow_bits(&self) -> &[u64] {
+        &self.occupied[self.occupied.len() / 2..]
     }
 
     /// Cheap consistency check run on every advance in debug builds.
     fn debug_check_counts(&self) {
         debug_assert_eq!(self.len + self.free_len, self.nodes.len());
+        debug_assert_eq!(self.links.len(), self.nodes.len());
         debug_assert_eq!(
             self.len == 0,
             self.occupied.iter().all(|w| *w == 0) && self.lists[self.ready as usize].head == NIL
         );
     }
+}
 
-    /// Full O(slots + entries) check of every invariant, for tests.
-    #[cfg(test)]
-    fn check_invariants(&self) {
-        let mut linked = 0;
-        for (list, heads) in self.lists.iter().enumerate() {
-            let is_ready = list == self.ready as usize;
-            if !is_ready {
-                let bit = self.occupied[list / WORD_BITS] >> (list % WORD_BITS) & 1 == 1;
-                assert_eq!(
-                    bit,
-                    heads.head != NIL,
-                    "bitmap bit {list} disagrees with its list"
-                );
-            }
-            let mut prev = NIL;
-            let mut index = heads.head;
-            while index != NIL {
-                let node = &self.nodes[index as usize];
-                assert_eq!(node.prev, prev);
-                assert_eq!(node.list as usize, list);
-                assert!(node.value.is_some());
-                if is_ready {
-                    assert!(node.deadline <= self.current, "ready entry not yet due");
-                } else {
-                    assert_eq!(
-                        (node.deadline & self.mask) as usize,
-                        list,
-                        "entry in wrong slot"
-                    );
-                    assert!(node.deadline > self.current, "overdue entry left in a slot");
-                }
-                linked += 1;
-                prev = index;
-                index = node.next;
-            }
-            assert_eq!(heads.tail, prev);
-        }
-        assert_eq!(linked, self.len);
-        let mut free = 0;
-        let mut index = self.free_head;
-        while index != NIL {
-            let node = &self.nodes[index as usize];
-            assert!(node.value.is_none() && node.list == NIL);
-            free += 1;
-            index = node.next;
-        }
-        assert_eq!(free, self.free_len);
-        assert_eq!(linked + free, self.nodes.len());
+/// Distance (`0..bits`) from bit `start` of `words` to the next set bit,
+/// wrapping once around; `None` if all are clear.
+fn next_set(words: &[u64], start: usize) -> Option<u64> {
+    let bits = words.len() * WORD_BITS;
+    let first = start / WORD_BITS;
+    let word = words[first] & (u64::MAX << (start % WORD_BITS));
+    if word != 0 {
+        let bit = first * WORD_BITS + word.trailing_zeros() as usize;
+        return Some((bit - start) as u64);
     }
+    // The last step revisits the first word: its bits at or above `start`
+    // are known clear, so any bit found there lies below `start`.
+    for step in 1..=words.len() {
+        let index = (first + step) % words.len();
+        let word = words[index];
+        if word != 0 {
+            let bit = index * WORD_BITS + word.trailing_zeros() as usize;
+            return Some(((bit + bits - start) % bits) as u64);
+        }
+    }
+    None
 }
 
 impl<T> fmt::Debug for Wheel<T> {

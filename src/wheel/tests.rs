@@ -6,6 +6,8 @@ use proptest::prelude::*;
 
 use super::*;
 
+mod cascade;
+
 /// Advances to `now` with no cap and returns what fired, checking invariants.
 fn fire(wheel: &mut Wheel<u64>, now: Tick) -> Vec<u64> {
     let mut out = Vec::new();
@@ -181,20 +183,40 @@ fn next_expiry_follows_the_bitmap() {
     wheel.insert(70, 2); // second word
     assert_eq!(wheel.next_expiry(), Some(70));
     assert_eq!(wheel.cancel(far), Some(1));
-    // Two revolutions away lands in slot 3: reported early, never late.
+    // Two revolutions away waits in an overflow list: the slots still say 70.
     wheel.insert(2 * 4096 + 3, 3);
-    assert_eq!(wheel.next_expiry(), Some(3));
+    assert_eq!(wheel.next_expiry(), Some(70));
     assert_eq!(fire(&mut wheel, 70), vec![2]);
-    // The search wraps past the end of the ring.
-    assert_eq!(wheel.next_expiry(), Some(4096 + 3));
+    // Only an overflow entry left: the start of its revolution, early, never late.
+    assert_eq!(wheel.next_expiry(), Some(2 * 4096));
     assert!(fire(&mut wheel, 4096 + 3).is_empty());
+    assert_eq!(wheel.next_expiry(), Some(2 * 4096));
+    // The last tick before its revolution cascades it into its slot: exact.
+    assert!(fire(&mut wheel, 2 * 4096 - 1).is_empty());
     assert_eq!(wheel.next_expiry(), Some(2 * 4096 + 3));
     // Overdue: the current tick.
     wheel.insert(100, 4);
-    assert_eq!(wheel.current_tick(), 4096 + 3);
-    assert_eq!(wheel.next_expiry(), Some(4096 + 3));
+    assert_eq!(wheel.current_tick(), 2 * 4096 - 1);
+    assert_eq!(wheel.next_expiry(), Some(2 * 4096 - 1));
     assert_eq!(fire(&mut wheel, 2 * 4096 + 3), vec![4, 3]);
     assert_eq!(wheel.next_expiry(), None);
+}
+
+#[test]
+fn next_expiry_search_wraps_past_the_end_of_the_overflow_lists() {
+    let mut wheel = Wheel::new(64, 62 * 64);
+    // Revolution 65 is overflow list 1; the search starts at list 63.
+    wheel.insert(65 * 64 + 5, 1);
+    assert_eq!(wheel.next_expiry(), Some(65 * 64));
+    // 64 revolutions further it shares list 1 and is not the earliest.
+    wheel.insert(129 * 64 + 5, 2);
+    assert_eq!(wheel.next_expiry(), Some(65 * 64));
+    assert!(fire(&mut wheel, 65 * 64).is_empty());
+    assert_eq!(wheel.next_expiry(), Some(65 * 64 + 5));
+    assert_eq!(fire(&mut wheel, 65 * 64 + 5), vec![1]);
+    // Left in list 1 by the cascade: found when the search comes round again.
+    assert_eq!(wheel.next_expiry(), Some(129 * 64));
+    assert_eq!(fire(&mut wheel, 129 * 64 + 5), vec![2]);
 }
 
 #[test]
@@ -225,8 +247,8 @@ fn survives_ticks_near_the_end_of_u64() {
     let mut wheel = Wheel::new(64, u64::MAX - 100);
     wheel.insert(u64::MAX, 1);
     wheel.insert(u64::MAX - 50, 2);
-    // u64::MAX shares its slot with u64::MAX - 64, which comes first: early, not late.
-    assert_eq!(wheel.next_expiry(), Some(u64::MAX - 64));
+    // Both wait for the last revolution, which starts at u64::MAX - 63: early, not late.
+    assert_eq!(wheel.next_expiry(), Some(u64::MAX - 63));
     assert!(fire(&mut wheel, u64::MAX - 64).is_empty());
     assert_eq!(wheel.next_expiry(), Some(u64::MAX - 50));
     assert_eq!(fire(&mut wheel, u64::MAX - 1), vec![2]);
