@@ -40,8 +40,9 @@ const ATTACK_LIMIT: Duration = Duration::from_secs(12);
 /// clock once per loop turn (DESIGN.md, "The loop") and stamps a connection
 /// accepted in a busy turn (1,000 connects arrive at once) with that turn's
 /// reading, which can precede our `connect()` returning by the turn's work:
-/// a few ms were seen. Its deadline is exact on its own clock.
-const EARLY_TOLERANCE: Duration = Duration::from_millis(100);
+/// a few ms were seen on an idle machine, 33 ms under a concurrent soak. Its
+/// deadline is exact on its own clock; this bound only catches a wrong one.
+const EARLY_TOLERANCE: Duration = Duration::from_millis(250);
 /// The bound on the normal client's ping round trip (loopback).
 const P99_BOUND: Duration = Duration::from_millis(200);
 

@@ -29,17 +29,21 @@ record() {
 # verdict CONDITION-EXIT-STATUS → PASS or FAIL: `verdict $?`.
 verdict() { if [ "$1" -eq 0 ]; then echo PASS; else echo FAIL; fi; }
 
+# pad STRING WIDTH: left-aligned in WIDTH characters (printf pads bytes, and
+# the table holds multi-byte characters such as ≤ and ×).
+pad() { printf '%s%*s' "$1" $(($2 - ${#1})) ''; }
+
 print_table() {
     local i w1=4 w2=11
     for i in "${!RESULT_CASE[@]}"; do
         ((${#RESULT_CASE[$i]} > w1)) && w1=${#RESULT_CASE[$i]}
         ((${#RESULT_EXPECT[$i]} > w2)) && w2=${#RESULT_EXPECT[$i]}
     done
-    printf '%-*s | %-*s | %-6s | %s\n' "$w1" case "$w2" expectation result observed
+    printf '%s | %s | %-6s | %s\n' "$(pad case "$w1")" "$(pad expectation "$w2")" result observed
     printf '%s\n' "$(printf '%*s' $((w1 + w2 + 30)) '' | tr ' ' -)"
     for i in "${!RESULT_CASE[@]}"; do
-        printf '%-*s | %-*s | %-6s | %s\n' "$w1" "${RESULT_CASE[$i]}" "$w2" "${RESULT_EXPECT[$i]}" \
-            "${RESULT_VERDICT[$i]}" "${RESULT_OBSERVED[$i]}"
+        printf '%s | %s | %-6s | %s\n' "$(pad "${RESULT_CASE[$i]}" "$w1")" \
+            "$(pad "${RESULT_EXPECT[$i]}" "$w2")" "${RESULT_VERDICT[$i]}" "${RESULT_OBSERVED[$i]}"
     done
 }
 
