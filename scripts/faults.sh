@@ -218,8 +218,9 @@ case_blackhole() {
     if [ $evicted -eq 0 ]; then
         d_s=$(calc "$t_evict - $t_drop")
         fcmp "$d_s" '<=' "$bound_s" && [ "$logged" -eq 1 ]
+        ok=$?
         record blackhole "server: GOAWAY IDLE_TIMEOUT ≤ ${bound_s}s after the drop (idle ${idle_s}s + tick + ${SLACK}s)" \
-            "evicted ${d_s}s after the drop; debug log lines 'closed: sent GOAWAY IDLE_TIMEOUT': $logged" "$(verdict $?)"
+            "evicted ${d_s}s after the drop; debug log lines 'closed: sent GOAWAY IDLE_TIMEOUT': $logged" "$(verdict $ok)"
     else
         record blackhole "server: GOAWAY IDLE_TIMEOUT ≤ ${bound_s}s after the drop" \
             "no eviction seen (IDLE_TIMEOUT count $t_evict)" FAIL
@@ -227,8 +228,9 @@ case_blackhole() {
     if [ -n "$t_dead" ]; then
         d_c=$(calc "$t_dead - $t_drop")
         fcmp "$d_c" '<=' "$bound_c"
+        ok=$?
         record blackhole "client: dead link detected ≤ ${bound_c}s (miss × heartbeat + ${SLACK}s)" \
-            "dead_peer ${d_c}s after the drop" "$(verdict $?)"
+            "dead_peer ${d_c}s after the drop" "$(verdict $ok)"
     else
         record blackhole "client: dead link detected ≤ ${bound_c}s" "no dead_peer event" FAIL
     fi
@@ -316,12 +318,14 @@ case_loss30() {
     errs=$(jq -c '.errors | with_entries(select(.value > 0))' "$out" 2>/dev/null)
     goaways=$(jq -c '.goaways' "$out" 2>/dev/null)
     [ "${ev_mid:-x}" = 0 ] && [ "${ev_end:-x}" = 0 ] && [ "$open_min" -eq "$n" ]
+    ok=$?
     record loss30 "no IDLE_TIMEOUT over ${lossy_s}s of 30% loss (hb ${hb}ms, --miss $miss)" \
         "IDLE_TIMEOUT evictions ${ev_end:-?}; server held ≥ $open_min of $n throughout; router dropped ${dropped:-?} of ~${forwarded:-?} packets" \
-        "$(verdict $?)"
+        "$(verdict $ok)"
     [ "$open_end" = "$n" ] && [ "$errs" = "{}" ] && [ "$goaways" = "{}" ]
+    ok=$?
     record loss30 "tether-load: all $n alive at the end, no errors, no GOAWAY" \
-        "open_at_end ${open_end:-?}; errors ${errs:-?}; goaways ${goaways:-?}" "$(verdict $?)"
+        "open_at_end ${open_end:-?}; errors ${errs:-?}; goaways ${goaways:-?}" "$(verdict $ok)"
     stop_server >/dev/null
 }
 
@@ -362,8 +366,9 @@ case_sigstop() {
         local d
         d=$(calc "$t_evict - $t_stop")
         fcmp "$d" '<=' "$bound_e"
+        ok=$?
         record sigstop "all $n evicted with IDLE_TIMEOUT ≤ ${bound_e}s after SIGSTOP (idle + tick + linger + ${SLACK}s)" \
-            "last eviction ${d}s after SIGSTOP" "$(verdict $?)"
+            "last eviction ${d}s after SIGSTOP" "$(verdict $ok)"
     else
         record sigstop "all $n evicted with IDLE_TIMEOUT" "IDLE_TIMEOUT count $t_evict" FAIL
     fi
@@ -371,8 +376,9 @@ case_sigstop() {
         local d
         d=$(calc "$t_free - $t_evict")
         fcmp "$d" '<=' "$bound_f"
+        ok=$?
         record sigstop "slots reclaimed: connections_open → 0 with the evictions (≤ ${SLACK}s)" \
-            "open 0 ${d}s after the last eviction was counted" "$(verdict $?)"
+            "open 0 ${d}s after the last eviction was counted" "$(verdict $ok)"
     else
         record sigstop "slots reclaimed (connections_open → 0)" "connections_open $t_free" FAIL
     fi
@@ -385,8 +391,9 @@ case_sigstop() {
     # heartbeats, tether-load's heartbeat timer declares each connection dead
     # (timeout) before it reads the GOAWAY and FIN waiting in its sockets.
     [ "$load_rc" -eq 0 ] && [ -n "$goaways" ] && [ "$(jq -r '.errors.reset' "$out" 2>/dev/null)" = 0 ]
+    ok=$?
     record sigstop "after SIGCONT the client runs to its end; no reset" \
-        "exit $load_rc; tether-load goaways ${goaways:-?}, errors ${errs:-?}" "$(verdict $?)"
+        "exit $load_rc; tether-load goaways ${goaways:-?}, errors ${errs:-?}" "$(verdict $ok)"
     stop_server >/dev/null
 }
 
@@ -493,9 +500,10 @@ case_nat() {
     slow_dead=$(jq -r 'select(.ev == "summary") | .dead_peer' "$WORK/nat.slow.jsonl")
     fast_dead=$(jq -r 'select(.ev == "summary") | .dead_peer' "$WORK/nat.fast.jsonl")
     [ "$got_t" = "$t" ] && [ "$got_loose" = 0 ] && [ "$slow_dead" = 1 ] && [ "$fast_dead" = 0 ]
+    ok=$?
     record nat "a flow idle > ${t}s is blackholed; one talking every $((fast_hb))ms passes" \
         "conntrack established timeout ${got_t}s, loose $got_loose; heartbeat ${slow_hb}ms: dead_peer=${slow_dead:-?}; heartbeat ${fast_hb}ms: dead_peer=${fast_dead:-?}" \
-        "$(verdict $?)"
+        "$(verdict $ok)"
 
     # (b) convergence and resume
     local summ final_ms resumed dead_intervals
@@ -506,9 +514,10 @@ case_nat() {
     local path
     path=$(jq -r 'select(.ev == "heartbeat") | .interval_ms' "$subout" | paste -sd' ' -)
     [ -n "$final_ms" ] && [ "$final_ms" -lt $((t * 1000)) ] && [ "${resumed:-0}" -ge 1 ] && [ -n "$dead_intervals" ]
+    ok=$?
     record nat "adaptive heartbeat settles below ${t}s after one failed probe; reconnects and resumes" \
         "intervals (ms): $path; dead_peer at ${dead_intervals:-none} ms; resumed ${resumed:-?}; final ${final_ms:-?}ms" \
-        "$(verdict $?)"
+        "$(verdict $ok)"
 
     # (c) message accounting
     local lost_flag recv
@@ -527,11 +536,12 @@ case_nat() {
         deadwindow) expect="seq 6-10 (published while the NAT mapping was expired, before either end noticed): $expect" ;;
         resumed) expect="seq 11-15 (after the resume): $expect" ;;
         esac
-        [ -n "$confirmed" ] && [ "$confirmed" != "[]" ] && { [ -z "$missing" ] || [ "$lost_flag" = true ]; }
-        local when=""
+        local when="" ok
         [ "$tag" = deadwindow ] && when="published $(calc "$t_dead_pub - $t_probe")s after the ${above_ms}ms probe began; "
+        [ -n "$confirmed" ] && [ "$confirmed" != "[]" ] && { [ -z "$missing" ] || [ "$lost_flag" = true ]; }
+        ok=$?
         record nat "$expect" \
-            "${when}accepted $confirmed; missing ${missing:-none}; LOST flag $lost_flag" "$(verdict $?)"
+            "${when}accepted $confirmed; missing ${missing:-none}; LOST flag $lost_flag" "$(verdict $ok)"
     done
     stop_server >/dev/null
 }

@@ -225,11 +225,13 @@ done
 MARGIN_KIB=$(awk -v b="$WARM_RSS" 'BEGIN { m = b / 10; if (m < 2048) m = 2048; printf "%d", m }')
 RSS_LIMIT=$((WARM_RSS + MARGIN_KIB))
 [ "$FINAL_RSS" -le "$RSS_LIMIT" ]
+ok=$?
 record rss "final ≤ warm + max(2 MiB, 10%) = ${RSS_LIMIT} KiB" \
     "cold ${COLD_RSS} KiB, warm ${WARM_RSS} KiB, peak ${PEAK_RSS} KiB, final ${FINAL_RSS} KiB ($((FINAL_RSS - WARM_RSS)) KiB vs warm)" \
-    "$(verdict $?)"
+    "$(verdict $ok)"
 [ "$FINAL_FDS" -eq "$COLD_FDS" ] && [ "$WARM_FDS" -eq "$COLD_FDS" ]
-record fds "back to the baseline ${COLD_FDS}" "warm ${WARM_FDS}, peak ${PEAK_FDS}, final ${FINAL_FDS}" "$(verdict $?)"
+ok=$?
+record fds "back to the baseline ${COLD_FDS}" "warm ${WARM_FDS}, peak ${PEAK_FDS}, final ${FINAL_FDS}" "$(verdict $ok)"
 
 modes=(churn pingpong idle)
 for i in 0 1 2; do
@@ -237,15 +239,16 @@ for i in 0 1 2; do
     f=$WORK/soak.$m.json
     errs=$(jq -c '.errors | with_entries(select(.value > 0))' "$f" 2>/dev/null)
     goaways=$(jq -c '.goaways' "$f" 2>/dev/null)
-    ok=$(jq -r '.ok' "$f" 2>/dev/null)
+    load_ok=$(jq -r '.ok' "$f" 2>/dev/null)
     msgs=$(jq -r '.messages' "$f" 2>/dev/null)
     rate=$(jq -r '.msgs_per_sec' "$f" 2>/dev/null)
     conns=$(jq -c '.connections | {handshakes, peak_open, open_at_end}' "$f" 2>/dev/null)
     p99=$(jq -r '.latency_us.p99 // "-"' "$f" 2>/dev/null)
-    [ "$ok" = true ] && [ "$errs" = "{}" ] && [ "$goaways" = "{}" ] && [ "${SOAK_RCS[$i]}" = 0 ]
+    [ "$load_ok" = true ] && [ "$errs" = "{}" ] && [ "$goaways" = "{}" ] && [ "${SOAK_RCS[$i]}" = 0 ]
+    ok=$?
     record "load $m" "exit 0, ok, no errors, no GOAWAY received" \
-        "exit ${SOAK_RCS[$i]}; ok ${ok:-?}; errors ${errs:-?}; goaways ${goaways:-?}; $msgs msgs (${rate}/s), p99 ${p99} µs; $conns" \
-        "$(verdict $?)"
+        "exit ${SOAK_RCS[$i]}; ok ${load_ok:-?}; errors ${errs:-?}; goaways ${goaways:-?}; $msgs msgs (${rate}/s), p99 ${p99} µs; $conns" \
+        "$(verdict $ok)"
 done
 
 rose=()
@@ -261,12 +264,14 @@ done
 accepted=$(metric_from tether_connections_accepted_total <<<"$PAGE")
 normal_in=$(metric_from 'tether_connections_closed_total{reason="peer_goaway"}' <<<"$PAGE")
 [ ${#rose[@]} -eq 0 ]
+ok=$?
 record "server counters" "no reset, truncation, accept pause or fault GOAWAY during the soak" \
     "${rose[*]:-none rose}; accepted ${accepted} in all, ${normal_in} closed by the client's GOAWAY; peak ${PEAK_OPEN} open" \
-    "$(verdict $?)"
+    "$(verdict $ok)"
 
 [ "$EXIT_RC" = 0 ]
-record sigterm "exit 0" "exit ${EXIT_RC}" "$(verdict $?)"
+ok=$?
+record sigterm "exit 0" "exit ${EXIT_RC}" "$(verdict $ok)"
 
 echo
 echo "soak: ${MINUTES} min (${SOAK_SECS}s with ramp and close), churn ${CHURN_RATE}/s + pingpong ${PINGPONG_CONNS} + idle ${IDLE_CONNS} against $ADDR"
