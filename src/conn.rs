@@ -65,6 +65,10 @@ pub struct Conn {
     close_reason: Option<CloseReason>,
     /// A partial frame was pending when the peer's EOF came.
     truncated_at_eof: bool,
+    /// Application data was queued after the last frame received: with no
+    /// acknowledgements in the protocol, it may never have reached a peer
+    /// that has gone silent.
+    data_since_rx: bool,
 }
 
 impl Conn {
@@ -87,6 +91,7 @@ impl Conn {
             peer_eof: false,
             close_reason: None,
             truncated_at_eof: false,
+            data_since_rx: false,
         }
     }
 
@@ -105,6 +110,12 @@ impl Conn {
     /// How the connection ended or is ending, once known.
     pub fn close_reason(&self) -> Option<CloseReason> {
         self.close_reason
+    }
+
+    /// Whether application data was queued after the last frame received
+    /// (so, were the peer gone, it may have been lost unseen).
+    pub fn has_data_since_rx(&self) -> bool {
+        self.data_since_rx
     }
 
     /// The session given in WELCOME, once the connection is open.
@@ -253,6 +264,7 @@ impl Conn {
                 }
             };
             self.last_rx = now;
+            self.data_since_rx = false;
             self.counts.frames_in += 1;
             if config.rate_limit > 0
                 && !self
@@ -375,6 +387,7 @@ impl Conn {
     /// shared by many connections without a copy. Ignored unless open.
     pub fn send_frames(&mut self, frames: Bytes, now: Tick, config: &Config) {
         if self.state == State::Open {
+            self.data_since_rx = true;
             self.push_output(frames, now, config);
         }
     }

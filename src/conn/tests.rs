@@ -526,3 +526,21 @@ fn the_frame_clock_restarts_with_each_frame() {
         "no partial frame: the idle deadline"
     );
 }
+
+#[test]
+fn data_since_the_last_frame_received_is_tracked() {
+    let mut h = Harness::open(1_000);
+    assert!(
+        !h.conn.has_data_since_rx(),
+        "WELCOME is not application data"
+    );
+    h.conn.send_message(b"delivery", h.now, &h.config);
+    assert!(h.conn.has_data_since_rx());
+    h.feed(&ping(b""));
+    assert!(!h.conn.has_data_since_rx(), "the peer spoke after it");
+    h.take_output();
+    assert!(
+        !h.conn.has_data_since_rx(),
+        "a PONG is not application data"
+    );
+}

@@ -276,6 +276,15 @@ impl<'a> Ctx<'a> {
         self.core.entry_mut(conn)?.conn.session()
     }
 
+    /// Whether application data went to `conn` after the last frame it sent
+    /// us: with no acknowledgements in protocol v1, data a silently dead
+    /// peer may never have seen.
+    pub fn has_data_since_rx(&mut self, conn: ConnId) -> bool {
+        self.core
+            .entry_mut(conn)
+            .is_some_and(|e| e.conn.has_data_since_rx())
+    }
+
     /// The server's configuration.
     pub fn config(&self) -> &Config {
         &self.core.config

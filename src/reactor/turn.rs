@@ -170,6 +170,13 @@ impl<A: App> Reactor<A> {
     fn reap(&mut self) {
         let reaped = std::mem::take(&mut self.core.reap);
         for id in &reaped {
+            // The app hears of the close while the entry is still there (it
+            // can still ask about the connection; sends to it are ignored).
+            let reason = self.core.entry_mut(*id).and_then(|e| e.conn.close_reason());
+            if let Some(reason) = reason {
+                self.app
+                    .on_close(&mut Ctx::new(&mut self.core, &mut self.wheel), *id, reason);
+            }
             let Some(mut entry) = self.core.remove(*id) else {
                 continue;
             };
@@ -180,7 +187,6 @@ impl<A: App> Reactor<A> {
             if entry.refused {
                 self.core.refusing -= 1;
             }
-            let reason = entry.conn.close_reason();
             if entry.conn.was_truncated_at_eof() {
                 self.stats.truncated_at_eof += 1;
             }
@@ -189,11 +195,6 @@ impl<A: App> Reactor<A> {
                 "{id} closed: {}",
                 reason.map_or("unknown".to_string(), |r| r.to_string())
             );
-            drop(entry);
-            if let Some(reason) = reason {
-                self.app
-                    .on_close(&mut Ctx::new(&mut self.core, &mut self.wheel), *id, reason);
-            }
         }
         let mut reaped = reaped;
         reaped.clear();

@@ -68,9 +68,17 @@ impl App for Pubsub {
         hello: &Hello,
         fresh: SessionId,
     ) -> SessionGrant {
-        let grant = self
+        // A resume that takes a session over from a connection the server
+        // still thinks alive: deliveries written to it after its peer last
+        // spoke may be gone unseen (v1 has no acknowledgements), so say LOST.
+        let old_may_have_lost = hello
+            .resume
+            .and_then(|id| self.state.attached_conn(id))
+            .is_some_and(|old| ctx.has_data_since_rx(old));
+        let mut grant = self
             .state
             .handle_hello(conn, hello.resume, fresh, &mut self.outbox);
+        grant.lost |= grant.resumed && old_may_have_lost;
         self.carry_out(ctx);
         grant
     }
@@ -94,6 +102,11 @@ impl App for Pubsub {
     }
 
     fn on_close(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, reason: CloseReason) {
+        // Same rule when the server itself noticed the death (idle timeout,
+        // reset, EOF): what it wrote after the peer last spoke may be lost.
+        if ctx.has_data_since_rx(conn) {
+            self.state.mark_lost(conn);
+        }
         self.state.handle_close(conn, reason, &mut self.outbox);
         self.carry_out(ctx);
     }

@@ -135,6 +135,21 @@ impl PubsubState {
         self.channels.values().map(HashSet::len).sum()
     }
 
+    /// The connection a session is attached to, if it is held and attached.
+    pub fn attached_conn(&self, session: SessionId) -> Option<ConnId> {
+        let key = *self.by_id.get(&session)?;
+        self.sessions.get(key).and_then(|s| s.conn)
+    }
+
+    /// Marks `conn`'s session as having lost deliveries (reported as LOST at
+    /// its next resume): the connection died with deliveries it may not have
+    /// received.
+    pub fn mark_lost(&mut self, conn: ConnId) {
+        if let Some(&key) = self.by_conn.get(&conn) {
+            self.sessions[key].lost = true;
+        }
+    }
+
     /// The session attached to `conn`, if any.
     pub fn session_of(&self, conn: ConnId) -> Option<SessionId> {
         let key = *self.by_conn.get(&conn)?;

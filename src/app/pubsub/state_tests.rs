@@ -323,3 +323,17 @@ fn a_timer_from_an_ended_session_does_not_expire_the_next_one_in_its_slot() {
         "the stale timer must not expire the new session"
     );
 }
+
+#[test]
+fn mark_lost_is_reported_at_the_next_resume() {
+    let mut s = PubsubState::new(limits());
+    let mut out = Vec::new();
+    let grant = open(&mut s, conn(1), 1);
+    s.handle_message(conn(1), sid_of(1), &subscribe(b"c"), &mut out);
+    assert_eq!(s.attached_conn(grant.session), Some(conn(1)));
+    s.mark_lost(conn(1));
+    s.handle_close(conn(1), CloseReason::Reset, &mut out);
+    assert_eq!(s.attached_conn(grant.session), None);
+    let again = s.handle_hello(conn(2), Some(grant.session), sid(2), &mut out);
+    assert!(again.resumed && again.lost);
+}
