@@ -57,8 +57,10 @@ impl<A: App> Reactor<A> {
             );
             self.last_pause_log = Some(now);
         }
-        let retry =
-            self.core.now + ms_to_ticks_ceil(ACCEPT_PAUSE_MS, self.core.config.tick_ms.into()) + 1;
+        // A retry, not a deadline: the next tick boundary past the pause is
+        // soon enough (no "+1 so it is never early" as for peer deadlines).
+        let retry = self.core.now
+            + ms_to_ticks_ceil(ACCEPT_PAUSE_MS, self.core.config.tick_ms.into()).max(1);
         self.wheel.insert(retry, TimerKind::ResumeAccept);
     }
 
