@@ -95,9 +95,9 @@ fn metrics_healthz_and_not_found_over_curl() {
     assert_eq!(value(&before, "tether_connections_accepted_total"), 0);
     assert_eq!(value(&before, "tether_subscriptions"), 0);
 
-    let mut a = server.open();
-    let mut b = server.open();
-    let mut publisher = server.open();
+    let mut a = server.open(0);
+    let mut b = server.open(0);
+    let mut publisher = server.open(0);
     a.subscribe(b"m");
     b.subscribe(b"m");
     a.sync();
@@ -169,9 +169,9 @@ fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
 fn malformed_and_oversized_requests_get_400_and_a_close() {
     let server = Server::start(&["--app", "echo", "--metrics", "127.0.0.1:0"]);
     let addr = server.metrics.expect("metrics address");
-    let mut wire = server.open();
+    let mut wire = server.open(0);
     let echo_round_trip = |c: &mut Client, text: &[u8]| {
-        c.send_message(text);
+        c.send_message(text, support::SPLIT);
         assert_eq!(c.recv_message(), text);
     };
     echo_round_trip(&mut wire, b"before");

@@ -1,7 +1,8 @@
 //! Shared helpers for the end-to-end tests: start the real `tether` binary on
-//! a free port (killed on drop), and a tiny blocking client over
-//! `std::net::TcpStream` that speaks the wire protocol through
-//! `tether::protocol`.
+//! a free port (killed on drop; with `--metrics`, its metrics address read
+//! from the log), and a tiny blocking client over `std::net::TcpStream` that
+//! speaks the wire protocol through `tether::protocol`. `tests/support` builds
+//! the pub/sub and HTTP helpers on top of this module.
 //!
 //! Every wait is bounded: reads have a timeout, waits for the process poll
 //! with a deadline, and nothing asserts a tight timing.
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -26,10 +28,10 @@ use tether::protocol::{
 pub const TETHER: &str = env!("CARGO_BIN_EXE_tether");
 
 /// How long any single blocking read may wait before the test fails.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long the server may take to print its `listening on` line.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Short timers for tests that exercise deadlines.
 pub const FAST_TIMERS: &[&str] = &[
@@ -52,6 +54,10 @@ pub struct Server {
     pub addr: SocketAddr,
     /// Its process id.
     pub pid: i32,
+    /// The metrics address, when started with `--metrics`.
+    pub metrics: Option<SocketAddr>,
+    /// Every line the server wrote on stderr so far.
+    pub stderr: Arc<Mutex<Vec<String>>>,
     exit: Option<ExitStatus>,
 }
 
@@ -59,38 +65,57 @@ impl Server {
     /// Starts `tether --listen 127.0.0.1:0 ARGS...` and waits for its
     /// `listening on IP:PORT` line. The echo app unless ARGS name another:
     /// most of these tests are about the transport, which echo shows plainly.
+    /// With `--metrics` among the args, also waits for the `metrics on` log line.
     pub fn start(args: &[&str]) -> Server {
         let app: &[&str] = if args.contains(&"--app") {
             &[]
         } else {
             &["--app", "echo"]
         };
+        let wants_metrics = args.contains(&"--metrics");
+        // Quiet by default (the metrics address is logged at info level);
+        // TETHER_TEST_LOG=debug shows the server's log.
+        let level = std::env::var("TETHER_TEST_LOG")
+            .unwrap_or_else(|_| if wants_metrics { "info" } else { "error" }.to_string());
         let mut child = Command::new(TETHER)
             .arg("--listen")
             .arg("127.0.0.1:0")
             .args(app)
             .args(args)
-            // Quiet by default; TETHER_TEST_LOG=debug shows the server's log.
-            .env(
-                "RUST_LOG",
-                std::env::var("TETHER_TEST_LOG").unwrap_or_else(|_| "error".to_string()),
-            )
+            .env("RUST_LOG", level)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn the tether binary");
         let pid = child.id() as i32;
         let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
         let (tx, rx) = mpsc::channel();
-        // The reader keeps draining stdout after the first line so the server
-        // can never block (or get EPIPE) writing to it.
+        // Both readers keep draining after what they wait for, so the server
+        // can never block (or get EPIPE) writing to a full pipe.
         thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             let first = lines.next();
             let _ = tx.send(first);
             for _ in lines {}
         });
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (mtx, mrx) = mpsc::channel();
+        {
+            let log = Arc::clone(&log);
+            thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(rest) = line.split("metrics on http://").nth(1) {
+                        let addr = rest.trim().trim_end_matches("/metrics").to_string();
+                        let _ = mtx.send(addr);
+                    }
+                    eprintln!("[tether] {line}");
+                    log.lock().expect("log lock").push(line);
+                }
+            });
+        }
         let line = match rx.recv_timeout(STARTUP_TIMEOUT) {
             Ok(Some(Ok(line))) => line,
             other => {
@@ -110,10 +135,20 @@ impl Server {
                 let _ = child.wait();
                 panic!("unexpected first stdout line from tether: {line:?}")
             });
+        let metrics = wants_metrics.then(|| {
+            // Logged before `listening on` is printed, so it is already on its way.
+            let text = mrx
+                .recv_timeout(STARTUP_TIMEOUT)
+                .expect("the `metrics on http://IP:PORT/metrics` log line");
+            text.parse::<SocketAddr>()
+                .unwrap_or_else(|_| panic!("unparsable metrics address {text:?}"))
+        });
         Server {
             child,
             addr,
             pid,
+            metrics,
+            stderr: log,
             exit: None,
         }
     }
@@ -340,7 +375,10 @@ pub enum Read1 {
 pub struct Client {
     /// The socket (exposed for shutdown, linger and raw writes).
     pub stream: TcpStream,
+    /// Received bytes not yet decoded start at `rx_pos` (compacted now and
+    /// then, so a fast stream of small frames is not quadratic).
     rx: Vec<u8>,
+    rx_pos: usize,
     /// The WELCOME, once the handshake is done.
     pub welcome: Option<Welcome>,
 }
@@ -364,6 +402,7 @@ impl Client {
         Client {
             stream,
             rx: Vec::new(),
+            rx_pos: 0,
             welcome: None,
         }
     }
@@ -440,13 +479,21 @@ impl Client {
     pub fn read_frame(&mut self) -> io::Result<Read1> {
         let mut buf = [0u8; 65536];
         loop {
-            match decode_frame(&self.rx, 65535) {
+            match decode_frame(&self.rx[self.rx_pos..], 65535) {
                 Ok(Status::Complete((frame, used))) => {
-                    self.rx.drain(..used);
+                    self.rx_pos += used;
+                    if self.rx_pos == self.rx.len() {
+                        self.rx.clear();
+                        self.rx_pos = 0;
+                    }
                     return Ok(Read1::Frame(frame));
                 }
                 Ok(Status::Partial) => {}
                 Err(e) => panic!("server sent an undecodable frame: {e}"),
+            }
+            if self.rx_pos > 0 {
+                self.rx.drain(..self.rx_pos);
+                self.rx_pos = 0;
             }
             match self.stream.read(&mut buf) {
                 Ok(0) if self.rx.is_empty() => return Ok(Read1::Eof),
@@ -521,22 +568,23 @@ impl Client {
     }
 
     /// Skips DATA and PONG frames until a GOAWAY, which must carry `code` and
-    /// be followed by a clean EOF. Returns how many frames were skipped.
+    /// be followed by a clean EOF. Returns how many DATA frames were skipped.
     pub fn expect_goaway_after_data(&mut self, code: GoawayCode) -> (usize, Goaway) {
-        let mut skipped = 0;
+        let mut data = 0;
         loop {
             let f = self.recv_frame();
             match f.kind {
-                FrameType::Data | FrameType::Pong => skipped += 1,
+                FrameType::Data => data += 1,
+                FrameType::Pong => {}
                 FrameType::Goaway => {
                     let g = Goaway::decode(&f.payload).expect("GOAWAY payload decodes");
                     assert_eq!(
                         g.code, code,
-                        "GOAWAY code after {skipped} frames (reason {:?})",
+                        "GOAWAY code after {data} DATA frames (reason {:?})",
                         g.reason
                     );
                     self.expect_clean_eof();
-                    return (skipped, g);
+                    return (data, g);
                 }
                 other => panic!("expected DATA/PONG then GOAWAY {code}, got {other}"),
             }
@@ -574,6 +622,12 @@ pub fn describe(f: &Frame) -> String {
             Ok(g) => format!("(code {} reason {:?})", g.code, g.reason),
             Err(e) => format!("(undecodable: {e})"),
         },
+        FrameType::Data => format!(
+            "(more {}, {} bytes: {:?})",
+            f.more,
+            f.payload.len(),
+            String::from_utf8_lossy(&f.payload[..f.payload.len().min(40)])
+        ),
         _ => format!("(more {}, {} bytes)", f.more, f.payload.len()),
     }
 }
