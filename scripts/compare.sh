@@ -20,34 +20,10 @@ IDLE_CONNS=${2:-5000}
 SECS=${3:-10}
 ROUNDS=${ROUNDS:-2}
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$TARGET/release
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-compare.XXXXXX")
-RESULTS=$WORK/results.tsv
-SPID=""
-FAILED=0
-
-cleanup() {
-    if [[ -n "$SPID" ]] && kill -0 "$SPID" 2>/dev/null; then
-        kill -KILL "$SPID" 2>/dev/null || true
-        wait "$SPID" 2>/dev/null || true
-    fi
-    if [[ "${COMPARE_KEEP:-0}" == 1 ]]; then
-        echo "work directory kept: $WORK" >&2
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-echo "building release binaries..." >&2
-(cd "$ROOT" && cargo build --release --quiet --bin tether --bin tether-load --example floor_echo)
-
-running() {
-    [[ -r "/proc/$1/stat" ]] && [[ "$(awk '{ sub(/^.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/dev/null)" != Z ]]
-}
+BENCH_NAME=compare
+BENCH_KEEP_VAR=COMPARE_KEEP
+# shellcheck source=scripts/lib/bench.sh
+source "$(dirname "$0")/lib/bench.sh"
 
 # start SERVER LOG: SERVER is tether or floor; sets SPID and SADDR.
 start() {
@@ -68,24 +44,6 @@ start() {
     exit 1
 }
 
-# stop: SIGTERM, bounded wait; sets SERVER_RC.
-stop() {
-    SERVER_RC=0
-    kill -TERM "$SPID" 2>/dev/null || true
-    for _ in $(seq 100); do
-        running "$SPID" || break
-        sleep 0.1
-    done
-    if running "$SPID"; then
-        kill -KILL "$SPID" 2>/dev/null || true
-        wait "$SPID" 2>/dev/null || true
-        SERVER_RC=timeout
-    else
-        wait "$SPID" 2>/dev/null || SERVER_RC=$?
-    fi
-    SPID=""
-}
-
 # run SCENARIO SERVER ROUND LOAD ARGS...
 run() {
     local scenario=$1 server=$2 round=$3
@@ -95,7 +53,7 @@ run() {
     start "$server" "$log"
     timeout 300 "$BIN/tether-load" "$@" --addr "$SADDR" --server-pid "$SPID" --json \
         >"$log.json" 2>"$log.load.err" || load_rc=$?
-    stop
+    stop_server
     if [[ "$load_rc" != 0 ]]; then
         echo "   tether-load exited $load_rc: $(tail -c 300 "$log.load.err")" >&2
         FAILED=1

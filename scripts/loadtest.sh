@@ -32,33 +32,11 @@ quick | full) ;;
     ;;
 esac
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$TARGET/release
+BENCH_NAME=loadtest
+BENCH_KEEP_VAR=LOADTEST_KEEP
+# shellcheck source=scripts/lib/bench.sh
+source "$(dirname "$0")/lib/bench.sh"
 CLK_TCK=$(getconf CLK_TCK)
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-loadtest.XXXXXX")
-RESULTS=$WORK/results.tsv
-SPID=""
-FAILED=0
-
-cleanup() {
-    if [[ -n "$SPID" ]] && kill -0 "$SPID" 2>/dev/null; then
-        kill -KILL "$SPID" 2>/dev/null || true
-        wait "$SPID" 2>/dev/null || true
-    fi
-    if [[ "${LOADTEST_KEEP:-0}" == 1 ]]; then
-        echo "work directory kept: $WORK" >&2
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# The same targets as compare.sh: an example pulls in dev-dependencies, whose
-# features would otherwise make the two scripts rebuild the library in turn.
-echo "building release binaries..." >&2
-(cd "$ROOT" && cargo build --release --quiet --bin tether --bin tether-load --example floor_echo)
 
 # cpu_seconds PID: utime + stime of PID, in seconds.
 cpu_seconds() {
@@ -89,30 +67,6 @@ start_server() {
     done
     echo "server for $name did not print its address" >&2
     return 1
-}
-
-# running PID: the process exists and is not a zombie waiting to be reaped.
-running() {
-    [[ -r "/proc/$1/stat" ]] && [[ "$(awk '{ sub(/^.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/dev/null)" != Z ]]
-}
-
-# stop_server: SIGTERM, wait (bounded); sets SERVER_RC. Not for a subshell:
-# `wait` must run in the shell that started the server to get its status.
-stop_server() {
-    SERVER_RC=0
-    kill -TERM "$SPID" 2>/dev/null || true
-    for _ in $(seq 100); do
-        running "$SPID" || break
-        sleep 0.1
-    done
-    if running "$SPID"; then
-        kill -KILL "$SPID" 2>/dev/null || true
-        wait "$SPID" 2>/dev/null || true
-        SERVER_RC=timeout
-    else
-        wait "$SPID" 2>/dev/null || SERVER_RC=$?
-    fi
-    SPID=""
 }
 
 # scenario NAME "SERVER FLAGS" LOAD ARGS...
