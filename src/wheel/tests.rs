@@ -274,7 +274,7 @@ fn nodes_are_reused_instead_of_growing() {
 const SLOTS: u64 = 64;
 
 #[derive(Debug, Clone)]
-enum Op {
+pub(super) enum Op {
     /// Insert at the caller's clock plus `offset` (negative: already overdue).
     Insert { offset: i64 },
     /// Cancel a pending entry (`stale == false`) or a dead id (`stale == true`).
@@ -292,78 +292,104 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Runs `ops` against a wheel starting at `start` and a `BTreeMap` model,
+/// checking after every step: nothing fires early, twice, or after a cancel;
+/// `advance` says exactly whether due work remains and respects its cap;
+/// `len` and `next_expiry` agree with the model. Shared by the proptests here
+/// and in `cascade.rs`.
+pub(super) fn check_against_model(start: Tick, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let mut wheel = Wheel::new(SLOTS as usize, start);
+    let mut now = start; // the caller's clock
+    let mut pending: BTreeMap<u64, (Tick, TimerId)> = BTreeMap::new();
+    let mut dead: Vec<TimerId> = Vec::new();
+    let mut next_value = 0u64;
+
+    for op in ops {
+        match op {
+            Op::Insert { offset } => {
+                let deadline = now.saturating_add_signed(offset);
+                let id = wheel.insert(deadline, next_value);
+                pending.insert(next_value, (deadline, id));
+                next_value += 1;
+            }
+            Op::Cancel { pick, stale: true } if !dead.is_empty() => {
+                prop_assert_eq!(wheel.cancel(dead[pick % dead.len()]), None);
+            }
+            Op::Cancel { pick, .. } => {
+                if let Some((&value, &(_, id))) = pending.iter().nth(pick % pending.len().max(1)) {
+                    prop_assert_eq!(wheel.cancel(id), Some(value));
+                    pending.remove(&value);
+                    dead.push(id);
+                }
+            }
+            Op::Advance { by, cap } => {
+                now = now.saturating_add(by);
+                let mut out = Vec::new();
+                let more = wheel.advance(now, cap.unwrap_or(usize::MAX), &mut out);
+                for value in &out {
+                    // Absent means cancelled, fired twice, or never inserted.
+                    let entry = pending.remove(value);
+                    prop_assert!(entry.is_some(), "{} fired but was not pending", value);
+                    if let Some((deadline, id)) = entry {
+                        prop_assert!(
+                            deadline <= now,
+                            "{} due {} fired early at {}",
+                            value,
+                            deadline,
+                            now
+                        );
+                        dead.push(id);
+                    }
+                }
+                let due_left = pending.values().any(|&(deadline, _)| deadline <= now);
+                prop_assert_eq!(
+                    more,
+                    due_left,
+                    "advance's return must say whether due work remains"
+                );
+                match cap {
+                    None => prop_assert!(!more),
+                    Some(cap) => {
+                        prop_assert!(out.len() <= cap);
+                        if more {
+                            prop_assert_eq!(out.len(), cap);
+                        }
+                    }
+                }
+            }
+        }
+
+        wheel.check_invariants();
+        prop_assert_eq!(wheel.len(), pending.len());
+        prop_assert!(wheel.current_tick() <= now);
+        let earliest = pending.values().map(|&(deadline, _)| deadline).min();
+        match (wheel.next_expiry(), earliest) {
+            (None, None) => {}
+            (Some(next), Some(earliest)) if earliest <= wheel.current_tick() => {
+                prop_assert_eq!(next, wheel.current_tick(), "overdue entry: expiry is now");
+            }
+            (Some(next), Some(earliest)) => {
+                prop_assert!(
+                    next > wheel.current_tick() && next <= earliest,
+                    "next_expiry {} vs earliest {} (current {})",
+                    next,
+                    earliest,
+                    wheel.current_tick()
+                );
+            }
+            (next, earliest) => {
+                prop_assert!(false, "next_expiry {:?} but earliest {:?}", next, earliest)
+            }
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
     fn matches_a_btreemap_model(ops in prop::collection::vec(op(), 1..300)) {
-        let start: Tick = 1_000;
-        let mut wheel = Wheel::new(SLOTS as usize, start);
-        let mut now = start; // the caller's clock
-        let mut pending: BTreeMap<u64, (Tick, TimerId)> = BTreeMap::new();
-        let mut dead: Vec<TimerId> = Vec::new();
-        let mut next_value = 0u64;
-
-        for op in ops {
-            match op {
-                Op::Insert { offset } => {
-                    let deadline = now.saturating_add_signed(offset);
-                    let id = wheel.insert(deadline, next_value);
-                    pending.insert(next_value, (deadline, id));
-                    next_value += 1;
-                }
-                Op::Cancel { pick, stale: true } if !dead.is_empty() => {
-                    prop_assert_eq!(wheel.cancel(dead[pick % dead.len()]), None);
-                }
-                Op::Cancel { pick, .. } => {
-                    if let Some((&value, &(_, id))) = pending.iter().nth(pick % pending.len().max(1)) {
-                        prop_assert_eq!(wheel.cancel(id), Some(value));
-                        pending.remove(&value);
-                        dead.push(id);
-                    }
-                }
-                Op::Advance { by, cap } => {
-                    now += by;
-                    let mut out = Vec::new();
-                    let more = wheel.advance(now, cap.unwrap_or(usize::MAX), &mut out);
-                    for value in &out {
-                        // Absent means cancelled, fired twice, or never inserted.
-                        let entry = pending.remove(value);
-                        prop_assert!(entry.is_some(), "{} fired but was not pending", value);
-                        if let Some((deadline, id)) = entry {
-                            prop_assert!(deadline <= now, "{} due {} fired early at {}", value, deadline, now);
-                            dead.push(id);
-                        }
-                    }
-                    let due_left = pending.values().any(|&(deadline, _)| deadline <= now);
-                    prop_assert_eq!(more, due_left, "advance's return must say whether due work remains");
-                    match cap {
-                        None => prop_assert!(!more),
-                        Some(cap) => {
-                            prop_assert!(out.len() <= cap);
-                            if more {
-                                prop_assert_eq!(out.len(), cap);
-                            }
-                        }
-                    }
-                }
-            }
-
-            wheel.check_invariants();
-            prop_assert_eq!(wheel.len(), pending.len());
-            prop_assert!(wheel.current_tick() <= now);
-            let earliest = pending.values().map(|&(deadline, _)| deadline).min();
-            match (wheel.next_expiry(), earliest) {
-                (None, None) => {}
-                (Some(next), Some(earliest)) if earliest <= wheel.current_tick() => {
-                    prop_assert_eq!(next, wheel.current_tick(), "overdue entry: expiry is now");
-                }
-                (Some(next), Some(earliest)) => {
-                    prop_assert!(next > wheel.current_tick() && next <= earliest,
-                        "next_expiry {} vs earliest {} (current {})", next, earliest, wheel.current_tick());
-                }
-                (next, earliest) => prop_assert!(false, "next_expiry {:?} but earliest {:?}", next, earliest),
-            }
-        }
+        check_against_model(1_000, ops)?;
     }
 }

@@ -1,7 +1,7 @@
 //! Tests of the second level: cascading, cancel in every list, capped
 //! jumps across revolutions, and the model check over many revolutions.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use proptest::prelude::*;
 
@@ -217,63 +217,6 @@ proptest! {
         start in prop_oneof![Just(0), 0..u64::MAX / 2, u64::MAX - 20_000..u64::MAX],
         ops in prop::collection::vec(far_op(), 1..200),
     ) {
-        let mut wheel = Wheel::new(SLOTS as usize, start);
-        let mut now = start;
-        let mut pending: BTreeMap<u64, (Tick, TimerId)> = BTreeMap::new();
-        let mut dead: Vec<TimerId> = Vec::new();
-        let mut next_value = 0u64;
-        for op in ops {
-            match op {
-                Op::Insert { offset } => {
-                    let deadline = now.saturating_add_signed(offset);
-                    pending.insert(next_value, (deadline, wheel.insert(deadline, next_value)));
-                    next_value += 1;
-                }
-                Op::Cancel { pick, stale: true } if !dead.is_empty() => {
-                    prop_assert_eq!(wheel.cancel(dead[pick % dead.len()]), None);
-                }
-                Op::Cancel { pick, .. } => {
-                    if let Some((&value, &(_, id))) = pending.iter().nth(pick % pending.len().max(1)) {
-                        prop_assert_eq!(wheel.cancel(id), Some(value));
-                        pending.remove(&value);
-                        dead.push(id);
-                    }
-                }
-                Op::Advance { by, cap } => {
-                    now = now.saturating_add(by);
-                    let mut out = Vec::new();
-                    let more = wheel.advance(now, cap.unwrap_or(usize::MAX), &mut out);
-                    prop_assert!(out.len() <= cap.unwrap_or(usize::MAX));
-                    for value in &out {
-                        let entry = pending.remove(value);
-                        prop_assert!(entry.is_some(), "{} fired but was not pending", value);
-                        if let Some((deadline, id)) = entry {
-                            prop_assert!(deadline <= now, "{} due {} fired early at {}", value, deadline, now);
-                            dead.push(id);
-                        }
-                    }
-                    let due_left = pending.values().any(|&(deadline, _)| deadline <= now);
-                    prop_assert_eq!(more, due_left);
-                    if more {
-                        prop_assert_eq!(Some(out.len()), cap);
-                    }
-                }
-            }
-            wheel.check_invariants();
-            prop_assert_eq!(wheel.len(), pending.len());
-            prop_assert!(wheel.current_tick() <= now);
-            let earliest = pending.values().map(|&(deadline, _)| deadline).min();
-            match (wheel.next_expiry(), earliest) {
-                (None, None) => {}
-                (Some(next), Some(earliest)) if earliest <= wheel.current_tick() => {
-                    prop_assert_eq!(next, wheel.current_tick());
-                }
-                (Some(next), Some(earliest)) => {
-                    prop_assert!(next > wheel.current_tick() && next <= earliest,
-                        "next_expiry {} vs earliest {} (current {})", next, earliest, wheel.current_tick());
-                }
-                (next, earliest) => prop_assert!(false, "next_expiry {:?} but earliest {:?}", next, earliest),
-            }
-        }
+        check_against_model(start, ops)?;
     }
 }
