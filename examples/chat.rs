@@ -4,7 +4,7 @@
 //!   leaves are announced to the room as `* ...` lines.
 //! - Any other message is broadcast to every member (the sender included) as
 //!   `nick: text`. The line is encoded into frames **once**
-//!   ([`encode_message`]) and the same `Bytes` is queued to every member
+//!   ([`Outbox::encode`](tether::app::Outbox::encode)) and the same `Bytes` is queued to every member
 //!   with [`Ctx::send_frames`], so a broadcast costs one allocation, not one
 //!   per member.
 //! - Replies meant for one member only (a refused nickname) start with `! `.
@@ -22,11 +22,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use tether::app::{App, ConnId};
+use tether::app::{App, CloseEvent, ConnId, Ctx, MessageEvent};
 use tether::config::Config;
-use tether::conn::CloseReason;
-use tether::protocol::{encode_message, GoawayCode};
-use tether::reactor::{Ctx, Reactor};
+use tether::protocol::GoawayCode;
+use tether::reactor::Reactor;
 
 /// The longest nickname, in characters: keeps every announced line short.
 pub const MAX_NICK_CHARS: usize = 32;
@@ -43,9 +42,9 @@ pub struct Chat {
 impl Chat {
     /// Sends `line` to every member, encoded once and shared.
     fn broadcast(&self, ctx: &mut Ctx<'_>, line: &str) {
-        let frames: Bytes = encode_message(line.as_bytes(), ctx.config().max_frame.into());
+        let frames: Bytes = ctx.encode(line.as_bytes());
         for member in self.nicks.keys() {
-            ctx.send_frames(*member, &frames);
+            ctx.send_frames(*member, frames.clone());
         }
     }
 
@@ -73,14 +72,15 @@ impl Chat {
 }
 
 impl App for Chat {
-    fn on_open(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
+    fn on_open(&mut self, conn: ConnId, ctx: &mut Ctx<'_>) {
         self.guests += 1;
         let nick = format!("guest{}", self.guests);
         self.nicks.insert(conn, nick.clone());
         self.broadcast(ctx, &format!("* {nick} joined"));
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, message: Bytes) {
+    fn on_message(&mut self, event: MessageEvent, ctx: &mut Ctx<'_>) {
+        let MessageEvent { conn, message, .. } = event;
         let Ok(text) = std::str::from_utf8(&message) else {
             ctx.close(
                 conn,
@@ -100,9 +100,9 @@ impl App for Chat {
         self.broadcast(ctx, &line);
     }
 
-    fn on_close(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, _reason: CloseReason) {
+    fn on_close(&mut self, close: &CloseEvent, ctx: &mut Ctx<'_>) {
         // Connections that never finished the handshake were never members.
-        if let Some(nick) = self.nicks.remove(&conn) {
+        if let Some(nick) = self.nicks.remove(&close.conn) {
             self.broadcast(ctx, &format!("* {nick} left"));
         }
     }

@@ -200,41 +200,6 @@ impl Config {
         }
         Ok(())
     }
-
-    /// The heartbeat granted for a HELLO asking for `requested_ms` (0 = server's choice).
-    pub fn negotiate_heartbeat(&self, requested_ms: u32) -> u32 {
-        let wanted = if requested_ms == 0 {
-            self.heartbeat_ms
-        } else {
-            requested_ms
-        };
-        wanted.clamp(self.min_heartbeat_ms, self.max_heartbeat_ms)
-    }
-
-    /// Whether a HELLO token is acceptable: always when no tokens are set,
-    /// else it must equal one of them. Each comparison takes the same time
-    /// whatever the bytes, so the token cannot be guessed byte by byte.
-    pub fn is_authorized(&self, token: &[u8]) -> bool {
-        if self.auth_tokens.is_empty() {
-            return true;
-        }
-        self.auth_tokens.iter().fold(false, |found, accepted| {
-            found | constant_time_eq(accepted, token)
-        })
-    }
-
-    /// The idle timeout that goes with a negotiated heartbeat (`heartbeat × miss`).
-    pub fn idle_timeout_ms(&self, heartbeat_ms: u32) -> u32 {
-        heartbeat_ms.saturating_mul(self.miss)
-    }
-}
-
-/// Compares two byte strings in time that depends only on their lengths.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -245,21 +210,6 @@ mod tests {
     fn defaults_are_valid_and_as_documented() {
         let c = Config::default();
         c.validate().expect("defaults valid");
-        assert_eq!(c.negotiate_heartbeat(0), 30_000);
-        assert_eq!(c.negotiate_heartbeat(1), 1_000);
-        assert_eq!(c.negotiate_heartbeat(u32::MAX), 600_000);
-        assert_eq!(c.idle_timeout_ms(30_000), 90_000);
-    }
-
-    #[test]
-    fn tokens_must_match_exactly() {
-        let mut c = Config::default();
-        assert!(c.is_authorized(b""));
-        c.auth_tokens = vec![b"alpha".to_vec(), b"beta".to_vec()];
-        assert!(c.is_authorized(b"beta"));
-        assert!(!c.is_authorized(b""));
-        assert!(!c.is_authorized(b"bet"));
-        assert!(!c.is_authorized(b"betaa"));
     }
 
     #[test]

@@ -15,6 +15,7 @@
 
 mod events;
 mod input;
+mod limits;
 mod output;
 mod rate;
 
@@ -23,15 +24,15 @@ use std::collections::VecDeque;
 
 pub use events::{CloseReason, ConnEvent, FrameCounts, State};
 use input::{handle_data, InputBuffers};
+pub use limits::ConnLimits;
 pub use output::OutputQueue;
 use rate::TokenBucket;
 
-use crate::config::Config;
 use crate::protocol::{
     encode_frame, encode_goaway, encode_message, Frame, FrameType, Goaway, GoawayCode, Hello,
     ProtocolError, SessionId, Welcome,
 };
-use crate::time::{ms_to_ticks_ceil, Tick};
+use crate::time::{Span, Tick};
 
 /// The sans-io state of one connection. Kept small: an idle open connection
 /// holds no heap memory at all (empty buffers do not allocate).
@@ -73,17 +74,15 @@ pub struct Conn {
 
 impl Conn {
     /// A freshly accepted connection, waiting for HELLO until the handshake deadline.
-    pub fn new(now: Tick, config: &Config) -> Conn {
+    pub fn new(now: Tick, limits: &ConnLimits) -> Conn {
         Conn {
             state: State::Handshake,
             input: None,
             output: OutputQueue::default(),
-            bucket: TokenBucket::new(now, config.rate_burst),
+            bucket: TokenBucket::new(now, limits.rate_burst),
             counts: FrameCounts::default(),
             last_rx: now,
-            phase_deadline: now
-                + ms_to_ticks_ceil(config.handshake_timeout_ms.into(), config.tick_ms.into())
-                + 1,
+            phase_deadline: limits.handshake.deadline_from(now),
             session: SessionId::default(),
             heartbeat_ms: 0,
             idle_ticks: 0,
@@ -178,13 +177,13 @@ impl Conn {
     }
 
     /// The one deadline that matters now: handshake, idle or linger.
-    pub fn deadline(&self, config: &Config) -> Tick {
+    pub fn deadline(&self, limits: &ConnLimits) -> Tick {
         match self.state {
             State::Open => {
-                let idle = self.last_rx + Tick::from(self.idle_ticks) + 1;
+                let idle = Span::from_ticks(self.idle_ticks.into()).deadline_from(self.last_rx);
                 [
-                    self.soft_output_deadline(config),
-                    self.frame_deadline(config),
+                    self.soft_output_deadline(limits),
+                    self.frame_deadline(limits),
                 ]
                 .into_iter()
                 .flatten()
@@ -199,15 +198,13 @@ impl Conn {
     /// While a frame is partly received: when it must be complete. Stops a
     /// slowloris peer from holding a frame buffer by trickling bytes that
     /// never finish a frame (the idle timeout alone could be half an hour).
-    fn frame_deadline(&self, config: &Config) -> Option<Tick> {
+    fn frame_deadline(&self, limits: &ConnLimits) -> Option<Tick> {
         let bufs = self.input.as_ref().filter(|b| b.decoder.buffered() > 0)?;
-        let ticks = ms_to_ticks_ceil(config.frame_timeout_ms.into(), config.tick_ms.into());
-        Some(bufs.frame_started + ticks + 1)
+        Some(limits.frame_timeout.deadline_from(bufs.frame_started))
     }
 
-    fn soft_output_deadline(&self, config: &Config) -> Option<Tick> {
-        let grace = ms_to_ticks_ceil(config.soft_output_ms.into(), config.tick_ms.into());
-        self.output.soft_deadline(grace)
+    fn soft_output_deadline(&self, limits: &ConnLimits) -> Option<Tick> {
+        self.output.soft_deadline(limits.soft_output_grace)
     }
 
     /// Consumes received bytes, stopping at the first event the application
@@ -217,15 +214,15 @@ impl Conn {
         &mut self,
         input: &mut &[u8],
         now: Tick,
-        config: &Config,
+        limits: &ConnLimits,
     ) -> Option<ConnEvent> {
         let mut held = self.input.take();
         // A fresh decoder allocates nothing; it is boxed below only if it ends mid-frame.
-        let mut fresh = InputBuffers::new(config.max_frame.into());
+        let mut fresh = InputBuffers::new(limits.max_frame.into());
         let bufs = held.as_deref_mut().unwrap_or(&mut fresh);
         let had_partial_frame = bufs.decoder.buffered() > 0;
         let frames_before = self.counts.frames_in;
-        let event = self.consume(bufs, input, now, config);
+        let event = self.consume(bufs, input, now, limits);
         if bufs.decoder.buffered() > 0
             && (!had_partial_frame || self.counts.frames_in != frames_before)
         {
@@ -244,7 +241,7 @@ impl Conn {
         bufs: &mut InputBuffers,
         input: &mut &[u8],
         now: Tick,
-        config: &Config,
+        limits: &ConnLimits,
     ) -> Option<ConnEvent> {
         loop {
             match self.state {
@@ -259,30 +256,30 @@ impl Conn {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return None,
                 Err(e) => {
-                    self.fail(&e, now, config);
+                    self.fail(&e, now, limits);
                     continue;
                 }
             };
             self.last_rx = now;
             self.data_since_rx = false;
             self.counts.frames_in += 1;
-            if config.rate_limit > 0
+            if limits.rate_limit > 0
                 && !self
                     .bucket
-                    .take(now, config.rate_limit, config.rate_burst, config.tick_ms)
+                    .take(now, limits.rate_limit, limits.rate_burst, limits.tick_ms)
             {
                 self.close(
                     GoawayCode::RateLimited,
                     "frames above the rate limit",
                     now,
-                    config,
+                    limits,
                 );
                 continue;
             }
-            match self.handle_frame(frame, &mut bufs.message, now, config) {
+            match self.handle_frame(frame, &mut bufs.message, now, limits) {
                 Ok(Some(event)) => return Some(event),
                 Ok(None) => {}
-                Err(e) => self.fail(&e, now, config),
+                Err(e) => self.fail(&e, now, limits),
             }
         }
     }
@@ -292,7 +289,7 @@ impl Conn {
         frame: Frame,
         message: &mut BytesMut,
         now: Tick,
-        config: &Config,
+        limits: &ConnLimits,
     ) -> Result<Option<ConnEvent>, ProtocolError> {
         let Frame {
             kind,
@@ -300,19 +297,19 @@ impl Conn {
             payload,
         } = frame;
         match (self.state, kind) {
-            (State::Handshake, FrameType::Hello) => self.handle_hello(&payload, now, config),
+            (State::Handshake, FrameType::Hello) => self.handle_hello(&payload, now, limits),
             (State::Handshake, _) => Err(ProtocolError::Unexpected(kind)),
             (State::Open, FrameType::Ping) => {
                 self.counts.pings_in += 1;
-                self.push_output(encode_frame(FrameType::Pong, false, &payload), now, config);
+                self.push_output(encode_frame(FrameType::Pong, false, &payload), now, limits);
                 Ok(None)
             }
             (State::Open, FrameType::Pong) => Ok(None),
-            (State::Open, FrameType::Data) => handle_data(message, more, payload, config),
+            (State::Open, FrameType::Data) => handle_data(message, more, payload, limits),
             (State::Open, FrameType::Goaway) => {
                 let goaway = Goaway::decode(&payload)?;
                 self.close_reason = Some(CloseReason::PeerGoaway(goaway.code));
-                self.begin_closing(now, config);
+                self.begin_closing(now, limits);
                 Ok(Some(ConnEvent::PeerGoaway(goaway)))
             }
             (State::Open, FrameType::Hello | FrameType::Welcome) => {
@@ -326,22 +323,21 @@ impl Conn {
         &mut self,
         payload: &Bytes,
         now: Tick,
-        config: &Config,
+        limits: &ConnLimits,
     ) -> Result<Option<ConnEvent>, ProtocolError> {
         let hello = Hello::decode(payload)?;
-        if !config.is_authorized(&hello.token) {
+        if !limits.is_authorized(&hello.token) {
             self.close(
                 GoawayCode::Unauthorized,
                 "auth token missing or wrong",
                 now,
-                config,
+                limits,
             );
             return Ok(None);
         }
-        self.heartbeat_ms = config.negotiate_heartbeat(hello.heartbeat_ms);
-        let idle_ms = config.idle_timeout_ms(self.heartbeat_ms);
-        self.idle_ticks =
-            ms_to_ticks_ceil(idle_ms.into(), config.tick_ms.into()).min(u32::MAX.into()) as u32;
+        self.heartbeat_ms = limits.negotiate_heartbeat(hello.heartbeat_ms);
+        let idle = limits.idle_timeout(self.heartbeat_ms).ticks();
+        self.idle_ticks = u32::try_from(idle).unwrap_or(u32::MAX);
         self.last_rx = now;
         Ok(Some(ConnEvent::Hello(hello)))
     }
@@ -354,7 +350,7 @@ impl Conn {
         resumed: bool,
         lost: bool,
         now: Tick,
-        config: &Config,
+        limits: &ConnLimits,
     ) -> bool {
         if self.state != State::Handshake || self.heartbeat_ms == 0 {
             return false;
@@ -363,51 +359,51 @@ impl Conn {
             resumed,
             lost,
             heartbeat_ms: self.heartbeat_ms,
-            idle_timeout_ms: config.idle_timeout_ms(self.heartbeat_ms),
-            max_frame: config.max_frame,
-            max_message: config.max_message,
+            idle_timeout_ms: limits.idle_timeout_ms(self.heartbeat_ms),
+            max_frame: limits.max_frame,
+            max_message: limits.max_message,
             session,
         };
         self.session = session;
         self.set_state(State::Open);
-        self.push_output(welcome.encode_frame(), now, config);
+        self.push_output(welcome.encode_frame(), now, limits);
         true
     }
 
     /// Queues one application message (fragmented at `max_frame`).
-    pub fn send_message(&mut self, message: &[u8], now: Tick, config: &Config) {
+    pub fn send_message(&mut self, message: &[u8], now: Tick, limits: &ConnLimits) {
         self.send_frames(
-            encode_message(message, config.max_frame.into()),
+            encode_message(message, limits.max_frame.into()),
             now,
-            config,
+            limits,
         );
     }
 
     /// Queues already-encoded frames as they are: the way one fan-out buffer is
     /// shared by many connections without a copy. Ignored unless open.
-    pub fn send_frames(&mut self, frames: Bytes, now: Tick, config: &Config) {
+    pub fn send_frames(&mut self, frames: Bytes, now: Tick, limits: &ConnLimits) {
         if self.state == State::Open {
             self.data_since_rx = true;
-            self.push_output(frames, now, config);
+            self.push_output(frames, now, limits);
         }
     }
 
-    fn push_output(&mut self, bytes: Bytes, now: Tick, config: &Config) {
+    fn push_output(&mut self, bytes: Bytes, now: Tick, limits: &ConnLimits) {
         self.counts.frames_out += 1;
-        self.output.push(bytes, now, config.soft_output);
+        self.output.push(bytes, now, limits.soft_output);
     }
 
     /// Applies the hard output limit: called by the reactor after it wrote
     /// what the socket would take, so only output the peer really left unread
     /// counts (a burst queued within one turn is not held against a reader
     /// that keeps up). Returns true when it just closed the connection.
-    pub fn enforce_output_limit(&mut self, now: Tick, config: &Config) -> bool {
-        if self.state == State::Open && self.output.len() > config.max_output {
+    pub fn enforce_output_limit(&mut self, now: Tick, limits: &ConnLimits) -> bool {
+        if self.state == State::Open && self.output.len() > limits.max_output {
             self.close(
                 GoawayCode::SlowConsumer,
                 "output buffer limit exceeded",
                 now,
-                config,
+                limits,
             );
             return true;
         }
@@ -415,13 +411,13 @@ impl Conn {
     }
 
     /// Records that the socket took `n` bytes from the front of [`Conn::output`].
-    pub fn handle_written(&mut self, n: usize, config: &Config) {
-        self.output.consume(n, config.soft_output);
+    pub fn handle_written(&mut self, n: usize, limits: &ConnLimits) {
+        self.output.consume(n, limits.soft_output);
     }
 
     /// Starts a server-initiated close: GOAWAY `code` is queued (after the
     /// frame being written, if any) and the linger deadline starts.
-    pub fn close(&mut self, code: GoawayCode, reason: &str, now: Tick, config: &Config) {
+    pub fn close(&mut self, code: GoawayCode, reason: &str, now: Tick, limits: &ConnLimits) {
         match self.state {
             State::Handshake | State::Open => {}
             // Already closing: the first reason stands.
@@ -436,23 +432,22 @@ impl Conn {
         self.close_reason = Some(CloseReason::Goaway(code));
         self.counts.frames_out += 1;
         self.output.push(encode_goaway(code, reason), now, 0);
-        self.begin_closing(now, config);
+        self.begin_closing(now, limits);
     }
 
-    fn fail(&mut self, error: &ProtocolError, now: Tick, config: &Config) {
+    fn fail(&mut self, error: &ProtocolError, now: Tick, limits: &ConnLimits) {
         log::debug!("protocol error: {error}");
-        self.close(error.goaway_code(), &error.to_string(), now, config);
+        self.close(error.goaway_code(), &error.to_string(), now, limits);
     }
 
-    fn begin_closing(&mut self, now: Tick, config: &Config) {
-        self.phase_deadline =
-            now + ms_to_ticks_ceil(config.linger_ms.into(), config.tick_ms.into()) + 1;
+    fn begin_closing(&mut self, now: Tick, limits: &ConnLimits) {
+        self.phase_deadline = limits.linger.deadline_from(now);
         self.set_state(State::Closing);
     }
 
     /// The peer's EOF (read returned 0). Complete frames were already handled;
     /// a partial one is dropped. Replies still queued are flushed before SHUT_WR.
-    pub fn handle_eof(&mut self, now: Tick, config: &Config) {
+    pub fn handle_eof(&mut self, now: Tick, limits: &ConnLimits) {
         self.peer_eof = true;
         if self.input.as_ref().is_some_and(|b| !b.is_empty()) {
             self.truncated_at_eof = true;
@@ -461,8 +456,7 @@ impl Conn {
         match self.state {
             State::Handshake | State::Open => {
                 self.close_reason.get_or_insert(CloseReason::PeerEof);
-                self.phase_deadline =
-                    now + ms_to_ticks_ceil(config.linger_ms.into(), config.tick_ms.into()) + 1;
+                self.phase_deadline = limits.linger.deadline_from(now);
                 self.set_state(State::Draining);
             }
             State::Closing | State::Draining | State::Closed => {}
@@ -499,8 +493,8 @@ impl Conn {
 
     /// The deadline from [`Conn::deadline`] was reached. Evicts a silent peer,
     /// times out a handshake, or ends a linger; re-checks lazily otherwise.
-    pub fn handle_timeout(&mut self, now: Tick, config: &Config) {
-        if now < self.deadline(config) {
+    pub fn handle_timeout(&mut self, now: Tick, limits: &ConnLimits) {
+        if now < self.deadline(limits) {
             return; // a frame arrived since the timer was set
         }
         match self.state {
@@ -508,26 +502,26 @@ impl Conn {
                 GoawayCode::HandshakeTimeout,
                 "no HELLO in time",
                 now,
-                config,
+                limits,
             ),
-            State::Open if self.soft_output_deadline(config).is_some_and(|t| t <= now) => self
+            State::Open if self.soft_output_deadline(limits).is_some_and(|t| t <= now) => self
                 .close(
                     GoawayCode::SlowConsumer,
                     "output above the soft limit for too long",
                     now,
-                    config,
+                    limits,
                 ),
-            State::Open if self.frame_deadline(config).is_some_and(|t| t <= now) => self.close(
+            State::Open if self.frame_deadline(limits).is_some_and(|t| t <= now) => self.close(
                 GoawayCode::IdleTimeout,
                 "frame not completed within the frame timeout",
                 now,
-                config,
+                limits,
             ),
             State::Open => self.close(
                 GoawayCode::IdleTimeout,
                 "no frame within the idle timeout",
                 now,
-                config,
+                limits,
             ),
             // Linger ran out: give up on the flush or the peer's EOF.
             State::Closing | State::Draining => self.set_state(State::Closed),
@@ -536,8 +530,8 @@ impl Conn {
     }
 
     /// Starts a graceful stop: GOAWAY SHUTTING_DOWN (no-op if already closing).
-    pub fn shutdown(&mut self, now: Tick, config: &Config) {
-        self.close(GoawayCode::ShuttingDown, "server is stopping", now, config);
+    pub fn shutdown(&mut self, now: Tick, limits: &ConnLimits) {
+        self.close(GoawayCode::ShuttingDown, "server is stopping", now, limits);
     }
 }
 

@@ -53,7 +53,7 @@ use crate::config::Config;
 use crate::protocol::GoawayCode;
 use crate::reactor::{Reactor, StopHandle};
 
-use callback::{send_code, CallbackApp};
+use callback::{send_message, CallbackApp};
 
 /// One embedded server: the reactor with its listeners, connections, timers
 /// and callbacks. Create with `tether_new`, destroy with `tether_free`.
@@ -453,7 +453,7 @@ pub unsafe extern "C" fn tether_send(
         // SAFETY: `t` is NULL or live (the caller's contract).
         unsafe {
             with_reactor(t, |r| {
-                r.with_ctx(|_, ctx| send_code(ctx.send(ConnId::from_u64(conn), message)))
+                r.with_ctx(|_, ctx| send_message(ctx, ConnId::from_u64(conn), message))
             })
         }
     })
@@ -483,7 +483,7 @@ pub unsafe extern "C" fn tether_close_conn(
         unsafe {
             with_reactor(t, |r| {
                 r.with_ctx(|_, ctx| {
-                    ctx.close(ConnId::from_u64(conn), GoawayCode::from_u16(code), &reason)
+                    ctx.close(ConnId::from_u64(conn), GoawayCode::from_u16(code), reason)
                 });
                 TETHER_OK
             })

@@ -42,11 +42,36 @@ impl TickClock {
     }
 }
 
-/// Converts a millisecond duration to a whole number of ticks, rounding up so a
-/// deadline expressed in ticks is never earlier than the one asked for.
-pub fn ms_to_ticks_ceil(ms: u64, tick_ms: u64) -> Tick {
-    let tick_ms = tick_ms.max(1);
-    ms.div_ceil(tick_ms)
+/// A length of time in whole ticks, rounded *up* from milliseconds, so a
+/// deadline made from it with [`Span::deadline_from`] is never early. Every
+/// configured duration is turned into a `Span` once, when the limits are
+/// built; the hot paths only add ticks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Span(Tick);
+
+impl Span {
+    /// `ms` milliseconds in ticks of `tick_ms` (rounded up; a zero tick counts as 1 ms).
+    pub fn from_ms(ms: u64, tick_ms: u32) -> Span {
+        Span(ms.div_ceil(u64::from(tick_ms.max(1))))
+    }
+
+    /// A span of exactly `ticks` ticks.
+    pub const fn from_ticks(ticks: Tick) -> Span {
+        Span(ticks)
+    }
+
+    /// The number of ticks.
+    pub const fn ticks(self) -> Tick {
+        self.0
+    }
+
+    /// The first tick at which this span has surely passed since `now`, the
+    /// one way every deadline in tether is made. `now` is the tick the clock
+    /// is in (rounded down), so up to one tick may already have gone by: the
+    /// `+ 1` makes the deadline never early, at most one tick late.
+    pub fn deadline_from(self, now: Tick) -> Tick {
+        now.saturating_add(self.0).saturating_add(1)
+    }
 }
 
 #[cfg(test)]
@@ -64,10 +89,28 @@ mod tests {
     }
 
     #[test]
-    fn ms_to_ticks_rounds_up() {
-        assert_eq!(ms_to_ticks_ceil(0, 100), 0);
-        assert_eq!(ms_to_ticks_ceil(1, 100), 1);
-        assert_eq!(ms_to_ticks_ceil(100, 100), 1);
-        assert_eq!(ms_to_ticks_ceil(101, 100), 2);
+    fn spans_round_up_and_deadlines_are_never_early() {
+        assert_eq!(Span::from_ms(0, 100).ticks(), 0);
+        assert_eq!(Span::from_ms(1, 100).ticks(), 1);
+        assert_eq!(Span::from_ms(100, 100).ticks(), 1);
+        assert_eq!(Span::from_ms(101, 100).ticks(), 2);
+        assert_eq!(Span::from_ms(5, 0).ticks(), 5);
+        // Asked at any moment within tick 7 (700..800 ms), a 100 ms deadline
+        // fires at tick 9 (900 ms): at least 100 ms later, at most one tick more.
+        let clock = TickClock::new(Instant::now(), Duration::from_millis(100));
+        let span = Span::from_ms(100, 100);
+        for ms in [700, 750, 799] {
+            let asked = clock.instant_of(0) + Duration::from_millis(ms);
+            let fires = clock.instant_of(span.deadline_from(clock.tick_at(asked)));
+            assert!(
+                fires >= asked + Duration::from_millis(100),
+                "asked at {ms} ms"
+            );
+            assert!(
+                fires <= asked + Duration::from_millis(300),
+                "asked at {ms} ms"
+            );
+        }
+        assert_eq!(Span::from_ticks(3).deadline_from(Tick::MAX), Tick::MAX);
     }
 }

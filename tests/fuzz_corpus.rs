@@ -592,7 +592,8 @@ fn pubsub_state_seeds() -> Vec<(String, Vec<u8>)> {
 #[test]
 fn conn_token_is_what_the_auth_flag_requires() {
     let config = fuzzing::conn_config(conn_flags::AUTH);
-    assert!(config.is_authorized(CONN_TOKEN));
-    assert!(!config.is_authorized(b""));
+    let limits = tether::conn::ConnLimits::from_config(&config);
+    assert!(limits.is_authorized(CONN_TOKEN));
+    assert!(!limits.is_authorized(b""));
     assert_eq!(config.validate(), Ok(()));
 }

@@ -1,90 +1,101 @@
-//! Applications: what DATA messages mean.
+//! Applications: what DATA messages mean, behind a sans-io boundary.
 //!
-//! The reactor hands an [`App`] whole messages and connection events; the app
-//! answers through a [`Ctx`](crate::reactor::Ctx) handle (send to one
-//! connection, send the same bytes to many, close with a GOAWAY code). Apps
-//! never see sockets or clocks.
+//! The reactor hands an [`App`] events (a HELLO, a message, a timer, a
+//! close) as plain values, with a [`Ctx`]: an [`Outbox`] the app queues its
+//! [`Action`]s in (accept, send, send one shared buffer to many, close, set
+//! and cancel timers) and a read-only view of the connections ([`Conns`]).
+//! The reactor carries the actions out after the app returns. Apps never see
+//! sockets, clocks or the reactor, so they are tested with plain values.
+//!
+//! This module and its submodules import nothing from the reactor.
 
 pub mod echo;
+mod event;
+#[cfg(test)]
+pub(crate) mod fake_conns;
+mod outbox;
 pub mod pubsub;
 
-use bytes::Bytes;
-use std::fmt;
-
-use crate::conn::CloseReason;
-use crate::protocol::{Hello, SessionId};
-use crate::reactor::Ctx;
+use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
 
 pub use echo::Echo;
+pub use event::{CloseEvent, ConnId, Conns, HelloEvent, MessageEvent, NoConns, SessionGrant};
+pub use outbox::{Action, Outbox};
 pub use pubsub::Pubsub;
 
-/// Names one connection for its whole life: a slab key plus a generation, so
-/// an id kept after the connection closed never reaches the slot's next owner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId {
-    pub(crate) key: u32,
-    pub(crate) generation: u32,
+use crate::protocol::SessionId;
+
+/// What an app gets with each event: the outbox to queue actions in
+/// (reached through `Deref`, so `ctx.send(..)` queues a send) and answers
+/// about connections that take this batch's accepts and closes into account.
+pub struct Ctx<'a> {
+    out: &'a mut Outbox,
+    conns: &'a dyn Conns,
 }
 
-impl ConnId {
-    /// The id as one number (generation in the high half), for C callers and logs.
-    pub fn to_u64(self) -> u64 {
-        u64::from(self.generation) << 32 | u64::from(self.key)
+impl<'a> Ctx<'a> {
+    /// A context over an outbox and a view of the connections.
+    pub fn new(out: &'a mut Outbox, conns: &'a dyn Conns) -> Ctx<'a> {
+        Ctx { out, conns }
     }
 
-    /// The inverse of [`ConnId::to_u64`]; any number is accepted (a wrong one is just stale).
-    pub fn from_u64(n: u64) -> ConnId {
-        ConnId {
-            key: n as u32,
-            generation: (n >> 32) as u32,
-        }
+    /// Whether a message sent to `conn` now will be delivered: it is open, or
+    /// this batch accepts it, and this batch does not close it.
+    pub fn is_open(&self, conn: ConnId) -> bool {
+        self.out
+            .pending_open(conn)
+            .unwrap_or_else(|| self.conns.is_open(conn))
+    }
+
+    /// The peer's address, while the connection is there and not closed.
+    pub fn peer_addr(&self, conn: ConnId) -> Option<SocketAddr> {
+        self.conns.peer_addr(conn)
+    }
+
+    /// Whether application data went to `conn` after the last frame it sent us.
+    pub fn data_since_rx(&self, conn: ConnId) -> bool {
+        self.conns.data_since_rx(conn)
     }
 }
 
-impl fmt::Display for ConnId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}.{}", self.key, self.generation)
+impl Deref for Ctx<'_> {
+    type Target = Outbox;
+    fn deref(&self) -> &Outbox {
+        self.out
     }
 }
 
-/// The app's answer to a HELLO: which session the connection gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionGrant {
-    /// The session id sent in WELCOME.
-    pub session: SessionId,
-    /// The HELLO's session was found and re-attached.
-    pub resumed: bool,
-    /// Messages for the session were dropped while it was detached.
-    pub lost: bool,
+impl DerefMut for Ctx<'_> {
+    fn deref_mut(&mut self) -> &mut Outbox {
+        self.out
+    }
 }
 
 /// What a service built on the reactor implements. Every method runs on the
-/// reactor thread between socket operations, so it must not block.
+/// reactor thread between socket operations, so it must not block; its
+/// effects are the actions it queues in the [`Ctx`].
 pub trait App {
-    /// A valid HELLO arrived: choose the session. `fresh` is a new random id,
-    /// the right answer for apps without sessions (the default).
-    fn on_hello(
-        &mut self,
-        _ctx: &mut Ctx<'_>,
-        _conn: ConnId,
-        _hello: &Hello,
-        fresh: SessionId,
-    ) -> SessionGrant {
-        SessionGrant {
-            session: fresh,
-            resumed: false,
-            lost: false,
-        }
+    /// A valid HELLO arrived: accept it with a session (or close it). The
+    /// default gives a fresh session and calls [`App::on_open`]; an app that
+    /// does not accept leaves the connection to its handshake timeout.
+    fn on_hello(&mut self, hello: &HelloEvent<'_>, ctx: &mut Ctx<'_>) {
+        ctx.accept(hello.conn, SessionGrant::fresh(hello.fresh));
+        self.on_open(hello.conn, ctx);
     }
 
-    /// The connection is open (WELCOME queued); it may be sent to now.
-    fn on_open(&mut self, _ctx: &mut Ctx<'_>, _conn: ConnId) {}
+    /// The default [`App::on_hello`] accepted `conn`; sends queued now follow its WELCOME.
+    fn on_open(&mut self, _conn: ConnId, _ctx: &mut Ctx<'_>) {}
 
-    /// A whole message arrived from `conn`.
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, message: Bytes);
+    /// A whole message arrived.
+    fn on_message(&mut self, message: MessageEvent, ctx: &mut Ctx<'_>);
 
-    /// A timer set with [`Ctx::set_timer`] fired, with the value it was set with.
-    fn on_timer(&mut self, _ctx: &mut Ctx<'_>, _value: u64) {}
+    /// The timer set with this key fired.
+    fn on_timer(&mut self, _key: u64, _ctx: &mut Ctx<'_>) {}
+
+    /// The connection is gone; sends to it are ignored. Comes for every
+    /// accepted connection, including those that never finished their handshake.
+    fn on_close(&mut self, _close: &CloseEvent, _ctx: &mut Ctx<'_>) {}
 
     /// The session a connection is attached to, for embedders and logs (None: no sessions).
     fn session_of(&self, _conn: ConnId) -> Option<SessionId> {
@@ -93,9 +104,4 @@ pub trait App {
 
     /// Appends the app's own lines to the Prometheus text exposition.
     fn write_metrics(&self, _out: &mut String) {}
-
-    /// The connection is gone (its slot is being reclaimed); `reason` says how.
-    /// Called for every accepted connection, including those that never
-    /// finished their handshake (and so never saw `on_open`).
-    fn on_close(&mut self, _ctx: &mut Ctx<'_>, _conn: ConnId, _reason: CloseReason) {}
 }

@@ -3,7 +3,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::ConnEvent;
-use crate::config::Config;
+use super::ConnLimits;
 use crate::protocol::{FrameDecoder, ProtocolError};
 use crate::time::Tick;
 
@@ -13,9 +13,9 @@ pub(super) fn handle_data(
     message: &mut BytesMut,
     more: bool,
     payload: Bytes,
-    config: &Config,
+    limits: &ConnLimits,
 ) -> Result<Option<ConnEvent>, ProtocolError> {
-    let max = config.max_message as usize;
+    let max = limits.max_message as usize;
     let len = message.len() + payload.len();
     if len > max {
         return Err(ProtocolError::MessageTooLarge { len, max });

@@ -10,7 +10,7 @@
 use bytes::{Buf, Bytes};
 use std::collections::VecDeque;
 
-use crate::time::Tick;
+use crate::time::{Span, Tick};
 
 /// Bytes waiting for the socket.
 #[derive(Debug, Default)]
@@ -87,8 +87,8 @@ impl OutputQueue {
     }
 
     /// When the soft limit's grace period ends, if the queue is above it now.
-    pub fn soft_deadline(&self, grace_ticks: Tick) -> Option<Tick> {
-        self.over_soft_since.map(|since| since + grace_ticks + 1)
+    pub fn soft_deadline(&self, grace: Span) -> Option<Tick> {
+        self.over_soft_since.map(|since| grace.deadline_from(since))
     }
 }
 
@@ -100,14 +100,18 @@ mod tests {
     fn soft_clock_starts_above_and_stops_at_or_below_the_limit() {
         let mut q = OutputQueue::default();
         q.push(Bytes::from(vec![0; 100]), 5, 150);
-        assert_eq!(q.soft_deadline(10), None);
+        assert_eq!(q.soft_deadline(Span::from_ticks(10)), None);
         q.push(Bytes::from(vec![0; 100]), 7, 150);
-        assert_eq!(q.soft_deadline(10), Some(18));
+        assert_eq!(q.soft_deadline(Span::from_ticks(10)), Some(18));
         q.push(Bytes::from(vec![0; 100]), 9, 150);
-        assert_eq!(q.soft_deadline(10), Some(18), "the clock keeps its start");
+        assert_eq!(
+            q.soft_deadline(Span::from_ticks(10)),
+            Some(18),
+            "the clock keeps its start"
+        );
         q.consume(150, 150);
         assert_eq!(q.len(), 150);
-        assert_eq!(q.soft_deadline(10), None);
+        assert_eq!(q.soft_deadline(Span::from_ticks(10)), None);
     }
 
     #[test]

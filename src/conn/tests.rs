@@ -1,6 +1,7 @@
 //! The connection state machine on a fake clock: time is a tick number.
 
 use super::*;
+use crate::config::Config;
 use crate::protocol::{Frame, FrameDecoder};
 
 const TICK_MS: u32 = 100;
@@ -22,7 +23,7 @@ fn config() -> Config {
 
 /// A connection plus a fake clock, accepting every HELLO the way a reactor would.
 struct Harness {
-    config: Config,
+    limits: ConnLimits,
     conn: Conn,
     now: Tick,
 }
@@ -33,9 +34,10 @@ impl Harness {
     }
 
     fn with(config: Config) -> Self {
-        let conn = Conn::new(0, &config);
+        let limits = ConnLimits::from_config(&config);
+        let conn = Conn::new(0, &limits);
         Harness {
-            config,
+            limits,
             conn,
             now: 0,
         }
@@ -53,11 +55,11 @@ impl Harness {
     fn feed(&mut self, bytes: &[u8]) -> Vec<ConnEvent> {
         let mut input = bytes;
         let mut events = Vec::new();
-        while let Some(event) = self.conn.handle_bytes(&mut input, self.now, &self.config) {
+        while let Some(event) = self.conn.handle_bytes(&mut input, self.now, &self.limits) {
             if let ConnEvent::Hello(_) = &event {
                 assert!(self
                     .conn
-                    .accept(SessionId([1; 16]), false, false, self.now, &self.config));
+                    .accept(SessionId([1; 16]), false, false, self.now, &self.limits));
             }
             events.push(event);
         }
@@ -68,7 +70,7 @@ impl Harness {
     /// Everything queued, decoded, as if the socket took all of it.
     fn take_output(&mut self) -> Vec<Frame> {
         let bytes: Vec<u8> = self.conn.output().iter().flat_map(|b| b.to_vec()).collect();
-        self.conn.handle_written(bytes.len(), &self.config);
+        self.conn.handle_written(bytes.len(), &self.limits);
         assert_eq!(self.conn.output_len(), 0);
         let mut d = FrameDecoder::new(65535);
         let mut input: &[u8] = &bytes;
@@ -82,8 +84,8 @@ impl Harness {
 
     /// Jumps the clock to the connection's deadline and fires it, as the wheel would.
     fn fire_deadline(&mut self) {
-        self.now = self.now.max(self.conn.deadline(&self.config));
-        self.conn.handle_timeout(self.now, &self.config);
+        self.now = self.now.max(self.conn.deadline(&self.limits));
+        self.conn.handle_timeout(self.now, &self.limits);
     }
 
     fn goaway_code(&mut self) -> Option<GoawayCode> {
@@ -112,9 +114,9 @@ fn ping(payload: &[u8]) -> Bytes {
 fn handshake_times_out_not_before_its_deadline() {
     let mut h = Harness::new();
     // 500 ms at 100 ms ticks = 5 ticks, plus one so it never fires early.
-    assert_eq!(h.conn.deadline(&h.config), 6);
+    assert_eq!(h.conn.deadline(&h.limits), 6);
     h.now = 5;
-    h.conn.handle_timeout(h.now, &h.config);
+    h.conn.handle_timeout(h.now, &h.limits);
     assert_eq!(h.conn.state(), State::Handshake);
     h.fire_deadline();
     assert_eq!(h.conn.state(), State::Closing);
@@ -141,7 +143,7 @@ fn idle_peer_is_evicted_at_the_idle_timeout_within_one_tick() {
     // Silent from tick 10: never evicted before 10 + 30 ticks, at most one tick after.
     for t in 11..40 {
         h.now = t;
-        h.conn.handle_timeout(t, &h.config);
+        h.conn.handle_timeout(t, &h.limits);
         assert_eq!(h.conn.state(), State::Open, "evicted early at tick {t}");
     }
     h.fire_deadline();
@@ -157,7 +159,7 @@ fn heartbeating_peer_is_never_evicted_over_twenty_idle_timeouts() {
     let mut next_ping = 10;
     while h.now < end {
         // Jump to whichever comes first: our ping or the connection's deadline.
-        h.now = next_ping.min(h.conn.deadline(&h.config));
+        h.now = next_ping.min(h.conn.deadline(&h.limits));
         if h.now == next_ping {
             h.feed(&ping(b"hb"));
             let pongs = h.take_output();
@@ -168,7 +170,7 @@ fn heartbeating_peer_is_never_evicted_over_twenty_idle_timeouts() {
             );
             next_ping += 10;
         } else {
-            h.conn.handle_timeout(h.now, &h.config);
+            h.conn.handle_timeout(h.now, &h.limits);
         }
         assert_eq!(h.conn.state(), State::Open, "evicted at tick {}", h.now);
     }
@@ -253,10 +255,10 @@ fn peer_eof_flushes_every_reply_then_shuts_write_and_closes() {
     stream.extend_from_slice(&ping(b"partial")[..4]);
     for event in h.feed(&stream) {
         if let ConnEvent::Message(m) = event {
-            h.conn.send_message(&m, h.now, &h.config); // echo
+            h.conn.send_message(&m, h.now, &h.limits); // echo
         }
     }
-    h.conn.handle_eof(h.now, &h.config);
+    h.conn.handle_eof(h.now, &h.limits);
     assert_eq!(h.conn.state(), State::Draining);
     assert!(h.conn.was_truncated_at_eof());
     assert!(!h.conn.wants_read());
@@ -271,7 +273,7 @@ fn peer_eof_flushes_every_reply_then_shuts_write_and_closes() {
 #[test]
 fn server_close_sends_goaway_before_fin_then_waits_for_peer_eof() {
     let mut h = Harness::open(1_000);
-    h.conn.shutdown(h.now, &h.config);
+    h.conn.shutdown(h.now, &h.limits);
     assert!(!h.conn.wants_shutdown_write(), "GOAWAY first");
     assert_eq!(h.goaway_code(), Some(GoawayCode::ShuttingDown));
     assert!(h.conn.wants_shutdown_write());
@@ -281,7 +283,7 @@ fn server_close_sends_goaway_before_fin_then_waits_for_peer_eof() {
     assert!(h
         .feed(&encode_frame(FrameType::Data, false, b"late"))
         .is_empty());
-    h.conn.handle_eof(h.now, &h.config);
+    h.conn.handle_eof(h.now, &h.limits);
     assert!(h.conn.is_closed());
     assert_eq!(
         h.conn.close_reason(),
@@ -293,11 +295,11 @@ fn server_close_sends_goaway_before_fin_then_waits_for_peer_eof() {
 fn linger_bounds_a_close_the_peer_never_answers() {
     let mut h = Harness::open(1_000);
     h.now = 50;
-    h.conn.close(GoawayCode::Normal, "bye", h.now, &h.config);
+    h.conn.close(GoawayCode::Normal, "bye", h.now, &h.limits);
     h.take_output();
     h.conn.handle_write_shut();
     // linger 300 ms = 3 ticks (+1): not before, then closed.
-    h.conn.handle_timeout(53, &h.config);
+    h.conn.handle_timeout(53, &h.limits);
     assert_eq!(h.conn.state(), State::Closing);
     h.fire_deadline();
     assert_eq!(h.now, 54);
@@ -308,18 +310,18 @@ fn linger_bounds_a_close_the_peer_never_answers() {
 fn slow_consumer_keeps_the_frame_in_flight_and_drops_the_rest() {
     let mut h = Harness::open(1_000);
     let big = vec![9u8; 3000];
-    h.conn.send_message(&big, h.now, &h.config);
+    h.conn.send_message(&big, h.now, &h.limits);
     // The socket took 100 bytes of the first message: it must be finished.
-    h.conn.handle_written(100, &h.config);
-    h.conn.send_message(&big, h.now, &h.config);
+    h.conn.handle_written(100, &h.limits);
+    h.conn.send_message(&big, h.now, &h.limits);
     assert_eq!(h.conn.state(), State::Open); // 5948 bytes queued
-    h.conn.send_message(&big, h.now, &h.config); // passes max_output 8192
+    h.conn.send_message(&big, h.now, &h.limits); // passes max_output 8192
     assert_eq!(
         h.conn.state(),
         State::Open,
         "judged only after the socket took its share"
     );
-    assert!(h.conn.enforce_output_limit(h.now, &h.config));
+    assert!(h.conn.enforce_output_limit(h.now, &h.limits));
     assert_eq!(h.conn.state(), State::Closing);
     let rest: Vec<u8> = h.conn.output().iter().flat_map(|b| b.to_vec()).collect();
     // What is left is the rest of the first message (3 frames, 3024 bytes) then GOAWAY.
@@ -379,10 +381,10 @@ fn output_under_the_soft_limit_is_never_evicted() {
     let mut h = Harness::with(soft_config());
     h.feed(&hello(1_000));
     h.take_output();
-    h.conn.send_message(&[1; 3000], h.now, &h.config);
+    h.conn.send_message(&[1; 3000], h.now, &h.limits);
     h.now = 25;
     h.feed(&ping(b""));
-    h.conn.handle_timeout(h.now, &h.config);
+    h.conn.handle_timeout(h.now, &h.limits);
     assert_eq!(h.conn.state(), State::Open);
 }
 
@@ -392,20 +394,20 @@ fn over_the_soft_limit_within_the_grace_period_is_kept_and_recovers() {
     h.feed(&hello(1_000));
     h.take_output();
     h.now = 10;
-    h.conn.send_message(&[1; 5000], h.now, &h.config);
+    h.conn.send_message(&[1; 5000], h.now, &h.limits);
     assert_eq!(
-        h.conn.deadline(&h.config),
+        h.conn.deadline(&h.limits),
         16,
         "grace of 5 ticks, never early"
     );
     h.now = 15;
-    h.conn.handle_timeout(h.now, &h.config);
+    h.conn.handle_timeout(h.now, &h.limits);
     assert_eq!(h.conn.state(), State::Open);
     // The peer reads: back under the soft limit, the grace clock stops.
-    h.conn.handle_written(2000, &h.config);
+    h.conn.handle_written(2000, &h.limits);
     h.now = 100;
     h.feed(&ping(b""));
-    h.conn.handle_timeout(h.now, &h.config);
+    h.conn.handle_timeout(h.now, &h.limits);
     assert_eq!(h.conn.state(), State::Open);
 }
 
@@ -415,7 +417,7 @@ fn over_the_soft_limit_past_the_grace_period_is_a_slow_consumer() {
     h.feed(&hello(1_000));
     h.take_output();
     h.now = 10;
-    h.conn.send_message(&[1; 5000], h.now, &h.config);
+    h.conn.send_message(&[1; 5000], h.now, &h.limits);
     h.fire_deadline();
     assert_eq!(h.now, 16);
     assert_eq!(h.conn.state(), State::Closing);
@@ -427,8 +429,8 @@ fn over_the_hard_limit_after_a_write_is_a_slow_consumer() {
     let mut h = Harness::with(soft_config());
     h.feed(&hello(1_000));
     h.take_output();
-    h.conn.send_message(&[1; 9000], h.now, &h.config);
-    assert!(h.conn.enforce_output_limit(h.now, &h.config));
+    h.conn.send_message(&[1; 9000], h.now, &h.limits);
+    assert!(h.conn.enforce_output_limit(h.now, &h.limits));
     assert_eq!(h.conn.state(), State::Closing);
     assert_eq!(h.goaway_code(), Some(GoawayCode::SlowConsumer));
 }
@@ -485,11 +487,11 @@ fn a_frame_trickled_too_slowly_is_cut_off_by_the_frame_timeout() {
     for (i, byte) in frame.iter().enumerate().take(10) {
         h.now = 100 + i as Tick;
         h.feed(&[*byte]);
-        h.conn.handle_timeout(h.now, &h.config);
+        h.conn.handle_timeout(h.now, &h.limits);
         assert_eq!(h.conn.state(), State::Open, "byte {i}");
     }
     assert_eq!(
-        h.conn.deadline(&h.config),
+        h.conn.deadline(&h.limits),
         111,
         "10 ticks after the first byte, never early"
     );
@@ -511,17 +513,17 @@ fn the_frame_clock_restarts_with_each_frame() {
     let b = encode_frame(FrameType::Ping, false, b"b");
     h.now = 5;
     h.feed(&a[..4]);
-    assert_eq!(h.conn.deadline(&h.config), 16);
+    assert_eq!(h.conn.deadline(&h.limits), 16);
     // The first frame completes and the next begins in the same read, 8 ticks later.
     h.now = 13;
     let mut chunk = a[4..].to_vec();
     chunk.extend_from_slice(&b[..3]);
     h.feed(&chunk);
-    assert_eq!(h.conn.deadline(&h.config), 24);
+    assert_eq!(h.conn.deadline(&h.limits), 24);
     h.now = 20;
     h.feed(&b[3..]);
     assert_eq!(
-        h.conn.deadline(&h.config),
+        h.conn.deadline(&h.limits),
         20 + 30 + 1,
         "no partial frame: the idle deadline"
     );
@@ -534,7 +536,7 @@ fn data_since_the_last_frame_received_is_tracked() {
         !h.conn.has_data_since_rx(),
         "WELCOME is not application data"
     );
-    h.conn.send_message(b"delivery", h.now, &h.config);
+    h.conn.send_message(b"delivery", h.now, &h.limits);
     assert!(h.conn.has_data_since_rx());
     h.feed(&ping(b""));
     assert!(!h.conn.has_data_since_rx(), "the peer spoke after it");

@@ -2,26 +2,25 @@
 //! reactor events into C calls, and the `tether_ctx_*` functions a callback
 //! answers through.
 //!
-//! A callback gets a `tether_ctx_t *` that wraps the reactor's [`Ctx`] for
+//! A callback gets a `tether_ctx_t *` that wraps the app's [`Ctx`] for
 //! exactly the duration of the call; tether never hands C a pointer into
-//! its own state that outlives a call.
+//! its own state that outlives a call. Like every app, the bridge only
+//! queues actions, so it is unit-tested without a reactor.
 
-use bytes::Bytes;
 use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::types::*;
 use super::{bytes_arg, guard, reason_arg};
-use crate::app::{App, ConnId};
+use crate::app::{App, CloseEvent, ConnId, Ctx, MessageEvent};
 use crate::conn::CloseReason;
 use crate::protocol::GoawayCode;
-use crate::reactor::Ctx;
 
 /// The handle a callback answers through (send, close, peer address). It is
 /// valid only until the callback returns: never keep it.
 pub struct tether_ctx_t {
-    /// The reactor's context for this callback, its lifetime erased for C.
+    /// The app's context for this callback, its lifetime erased for C.
     ctx: *mut Ctx<'static>,
     /// Set when a `tether_ctx_*` call panicked, so the callback's caller
     /// re-raises the panic once C has returned and the handle gets poisoned.
@@ -50,7 +49,7 @@ impl CallbackApp {
 }
 
 impl App for CallbackApp {
-    fn on_open(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
+    fn on_open(&mut self, conn: ConnId, ctx: &mut Ctx<'_>) {
         if let Some(on_open) = self.callbacks.on_open {
             // SAFETY: the host gave this function pointer and promised it
             // takes these arguments; the ctx pointer is live for the call.
@@ -58,8 +57,9 @@ impl App for CallbackApp {
         }
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, message: Bytes) {
+    fn on_message(&mut self, event: MessageEvent, ctx: &mut Ctx<'_>) {
         if let Some(on_message) = self.callbacks.on_message {
+            let MessageEvent { conn, message, .. } = event;
             let data = if message.is_empty() {
                 std::ptr::null()
             } else {
@@ -73,12 +73,12 @@ impl App for CallbackApp {
         }
     }
 
-    fn on_close(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, reason: CloseReason) {
+    fn on_close(&mut self, close: &CloseEvent, ctx: &mut Ctx<'_>) {
         if let Some(on_close) = self.callbacks.on_close {
-            let code = close_reason_code(reason);
+            let code = close_reason_code(close.reason);
             // SAFETY: as in on_open.
             self.call(ctx, |user, c| unsafe {
-                on_close(user, c, conn.to_u64(), code)
+                on_close(user, c, close.conn.to_u64(), code)
             });
         }
     }
@@ -144,7 +144,7 @@ pub unsafe extern "C" fn tether_ctx_send(
             return TETHER_ERR_NULL;
         };
         // SAFETY: `ctx` is NULL or the running callback's handle (the caller's contract).
-        unsafe { with_ctx(ctx, |c| send_code(c.send(ConnId::from_u64(conn), message))) }
+        unsafe { with_ctx(ctx, |c| send_message(c, ConnId::from_u64(conn), message)) }
     })
 }
 
@@ -170,7 +170,7 @@ pub unsafe extern "C" fn tether_ctx_close(
         // SAFETY: `ctx` is NULL or the running callback's handle (the caller's contract).
         unsafe {
             with_ctx(ctx, |c| {
-                c.close(ConnId::from_u64(conn), GoawayCode::from_u16(code), &reason);
+                c.close(ConnId::from_u64(conn), GoawayCode::from_u16(code), reason);
                 TETHER_OK
             })
         }
@@ -222,11 +222,12 @@ pub unsafe extern "C" fn tether_ctx_peer_addr(
     })
 }
 
-/// The result code of a [`Ctx::send`]: queued to an open connection, or not.
-pub(super) fn send_code(open: bool) -> c_int {
-    if open {
-        TETHER_OK
-    } else {
-        TETHER_ERR_GONE
+/// Queues `message` to `conn` if it is open (or opened by this batch):
+/// `TETHER_OK`; else nothing is queued and it is `TETHER_ERR_GONE`.
+pub(super) fn send_message(ctx: &mut Ctx<'_>, conn: ConnId, message: &[u8]) -> c_int {
+    if !ctx.is_open(conn) {
+        return TETHER_ERR_GONE;
     }
+    ctx.send(conn, message);
+    TETHER_OK
 }

@@ -284,3 +284,157 @@ fn a_host_poll_loop_serves_a_client() {
     assert_eq!(unsafe { tether_free(t) }, TETHER_OK);
     drop(host_state);
 }
+
+/// The bridge at its boundary: C callbacks (plain Rust `extern "C"` functions
+/// here) answering through `tether_ctx_*`, their effects read as actions
+/// from the outbox. No reactor, no socket.
+mod bridge {
+    use super::*;
+    use crate::app::fake_conns::FakeConns;
+    use crate::app::{
+        Action, App, CloseEvent, ConnId, Ctx, HelloEvent, MessageEvent, Outbox, SessionGrant,
+    };
+    use crate::protocol::{encode_message, Hello, SessionId};
+    use bytes::Bytes;
+    use std::net::SocketAddr;
+
+    /// What the callbacks saw, through the `user` pointer.
+    #[derive(Default)]
+    struct Seen {
+        opened: Vec<u64>,
+        messages: Vec<(u64, Vec<u8>)>,
+        closed: Vec<(u64, c_int)>,
+        send_results: Vec<c_int>,
+        addr: Option<String>,
+    }
+
+    unsafe fn seen<'a>(user: *mut c_void) -> &'a mut Seen {
+        // SAFETY: every test passes a live `Seen` as the user pointer.
+        unsafe { &mut *user.cast::<Seen>() }
+    }
+
+    /// Greets the newcomer, and tries a stranger (id 99) too.
+    unsafe extern "C" fn on_open(user: *mut c_void, ctx: *mut tether_ctx_t, conn: u64) {
+        // SAFETY: as the ABI promises: a live user pointer and ctx for the call.
+        let seen = unsafe { seen(user) };
+        seen.opened.push(conn);
+        for to in [conn, 99] {
+            // SAFETY: ctx is the running callback's handle; the bytes are live.
+            let rc = unsafe { tether_ctx_send(ctx, to, b"hi".as_ptr(), 2) };
+            seen.send_results.push(rc);
+        }
+    }
+
+    /// Echoes upper-cased, and records the sender's address.
+    unsafe extern "C" fn on_message(
+        user: *mut c_void,
+        ctx: *mut tether_ctx_t,
+        conn: u64,
+        data: *const u8,
+        len: usize,
+    ) {
+        // SAFETY: as above; `data` has `len` bytes (or is NULL for 0).
+        let (seen, bytes) = unsafe { (seen(user), bytes_arg(data, len).unwrap_or(&[])) };
+        seen.messages.push((conn, bytes.to_vec()));
+        let upper = bytes.to_ascii_uppercase();
+        let mut buf = [0 as c_char; 64];
+        // SAFETY: ctx as above; `buf` has 64 writable bytes; `upper` is live.
+        unsafe {
+            seen.send_results
+                .push(tether_ctx_send(ctx, conn, upper.as_ptr(), upper.len()));
+            let n = tether_ctx_peer_addr(ctx, conn, buf.as_mut_ptr(), buf.len());
+            if n > 0 {
+                seen.addr = Some(CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned());
+            }
+            tether_ctx_close(ctx, conn, 0, c"done".as_ptr());
+        }
+    }
+
+    unsafe extern "C" fn on_close(
+        user: *mut c_void,
+        _ctx: *mut tether_ctx_t,
+        conn: u64,
+        reason: c_int,
+    ) {
+        // SAFETY: as above.
+        unsafe { seen(user) }.closed.push((conn, reason));
+    }
+
+    fn bridge(seen: &mut Seen) -> CallbackApp {
+        CallbackApp {
+            callbacks: tether_callbacks_t {
+                on_open: Some(on_open),
+                on_message: Some(on_message),
+                on_close: Some(on_close),
+            },
+            user: (seen as *mut Seen).cast(),
+        }
+    }
+
+    #[test]
+    fn open_message_and_close_become_c_calls_and_their_answers_actions() {
+        let mut seen = Seen::default();
+        let mut app = bridge(&mut seen);
+        let mut conns = FakeConns::default();
+        let mut out = Outbox::new(1024);
+        let conn = ConnId::from_u64(5);
+        let hello = Hello {
+            heartbeat_ms: 0,
+            token: Bytes::new(),
+            resume: None,
+        };
+        let fresh = SessionId([9; 16]);
+        app.on_hello(
+            &HelloEvent {
+                conn,
+                hello: &hello,
+                fresh,
+            },
+            &mut Ctx::new(&mut out, &conns),
+        );
+        // The send from on_open reaches the connection being accepted; the stranger's is refused.
+        assert_eq!(
+            out[..],
+            [
+                Action::Accept(conn, SessionGrant::fresh(fresh)),
+                Action::Send(conn, encode_message(b"hi", 1024)),
+            ]
+        );
+        out.clear();
+        conns.open.insert(conn);
+        let addr: SocketAddr = "127.0.0.9:4321".parse().expect("address");
+        conns.addrs.insert(conn, addr);
+        app.on_message(
+            MessageEvent {
+                conn,
+                session: fresh,
+                message: Bytes::from_static(b"abc"),
+            },
+            &mut Ctx::new(&mut out, &conns),
+        );
+        assert_eq!(
+            out[..],
+            [
+                Action::Send(conn, encode_message(b"ABC", 1024)),
+                Action::Close(conn, GoawayCode::Normal, "done".into()),
+            ]
+        );
+        out.clear();
+        conns.open.remove(&conn);
+        app.on_close(
+            &CloseEvent {
+                conn,
+                reason: CloseReason::Goaway(GoawayCode::Normal),
+                session: Some(fresh),
+                data_since_rx: false,
+            },
+            &mut Ctx::new(&mut out, &conns),
+        );
+        assert!(out.is_empty());
+        assert_eq!(seen.opened, [conn.to_u64()]);
+        assert_eq!(seen.messages, [(conn.to_u64(), b"abc".to_vec())]);
+        assert_eq!(seen.send_results, [TETHER_OK, TETHER_ERR_GONE, TETHER_OK]);
+        assert_eq!(seen.addr.as_deref(), Some("127.0.0.9:4321"));
+        assert_eq!(seen.closed, [(conn.to_u64(), 0)]);
+    }
+}

@@ -163,7 +163,7 @@ impl Peer {
 
 /// One connection under test, with its clock and what its peer saw.
 struct ConnRig {
-    config: Config,
+    config: ConnLimits,
     conn: Conn,
     now: Tick,
     pending: Vec<u8>,
@@ -357,6 +357,7 @@ pub fn conn_machine(data: &[u8]) {
     let flags = input.byte();
     let config = conn_config(flags);
     debug_assert_eq!(config.validate(), Ok(()));
+    let config = ConnLimits::from_config(&config);
     let mut rig = ConnRig {
         conn: Conn::new(0, &config),
         config,

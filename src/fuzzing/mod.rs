@@ -14,10 +14,10 @@ use bytes::Bytes;
 use crate::app::pubsub::ops::{
     encode_delivery, parse_delivery, parse_op, publish, subscribe, unsubscribe, Op,
 };
-use crate::app::pubsub::{Action, PubsubLimits, PubsubState, MAX_SUBSCRIPTIONS_PER_SESSION};
-use crate::app::{ConnId, SessionGrant};
+use crate::app::pubsub::{PubsubLimits, PubsubState, MAX_SUBSCRIPTIONS_PER_SESSION};
+use crate::app::{Action, ConnId, Outbox, SessionGrant};
 use crate::config::Config;
-use crate::conn::{CloseReason, Conn, ConnEvent, State};
+use crate::conn::{CloseReason, Conn, ConnEvent, ConnLimits, State};
 use crate::protocol::frame::MORE_BIT;
 use crate::protocol::{
     decode_frame, encode_frame, encode_goaway, encode_message, Frame, FrameDecoder, FrameType,

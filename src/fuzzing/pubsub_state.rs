@@ -53,7 +53,7 @@ impl PubsubRig {
             2 => Some(SessionId([r; 16])),
             _ => None,
         };
-        let mut out = Vec::new();
+        let mut out = Outbox::new(65535);
         let grant = self.state.handle_hello(conn, resume, fresh, &mut out);
         let mut expect_out = Vec::new();
         let mut taken_over = None;
@@ -63,7 +63,7 @@ impl PubsubRig {
                     expect_out.push(Action::Close(
                         old,
                         GoawayCode::SessionTakenOver,
-                        "session resumed by a newer connection",
+                        "session resumed by a newer connection".into(),
                     ));
                     taken_over = Some(old);
                 }
@@ -81,7 +81,7 @@ impl PubsubRig {
             },
         };
         assert_eq!(grant, expect, "HELLO resume {resume:?}");
-        assert_eq!(out, expect_out);
+        assert_eq!(out[..], expect_out[..]);
         if let Some(old) = taken_over {
             self.live.retain(|(c, _)| *c != old);
             self.close_conn(old, CloseReason::Goaway(GoawayCode::SessionTakenOver));
@@ -99,7 +99,7 @@ impl PubsubRig {
             .into_iter()
             .map(|f| Action::Send(conn, f))
             .collect();
-        assert_eq!(out, expect, "queued deliveries on open, in order");
+        assert_eq!(out[..], expect[..], "queued deliveries on open, in order");
     }
 
     /// The session entry attached to `conn`, if the model has one.
@@ -111,7 +111,7 @@ impl PubsubRig {
     }
 
     fn message(&mut self, conn: ConnId, session: SessionId, message: &Bytes) {
-        let mut out = Vec::new();
+        let mut out = Outbox::new(65535);
         self.state.handle_message(conn, session, message, &mut out);
         match parse_op(message) {
             Ok(Op::Subscribe(channel)) => {
@@ -120,15 +120,18 @@ impl PubsubRig {
                 s.conn = Some(conn);
                 let full = s.channels.len() >= MAX_SUBSCRIPTIONS_PER_SESSION;
                 if full && !s.channels.contains(&channel[..]) {
-                    let close =
-                        Action::Close(conn, GoawayCode::ProtocolError, "too many subscriptions");
-                    assert_eq!(out, vec![close]);
+                    let close = Action::Close(
+                        conn,
+                        GoawayCode::ProtocolError,
+                        "too many subscriptions".into(),
+                    );
+                    assert_eq!(out[..], [close]);
                     self.live.retain(|(c, _)| *c != conn);
                     self.close_conn(conn, CloseReason::Goaway(GoawayCode::ProtocolError));
                     return;
                 }
                 s.channels.insert(channel.to_vec());
-                assert_eq!(out, vec![]);
+                assert!(out.is_empty(), "{out:?}");
             }
             Ok(Op::Unsubscribe(channel)) => {
                 if let Some(id) = self.session_of(conn) {
@@ -136,20 +139,23 @@ impl PubsubRig {
                         .get_mut(&id)
                         .map(|s| s.channels.remove(&channel[..]));
                 }
-                assert_eq!(out, vec![]);
+                assert!(out.is_empty(), "{out:?}");
             }
             Ok(Op::Publish { channel, body }) => self.check_publish(&channel, &body, out),
             Err(_) => {
-                let close =
-                    Action::Close(conn, GoawayCode::ProtocolError, "malformed pub/sub message");
-                assert_eq!(out, vec![close]);
+                let close = Action::Close(
+                    conn,
+                    GoawayCode::ProtocolError,
+                    "malformed pub/sub message".into(),
+                );
+                assert_eq!(out[..], [close]);
                 self.live.retain(|(c, _)| *c != conn);
                 self.close_conn(conn, CloseReason::Goaway(GoawayCode::ProtocolError));
             }
         }
     }
 
-    fn check_publish(&mut self, channel: &[u8], body: &[u8], out: Vec<Action>) {
+    fn check_publish(&mut self, channel: &[u8], body: &[u8], mut out: Outbox) {
         let frames = encode_delivery(channel, body, self.limits.max_frame);
         let mut expect = Vec::new();
         for s in self
@@ -174,7 +180,7 @@ impl PubsubRig {
         }
         let mut sent = Vec::new();
         let mut first: Option<Bytes> = None;
-        for action in out {
+        for action in out.drain() {
             let Action::Send(conn, bytes) = action else {
                 panic!("publish answered {action:?}");
             };
@@ -200,21 +206,25 @@ impl PubsubRig {
     }
 
     fn close_conn(&mut self, conn: ConnId, reason: CloseReason) {
-        let mut out = Vec::new();
+        let mut out = Outbox::new(65535);
         self.state.handle_close(conn, reason, &mut out);
         let Some(id) = self.session_of(conn) else {
-            assert_eq!(out, vec![]);
+            assert!(out.is_empty(), "{out:?}");
             return;
         };
         let s = self.sessions.get_mut(&id).expect("model session");
         let nothing = s.channels.is_empty() && s.queue.is_empty();
         if reason == CloseReason::PeerGoaway(GoawayCode::Normal) || nothing {
             self.sessions.remove(&id);
-            assert_eq!(out, vec![]);
+            assert!(out.is_empty(), "{out:?}");
             return;
         }
         s.conn = None;
-        let [Action::Timer { after_ms, value }] = out[..] else {
+        let [Action::SetTimer {
+            key: value,
+            after_ms,
+        }] = out[..]
+        else {
             panic!("detach answered {out:?}");
         };
         assert_eq!(after_ms, self.limits.session_ttl_ms);

@@ -4,7 +4,6 @@
 
 use mio::Interest;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 
 use super::core::{self, Entry};
 use super::io::{accept_once, AcceptOutcome};
@@ -13,7 +12,7 @@ use super::{Reactor, TimerKind, ACCEPTS_PER_TURN, ACCEPT_PAUSE_MS, MIN_REFUSAL_S
 use crate::app::{App, ConnId};
 use crate::conn::Conn;
 use crate::protocol::GoawayCode;
-use crate::time::ms_to_ticks_ceil;
+use crate::time::Span;
 
 impl<A: App> Reactor<A> {
     pub(super) fn accept_all(&mut self) {
@@ -45,10 +44,11 @@ impl<A: App> Reactor<A> {
     fn pause_accepting(&mut self, error: &std::io::Error) {
         self.accept_paused = true;
         self.stats.accept_pauses += 1;
-        let now = Instant::now();
+        let now = self.core.now;
+        let second = Span::from_ms(1000, self.core.config.tick_ms);
         if self
             .last_pause_log
-            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+            .is_none_or(|t| now >= second.deadline_from(t))
         {
             log::warn!(
                 "accept paused for {ACCEPT_PAUSE_MS} ms: {error} ({} connections held, {} pauses so far)",
@@ -57,16 +57,14 @@ impl<A: App> Reactor<A> {
             );
             self.last_pause_log = Some(now);
         }
-        // A retry, not a deadline: the next tick boundary past the pause is
-        // soon enough (no "+1 so it is never early" as for peer deadlines).
-        let retry = self.core.now
-            + ms_to_ticks_ceil(ACCEPT_PAUSE_MS, self.core.config.tick_ms.into()).max(1);
+        let retry = Span::from_ms(ACCEPT_PAUSE_MS, self.core.config.tick_ms).deadline_from(now);
         self.wheel.insert(retry, TimerKind::ResumeAccept);
     }
 
     fn admit(&mut self, mut stream: mio::net::TcpStream, addr: SocketAddr) {
         self.stats.accepted += 1;
         let config = &self.core.config;
+        let limits = &self.core.limits;
         // Connections being refused do not count against the limit (they are
         // on their way out); they have a small allowance of their own.
         let held = self.core.conns.len() - self.core.refusing;
@@ -97,13 +95,13 @@ impl<A: App> Reactor<A> {
             log::warn!("{addr}: register: {e}");
             return;
         }
-        let mut conn = Conn::new(self.core.now, config);
+        let mut conn = Conn::new(self.core.now, limits);
         if full {
             conn.close(
                 GoawayCode::ServerFull,
                 "server is at its connection limit",
                 self.core.now,
-                config,
+                limits,
             );
         }
         log::debug!(

@@ -1,7 +1,7 @@
-//! The connections' table and what the app may do to it: the [`Ctx`] handle,
-//! and settling a connection after it was touched (write, shut, re-arm, reap).
+//! The connections' table: lookups by [`ConnId`], the answers apps may ask
+//! for ([`Conns`]), and settling a connection after it was touched (write,
+//! shut, re-arm, reap).
 
-use bytes::Bytes;
 use mio::net::TcpStream;
 use mio::{Interest, Poll, Token};
 use slab::Slab;
@@ -11,8 +11,9 @@ use std::net::SocketAddr;
 use super::io::{shutdown_write, write_front};
 use super::stats::Stats;
 use super::TimerKind;
-use crate::app::ConnId;
+use crate::app::{ConnId, Conns};
 use crate::config::Config;
+use crate::conn::{ConnLimits, State};
 use crate::protocol::GoawayCode;
 use crate::time::Tick;
 use crate::wheel::{TimerId, Wheel};
@@ -60,6 +61,8 @@ pub(super) struct Core {
     /// Entries accepted only to be refused with SERVER_FULL, still closing.
     pub(super) refusing: usize,
     pub(super) config: Config,
+    /// What every connection obeys, in ticks and bytes (from `config`).
+    pub(super) limits: ConnLimits,
     /// The current tick, read once per turn.
     pub(super) now: Tick,
 }
@@ -67,6 +70,7 @@ pub(super) struct Core {
 impl Core {
     pub(super) fn new(config: Config) -> Core {
         Core {
+            limits: ConnLimits::from_config(&config),
             conns: Slab::new(),
             dirty: Vec::new(),
             reap: Vec::new(),
@@ -77,21 +81,28 @@ impl Core {
     }
 
     /// The entry for `id`, unless the slot is empty or belongs to a newer connection.
+    pub(super) fn entry(&self, id: ConnId) -> Option<&Entry> {
+        self.conns
+            .get(id.key as usize)
+            .filter(|e| e.id.generation == id.generation)
+    }
+
+    /// [`Core::entry`], mutably.
     pub(super) fn entry_mut(&mut self, id: ConnId) -> Option<&mut Entry> {
         self.conns
             .get_mut(id.key as usize)
             .filter(|e| e.id.generation == id.generation)
     }
 
-    /// The entry for `id` together with the config and the current tick, as
+    /// The entry for `id` together with the limits and the current tick, as
     /// separate borrows so a connection method can take all three.
-    pub(super) fn parts(&mut self, id: ConnId) -> Option<(&mut Entry, &Config, Tick)> {
+    pub(super) fn parts(&mut self, id: ConnId) -> Option<(&mut Entry, &ConnLimits, Tick)> {
         let now = self.now;
-        let config = &self.config;
+        let limits = &self.limits;
         self.conns
             .get_mut(id.key as usize)
             .filter(|e| e.id.generation == id.generation)
-            .map(|e| (e, config, now))
+            .map(|e| (e, limits, now))
     }
 
     pub(super) fn remove(&mut self, id: ConnId) -> Option<Entry> {
@@ -109,8 +120,8 @@ impl Core {
     }
 
     pub(super) fn close(&mut self, id: ConnId, code: GoawayCode, reason: &str) {
-        if let Some((e, config, now)) = self.parts(id) {
-            e.conn.close(code, reason, now, config);
+        if let Some((e, limits, now)) = self.parts(id) {
+            e.conn.close(code, reason, now, limits);
             self.mark_dirty(id);
         }
     }
@@ -126,7 +137,7 @@ impl Core {
         wheel: &mut Wheel<TimerKind>,
         stats: &mut Stats,
     ) {
-        let config = &self.config;
+        let limits = &self.limits;
         let Some(e) = self.conns.get_mut(id.key as usize).filter(|e| e.id == id) else {
             return;
         };
@@ -135,9 +146,9 @@ impl Core {
         stats.frames_in += u64::from(counts.frames_in);
         stats.frames_out += u64::from(counts.frames_out);
         stats.pings += u64::from(counts.pings_in);
-        flush(e, config, stats);
-        if e.conn.enforce_output_limit(self.now, config) {
-            flush(e, config, stats); // the GOAWAY, after the frame in flight
+        flush(e, limits, stats);
+        if e.conn.enforce_output_limit(self.now, limits) {
+            flush(e, limits, stats); // the GOAWAY, after the frame in flight
         }
         if e.conn.wants_shutdown_write() {
             match shutdown_write(&e.stream) {
@@ -169,7 +180,7 @@ impl Core {
                 Err(err) => log::warn!("{id} reregister: {err}"),
             }
         }
-        let deadline = e.conn.deadline(config);
+        let deadline = e.conn.deadline(limits);
         let armed_at = e.timer.and_then(|t| wheel.deadline(t));
         match armed_at {
             // Armed no later than needed: if the deadline moved on, the entry
@@ -186,7 +197,7 @@ impl Core {
 }
 
 /// Writes queued output until it is all out or the socket is full.
-fn flush(e: &mut Entry, config: &Config, stats: &mut Stats) {
+fn flush(e: &mut Entry, limits: &ConnLimits, stats: &mut Stats) {
     while e.conn.wants_write() {
         match write_front(&mut e.stream, e.conn.output()) {
             Ok(0) => {
@@ -195,7 +206,7 @@ fn flush(e: &mut Entry, config: &Config, stats: &mut Stats) {
             }
             Ok(n) => {
                 stats.bytes_out += n as u64;
-                e.conn.handle_written(n, config);
+                e.conn.handle_written(n, limits);
             }
             Err(err) if err.kind() == ErrorKind::WouldBlock => break,
             Err(err) => {
@@ -207,91 +218,19 @@ fn flush(e: &mut Entry, config: &Config, stats: &mut Stats) {
     }
 }
 
-/// The app's handle on the connections during a callback: send to one, send
-/// the same bytes to many, close. Stale ids (connection gone) are ignored.
-pub struct Ctx<'a> {
-    core: &'a mut Core,
-    wheel: &'a mut Wheel<TimerKind>,
-}
-
-/// A timer the app set with [`Ctx::set_timer`], for [`Ctx::cancel_timer`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AppTimer(TimerId);
-
-impl<'a> Ctx<'a> {
-    pub(super) fn new(core: &'a mut Core, wheel: &'a mut Wheel<TimerKind>) -> Ctx<'a> {
-        Ctx { core, wheel }
+impl Conns for Core {
+    fn is_open(&self, conn: ConnId) -> bool {
+        self.entry(conn)
+            .is_some_and(|e| e.conn.state() == State::Open)
     }
 
-    /// Calls [`App::on_timer`](crate::app::App::on_timer) with `value` once
-    /// `after_ms` have passed (rounded up to a tick: never early).
-    pub fn set_timer(&mut self, after_ms: u64, value: u64) -> AppTimer {
-        let ticks = crate::time::ms_to_ticks_ceil(after_ms, self.core.config.tick_ms.into());
-        AppTimer(
-            self.wheel
-                .insert(self.core.now + ticks + 1, TimerKind::App(value)),
-        )
+    fn peer_addr(&self, conn: ConnId) -> Option<SocketAddr> {
+        self.entry(conn)
+            .filter(|e| !e.conn.is_closed())
+            .and_then(|e| e.stream.peer_addr().ok())
     }
 
-    /// Cancels a timer; false if it already fired or was cancelled.
-    pub fn cancel_timer(&mut self, timer: AppTimer) -> bool {
-        self.wheel.cancel(timer.0).is_some()
-    }
-
-    /// Queues `message` to `conn` as DATA frames; false if the connection is gone or not open.
-    pub fn send(&mut self, conn: ConnId, message: &[u8]) -> bool {
-        let Some((e, config, now)) = self.core.parts(conn) else {
-            return false;
-        };
-        let open = e.conn.state() == crate::conn::State::Open;
-        e.conn.send_message(message, now, config);
-        self.core.mark_dirty(conn);
-        open
-    }
-
-    /// Queues already-encoded frames to `conn` without copying them: encode a
-    /// fan-out message once and pass the same `Bytes` to every receiver.
-    pub fn send_frames(&mut self, conn: ConnId, frames: &Bytes) -> bool {
-        let Some((e, config, now)) = self.core.parts(conn) else {
-            return false;
-        };
-        let open = e.conn.state() == crate::conn::State::Open;
-        e.conn.send_frames(frames.clone(), now, config);
-        self.core.mark_dirty(conn);
-        open
-    }
-
-    /// Closes `conn` politely with a GOAWAY.
-    pub fn close(&mut self, conn: ConnId, code: GoawayCode, reason: &str) {
-        self.core.close(conn, code, reason);
-    }
-
-    /// The peer's address, if the connection is still there.
-    pub fn peer_addr(&mut self, conn: ConnId) -> Option<SocketAddr> {
-        self.core.entry_mut(conn)?.stream.peer_addr().ok()
-    }
-
-    /// The session the connection was given in its WELCOME (None before, or if gone).
-    pub fn session(&mut self, conn: ConnId) -> Option<crate::protocol::SessionId> {
-        self.core.entry_mut(conn)?.conn.session()
-    }
-
-    /// Whether application data went to `conn` after the last frame it sent
-    /// us: with no acknowledgements in protocol v1, data a silently dead
-    /// peer may never have seen.
-    pub fn has_data_since_rx(&mut self, conn: ConnId) -> bool {
-        self.core
-            .entry_mut(conn)
-            .is_some_and(|e| e.conn.has_data_since_rx())
-    }
-
-    /// The server's configuration.
-    pub fn config(&self) -> &Config {
-        &self.core.config
-    }
-
-    /// The current tick.
-    pub fn now(&self) -> Tick {
-        self.core.now
+    fn data_since_rx(&self, conn: ConnId) -> bool {
+        self.entry(conn).is_some_and(|e| e.conn.has_data_since_rx())
     }
 }

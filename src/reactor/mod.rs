@@ -10,6 +10,7 @@
 //! the slots of closed connections, after all events of the turn.
 
 mod accept;
+mod actions;
 mod core;
 pub mod io;
 pub mod metrics;
@@ -21,19 +22,18 @@ mod turn;
 use mio::net::TcpListener;
 use mio::Waker;
 use mio::{Events, Interest, Poll, Token};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::app::{App, ConnId};
+use crate::app::{App, ConnId, Ctx, Outbox};
 use crate::config::Config;
-use crate::time::{ms_to_ticks_ceil, Tick, TickClock};
-use crate::wheel::Wheel;
+use crate::time::{Span, Tick, TickClock};
+use crate::wheel::{TimerId, Wheel};
 
 use self::core::Core;
-pub use self::core::{AppTimer, Ctx};
 use self::metrics::{MetricsServer, HTTP_TOKEN_BIT};
 use self::random::RandomPool;
 use self::signals::StopSignals;
@@ -77,7 +77,7 @@ enum TimerKind {
     Conn(ConnId),
     /// Try accepting again after running out of descriptors.
     ResumeAccept,
-    /// A timer the application set through [`Ctx::set_timer`]; the value is the app's.
+    /// A timer the application set with an [`Action::SetTimer`](crate::app::Action); its key.
     App(u64),
 }
 
@@ -119,8 +119,14 @@ pub struct Reactor<A: App> {
     stop_requested: Arc<AtomicBool>,
     core: Core,
     app: A,
+    /// The app's actions, reused from call to call (see `actions.rs`).
+    outbox: Outbox,
+    /// The wheel entry of each app timer, by the app's key.
+    app_timers: HashMap<u64, TimerId>,
     wheel: Wheel<TimerKind>,
     clock: TickClock,
+    /// The clock's one reading this turn (`core.now` is its tick).
+    clock_read: Instant,
     read_buf: Vec<u8>,
     /// Connections cut off by their read budget, served first next turn.
     backlog: VecDeque<ConnId>,
@@ -131,7 +137,7 @@ pub struct Reactor<A: App> {
     accept_paused: bool,
     accept_pending: bool,
     timers_pending: bool,
-    last_pause_log: Option<Instant>,
+    last_pause_log: Option<Tick>,
     next_generation: u32,
     stats: Stats,
 }
@@ -153,7 +159,9 @@ impl<A: App> Reactor<A> {
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let clock = TickClock::new(Instant::now(), Duration::from_millis(config.tick_ms.into()));
+        let started = Instant::now();
+        let clock = TickClock::new(started, Duration::from_millis(config.tick_ms.into()));
+        let outbox = Outbox::new(config.max_frame.into());
         Ok(Reactor {
             poll,
             events: Events::with_capacity(1024),
@@ -164,8 +172,11 @@ impl<A: App> Reactor<A> {
             stop_requested: Arc::new(AtomicBool::new(false)),
             core: Core::new(config),
             app,
+            outbox,
+            app_timers: HashMap::new(),
             wheel: Wheel::new(WHEEL_SLOTS, 0),
             clock,
+            clock_read: started,
             read_buf: vec![0; READ_BUF_BYTES],
             backlog: VecDeque::new(),
             expired: Vec::new(),
@@ -251,15 +262,19 @@ impl<A: App> Reactor<A> {
     }
 
     /// Runs `f` with the app and a [`Ctx`] outside any callback (to push to
-    /// connections from a timer of the host, say), then writes what it queued.
+    /// connections from a timer of the host, say), then carries out and
+    /// writes what it queued.
     pub fn with_ctx<R>(&mut self, f: impl FnOnce(&mut A, &mut Ctx<'_>) -> R) -> R {
-        self.core.now = self.clock.tick_at(Instant::now());
-        let result = f(
-            &mut self.app,
-            &mut Ctx::new(&mut self.core, &mut self.wheel),
-        );
+        self.read_clock();
+        let result = self.call_app(f);
         self.settle();
         result
+    }
+
+    /// Reads the clock: once per turn, and when the host calls in between turns.
+    fn read_clock(&mut self) {
+        self.clock_read = Instant::now();
+        self.core.now = self.clock.tick_at(self.clock_read);
     }
 
     /// The application, mutably (between turns).
@@ -285,24 +300,28 @@ impl<A: App> Reactor<A> {
     /// Starts a graceful stop: no more accepts, GOAWAY SHUTTING_DOWN to every
     /// connection, each closed politely; [`Reactor::run`] returns when all are gone.
     pub fn begin_stop(&mut self) {
+        self.read_clock();
+        self.start_stop();
+    }
+
+    /// [`Reactor::begin_stop`] at the tick already read.
+    fn start_stop(&mut self) {
         if self.stop_deadline.is_some() {
             return;
         }
-        let now = self.clock.tick_at(Instant::now());
-        self.core.now = now;
+        let now = self.core.now;
         for mut listener in self.listeners.drain(..) {
             let _ = self.poll.registry().deregister(&mut listener);
         }
-        let linger = ms_to_ticks_ceil(
-            self.core.config.linger_ms.into(),
-            self.core.config.tick_ms.into(),
-        );
-        self.stop_deadline = Some(now + linger + 2);
+        // One tick past every connection's own linger deadline, so each gets
+        // its chance to close politely before the stop gives up on it.
+        let grace = Span::from_ticks(self.core.limits.linger.ticks() + 1);
+        self.stop_deadline = Some(grace.deadline_from(now));
         log::info!("stopping: closing {} connections", self.core.conns.len());
         let keys: Vec<ConnId> = self.core.conns.iter().map(|(_, e)| e.id).collect();
         for id in keys {
-            if let Some((e, config, now)) = self.core.parts(id) {
-                e.conn.shutdown(now, config);
+            if let Some((e, limits, now)) = self.core.parts(id) {
+                e.conn.shutdown(now, limits);
             }
             self.core.mark_dirty(id);
         }
@@ -343,7 +362,7 @@ impl<A: App> Reactor<A> {
             Err(e) => return Err(e),
         }
         self.stats.turns += 1;
-        self.core.now = self.clock.tick_at(Instant::now());
+        self.read_clock();
         let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         for event in events.iter() {
             self.stats.events += 1;
@@ -351,7 +370,7 @@ impl<A: App> Reactor<A> {
                 SIGNALS => self.on_signal(),
                 WAKER => {
                     if self.stop_requested.swap(false, Ordering::SeqCst) {
-                        self.begin_stop();
+                        self.start_stop();
                     }
                 }
                 METRICS => {
@@ -406,10 +425,13 @@ impl<A: App> Reactor<A> {
         let until_timer = if busy {
             Some(Duration::ZERO)
         } else {
+            // From this turn's clock reading: a timer may fire late by the
+            // turn's own work (micro- to milliseconds, against 100 ms ticks),
+            // never early, and the loop reads the clock once per turn.
             self.wheel.next_expiry().map(|tick| {
                 self.clock
                     .instant_of(tick)
-                    .saturating_duration_since(Instant::now())
+                    .saturating_duration_since(self.clock_read)
             })
         };
         // Scrapers have deadlines the wheel does not track: wake twice a second while any are here.
@@ -442,6 +464,6 @@ impl<A: App> Reactor<A> {
             );
             self.forced = true;
         }
-        self.begin_stop();
+        self.start_stop();
     }
 }

@@ -2,11 +2,11 @@
 //! budget, handing bytes to the state machines and messages to the app,
 //! firing timers, then settling (write, shut, re-arm) and reaping.
 
-use super::core::{Core, Ctx};
+use super::core::Core;
 use super::io::{read_once, ReadOutcome};
 use super::stats::{Gauges, Stats};
 use super::{Reactor, TimerKind, EXPIRIES_PER_TURN, READ_BYTES_PER_TURN, READ_CALLS_PER_TURN};
-use crate::app::{App, ConnId};
+use crate::app::{App, CloseEvent, ConnId, HelloEvent, MessageEvent};
 use crate::conn::ConnEvent;
 use crate::protocol::GoawayCode;
 use crate::wheel::Wheel;
@@ -42,7 +42,7 @@ impl<A: App> Reactor<A> {
         let mut buf = std::mem::take(&mut self.read_buf);
         let mut taken = 0;
         for call in 0.. {
-            let Some((e, config, now)) = self.core.parts(id) else {
+            let Some((e, limits, now)) = self.core.parts(id) else {
                 break;
             };
             if !e.conn.wants_read() {
@@ -62,7 +62,7 @@ impl<A: App> Reactor<A> {
                     }
                 }
                 ReadOutcome::Eof => {
-                    e.conn.handle_eof(now, config);
+                    e.conn.handle_eof(now, limits);
                     break;
                 }
                 ReadOutcome::WouldBlock => break,
@@ -79,16 +79,17 @@ impl<A: App> Reactor<A> {
     /// Feeds bytes to a connection and its events to the app, in order.
     fn handle_input(&mut self, id: ConnId, mut input: &[u8]) {
         loop {
-            let Some((e, config, now)) = self.core.parts(id) else {
+            let Some((e, limits, now)) = self.core.parts(id) else {
                 return;
             };
-            let Some(event) = e.conn.handle_bytes(&mut input, now, config) else {
+            let Some(event) = e.conn.handle_bytes(&mut input, now, limits) else {
                 return;
             };
+            let session = e.conn.session();
             match event {
                 ConnEvent::Hello(hello) => {
                     let fresh = match self.random.session_id() {
-                        Ok(id) => id,
+                        Ok(fresh) => fresh,
                         Err(err) => {
                             log::error!("reading the OS random source: {err}");
                             self.core
@@ -96,29 +97,23 @@ impl<A: App> Reactor<A> {
                             continue;
                         }
                     };
-                    let grant = self.app.on_hello(
-                        &mut Ctx::new(&mut self.core, &mut self.wheel),
-                        id,
-                        &hello,
+                    let event = HelloEvent {
+                        conn: id,
+                        hello: &hello,
                         fresh,
-                    );
-                    if let Some((e, config, now)) = self.core.parts(id) {
-                        if e.conn
-                            .accept(grant.session, grant.resumed, grant.lost, now, config)
-                        {
-                            log::debug!(
-                                "{id} open, heartbeat {} ms, session {}",
-                                e.conn.heartbeat_ms(),
-                                grant.session
-                            );
-                            self.app
-                                .on_open(&mut Ctx::new(&mut self.core, &mut self.wheel), id);
-                        }
-                    }
+                    };
+                    self.call_app(|app, ctx| app.on_hello(&event, ctx));
                 }
                 ConnEvent::Message(message) => {
-                    self.app
-                        .on_message(&mut Ctx::new(&mut self.core, &mut self.wheel), id, message)
+                    let Some(session) = session else {
+                        continue; // messages only come on open connections
+                    };
+                    let event = MessageEvent {
+                        conn: id,
+                        session,
+                        message,
+                    };
+                    self.call_app(|app, ctx| app.on_message(event, ctx));
                 }
                 ConnEvent::PeerGoaway(goaway) => {
                     log::debug!("{id} peer GOAWAY {} {:?}", goaway.code, goaway.reason)
@@ -138,13 +133,14 @@ impl<A: App> Reactor<A> {
                     self.accept_paused = false;
                     self.accept_pending = true;
                 }
-                TimerKind::App(value) => self
-                    .app
-                    .on_timer(&mut Ctx::new(&mut self.core, &mut self.wheel), value),
+                TimerKind::App(key) => {
+                    self.app_timers.remove(&key);
+                    self.call_app(|app, ctx| app.on_timer(key, ctx));
+                }
                 TimerKind::Conn(id) => {
-                    if let Some((e, config, now)) = self.core.parts(id) {
+                    if let Some((e, limits, now)) = self.core.parts(id) {
                         e.timer = None;
-                        e.conn.handle_timeout(now, config);
+                        e.conn.handle_timeout(now, limits);
                         self.core.mark_dirty(id);
                     }
                 }
@@ -172,11 +168,18 @@ impl<A: App> Reactor<A> {
         for id in &reaped {
             // The app hears of the close while the entry is still there (it
             // can still ask about the connection; sends to it are ignored).
-            let reason = self.core.entry_mut(*id).and_then(|e| e.conn.close_reason());
-            if let Some(reason) = reason {
-                self.app
-                    .on_close(&mut Ctx::new(&mut self.core, &mut self.wheel), *id, reason);
+            let close = self.core.entry(*id).and_then(|e| {
+                Some(CloseEvent {
+                    conn: *id,
+                    reason: e.conn.close_reason()?,
+                    session: e.conn.session(),
+                    data_since_rx: e.conn.has_data_since_rx(),
+                })
+            });
+            if let Some(close) = close {
+                self.call_app(|app, ctx| app.on_close(&close, ctx));
             }
+            let reason = close.map(|c| c.reason);
             let Some(mut entry) = self.core.remove(*id) else {
                 continue;
             };

@@ -1,30 +1,26 @@
-//! The pub/sub application (PROTOCOL.md §5): channels, fan-out encoded once
-//! and shared by every subscriber, and sessions that survive a dropped
+//! The pub/sub application (docs/protocol.md §5): channels, fan-out encoded
+//! once and shared by every subscriber, and sessions that survive a dropped
 //! connection for `session_ttl` with a bounded queue of what they missed.
 //!
-//! [`PubsubState`] decides; this module's [`Pubsub`] only carries its
-//! actions out through the reactor's [`Ctx`].
+//! [`PubsubState`] decides and queues its actions in the app's outbox; this
+//! module's [`Pubsub`] only adds what needs the connection view (whether a
+//! connection taken over or closed may have lost data).
 
 pub mod ops;
 mod state;
 
-use bytes::Bytes;
 use std::fmt::Write;
 
-pub use state::{Action, PubsubLimits, PubsubState, PubsubStats, MAX_SUBSCRIPTIONS_PER_SESSION};
+pub use state::{PubsubLimits, PubsubState, PubsubStats, MAX_SUBSCRIPTIONS_PER_SESSION};
 
-use super::{App, ConnId, SessionGrant};
+use super::{App, CloseEvent, ConnId, Ctx, HelloEvent, MessageEvent};
 use crate::config::Config;
-use crate::conn::CloseReason;
-use crate::protocol::{Hello, SessionId};
-use crate::reactor::Ctx;
+use crate::protocol::SessionId;
 
-/// The pub/sub app: [`PubsubState`] wired to the reactor.
+/// The pub/sub app: [`PubsubState`] behind the [`App`] boundary.
 #[derive(Debug)]
 pub struct Pubsub {
     state: PubsubState,
-    /// Reused between callbacks so a fan-out does not allocate its action list.
-    outbox: Vec<Action>,
 }
 
 impl Pubsub {
@@ -36,7 +32,6 @@ impl Pubsub {
                 session_queue: config.session_queue,
                 max_frame: config.max_frame.into(),
             }),
-            outbox: Vec::new(),
         }
     }
 
@@ -44,71 +39,42 @@ impl Pubsub {
     pub fn state(&self) -> &PubsubState {
         &self.state
     }
-
-    fn carry_out(&mut self, ctx: &mut Ctx<'_>) {
-        for action in self.outbox.drain(..) {
-            match action {
-                Action::Send(conn, frames) => {
-                    ctx.send_frames(conn, &frames);
-                }
-                Action::Close(conn, code, reason) => ctx.close(conn, code, reason),
-                Action::Timer { after_ms, value } => {
-                    ctx.set_timer(after_ms, value);
-                }
-            }
-        }
-    }
 }
 
 impl App for Pubsub {
-    fn on_hello(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        conn: ConnId,
-        hello: &Hello,
-        fresh: SessionId,
-    ) -> SessionGrant {
+    fn on_hello(&mut self, hello: &HelloEvent<'_>, ctx: &mut Ctx<'_>) {
         // A resume that takes a session over from a connection the server
         // still thinks alive: deliveries written to it after its peer last
         // spoke may be gone unseen (v1 has no acknowledgements), so say LOST.
         let old_may_have_lost = hello
+            .hello
             .resume
             .and_then(|id| self.state.attached_conn(id))
-            .is_some_and(|old| ctx.has_data_since_rx(old));
+            .is_some_and(|old| ctx.data_since_rx(old));
         let mut grant = self
             .state
-            .handle_hello(conn, hello.resume, fresh, &mut self.outbox);
+            .handle_hello(hello.conn, hello.hello.resume, hello.fresh, ctx);
         grant.lost |= grant.resumed && old_may_have_lost;
-        self.carry_out(ctx);
-        grant
+        ctx.accept(hello.conn, grant);
+        self.state.handle_open(hello.conn, ctx);
     }
 
-    fn on_open(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
-        self.state.handle_open(conn, &mut self.outbox);
-        self.carry_out(ctx);
-    }
-
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, message: Bytes) {
-        let Some(session) = ctx.session(conn) else {
-            return;
-        };
+    fn on_message(&mut self, message: MessageEvent, ctx: &mut Ctx<'_>) {
         self.state
-            .handle_message(conn, session, &message, &mut self.outbox);
-        self.carry_out(ctx);
+            .handle_message(message.conn, message.session, &message.message, ctx);
     }
 
-    fn on_timer(&mut self, _ctx: &mut Ctx<'_>, value: u64) {
-        self.state.handle_timer(value);
+    fn on_timer(&mut self, key: u64, _ctx: &mut Ctx<'_>) {
+        self.state.handle_timer(key);
     }
 
-    fn on_close(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, reason: CloseReason) {
+    fn on_close(&mut self, close: &CloseEvent, ctx: &mut Ctx<'_>) {
         // Same rule when the server itself noticed the death (idle timeout,
         // reset, EOF): what it wrote after the peer last spoke may be lost.
-        if ctx.has_data_since_rx(conn) {
-            self.state.mark_lost(conn);
+        if close.data_since_rx {
+            self.state.mark_lost(close.conn);
         }
-        self.state.handle_close(conn, reason, &mut self.outbox);
-        self.carry_out(ctx);
+        self.state.handle_close(close.conn, close.reason, ctx);
     }
 
     fn session_of(&self, conn: ConnId) -> Option<SessionId> {
@@ -184,3 +150,6 @@ impl App for Pubsub {
         }
     }
 }
+
+#[cfg(test)]
+mod app_tests;

@@ -6,8 +6,9 @@
 //! resume of such a session finds nothing and gets a fresh one, which is all
 //! it could have had.
 //!
-//! Every input is a `handle_*` call; every effect is an [`Action`] pushed to
-//! an outbox the caller carries out (send, close, set a timer). So fan-out,
+//! Every input is a `handle_*` call; every effect is an
+//! [`Action`](crate::app::Action) queued in the app's [`Outbox`] (send, close,
+//! set a timer), which the reactor carries out. So fan-out,
 //! resume, takeover and expiry are tested with plain values, and the test
 //! can check that every subscriber got the very same delivery buffer.
 
@@ -16,28 +17,12 @@ use slab::Slab;
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::ops::{encode_delivery, parse_op, Op};
-use crate::app::{ConnId, SessionGrant};
+use crate::app::{ConnId, Outbox, SessionGrant};
 use crate::conn::CloseReason;
 use crate::protocol::{GoawayCode, SessionId};
 
 /// Channels one session may subscribe to: bounds the index a peer can grow.
 pub const MAX_SUBSCRIPTIONS_PER_SESSION: usize = 1024;
-
-/// Something the caller must do on the pub/sub state's behalf.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// Queue these encoded frames to the connection (shared, not copied).
-    Send(ConnId, Bytes),
-    /// Close the connection with GOAWAY.
-    Close(ConnId, GoawayCode, &'static str),
-    /// Call [`PubsubState::handle_timer`] with `value` after `after_ms`.
-    Timer {
-        /// Delay in ms.
-        after_ms: u64,
-        /// Opaque value to hand back.
-        value: u64,
-    },
-}
 
 /// The limits the state obeys.
 #[derive(Debug, Clone, Copy)]
@@ -163,17 +148,17 @@ impl PubsubState {
         conn: ConnId,
         resume: Option<SessionId>,
         fresh: SessionId,
-        out: &mut Vec<Action>,
+        out: &mut Outbox,
     ) -> SessionGrant {
         if let Some(&key) = resume.as_ref().and_then(|id| self.by_id.get(id)) {
             let session = &mut self.sessions[key];
             if let Some(old) = session.conn.replace(conn) {
                 self.by_conn.remove(&old);
-                out.push(Action::Close(
+                out.close(
                     old,
                     GoawayCode::SessionTakenOver,
                     "session resumed by a newer connection",
-                ));
+                );
             }
             let lost = std::mem::take(&mut session.lost);
             let grant = SessionGrant {
@@ -193,14 +178,14 @@ impl PubsubState {
     }
 
     /// The connection is open (WELCOME queued): deliver what its session kept, in order.
-    pub fn handle_open(&mut self, conn: ConnId, out: &mut Vec<Action>) {
+    pub fn handle_open(&mut self, conn: ConnId, out: &mut Outbox) {
         let Some(&key) = self.by_conn.get(&conn) else {
             return;
         };
         let session = &mut self.sessions[key];
         session.queue_bytes = 0;
         for frames in std::mem::take(&mut session.queue) {
-            out.push(Action::Send(conn, frames));
+            out.send_frames(conn, frames);
         }
     }
 
@@ -230,7 +215,7 @@ impl PubsubState {
         conn: ConnId,
         session: SessionId,
         message: &Bytes,
-        out: &mut Vec<Action>,
+        out: &mut Outbox,
     ) {
         match parse_op(message) {
             Ok(Op::Subscribe(channel)) => {
@@ -240,11 +225,7 @@ impl PubsubState {
                     return;
                 }
                 if session.channels.len() >= MAX_SUBSCRIPTIONS_PER_SESSION {
-                    out.push(Action::Close(
-                        conn,
-                        GoawayCode::ProtocolError,
-                        "too many subscriptions",
-                    ));
+                    out.close(conn, GoawayCode::ProtocolError, "too many subscriptions");
                     return;
                 }
                 session.channels.insert(channel.clone());
@@ -261,16 +242,12 @@ impl PubsubState {
             Ok(Op::Publish { channel, body }) => self.publish(&channel, &body, out),
             Err(e) => {
                 log::debug!("{conn}: {e}");
-                out.push(Action::Close(
-                    conn,
-                    GoawayCode::ProtocolError,
-                    "malformed pub/sub message",
-                ));
+                out.close(conn, GoawayCode::ProtocolError, "malformed pub/sub message");
             }
         }
     }
 
-    fn publish(&mut self, channel: &Bytes, body: &[u8], out: &mut Vec<Action>) {
+    fn publish(&mut self, channel: &Bytes, body: &[u8], out: &mut Outbox) {
         self.stats.publishes += 1;
         let Some(subscribers) = self.channels.get(channel) else {
             return;
@@ -281,7 +258,7 @@ impl PubsubState {
             let session = &mut self.sessions[key];
             self.stats.deliveries += 1;
             match session.conn {
-                Some(conn) => out.push(Action::Send(conn, frames.clone())),
+                Some(conn) => out.send_frames(conn, frames.clone()),
                 None => {
                     session.queue_bytes += frames.len();
                     session.queue.push_back(frames.clone());
@@ -300,7 +277,7 @@ impl PubsubState {
 
     /// The connection is gone. GOAWAY NORMAL from the client ends its session;
     /// any other end detaches it for `session_ttl` so it can be resumed.
-    pub fn handle_close(&mut self, conn: ConnId, reason: CloseReason, out: &mut Vec<Action>) {
+    pub fn handle_close(&mut self, conn: ConnId, reason: CloseReason, out: &mut Outbox) {
         let Some(key) = self.by_conn.remove(&conn) else {
             return;
         };
@@ -316,10 +293,10 @@ impl PubsubState {
         // the old one's epoch would be expired by the old one's timer.
         self.detaches = self.detaches.wrapping_add(1);
         session.epoch = self.detaches;
-        out.push(Action::Timer {
-            after_ms: self.limits.session_ttl_ms,
-            value: (key as u64) << 32 | u64::from(session.epoch),
-        });
+        out.set_timer(
+            (key as u64) << 32 | u64::from(session.epoch),
+            self.limits.session_ttl_ms,
+        );
     }
 
     /// A TTL timer fired: drop the session if it is still detached since then.

@@ -1,5 +1,6 @@
 use super::*;
 use crate::app::pubsub::ops::{parse_delivery, publish, subscribe, unsubscribe};
+use crate::app::Action;
 use crate::protocol::FrameDecoder;
 
 fn limits() -> PubsubLimits {
@@ -33,7 +34,7 @@ fn delivered(frames: &Bytes) -> (Vec<u8>, Vec<u8>) {
 }
 
 fn open(state: &mut PubsubState, c: ConnId, n: u8) -> SessionGrant {
-    let mut out = Vec::new();
+    let mut out = Outbox::new(65535);
     let grant = state.handle_hello(c, None, sid(n), &mut out);
     state.handle_open(c, &mut out);
     assert!(out.is_empty());
@@ -43,7 +44,7 @@ fn open(state: &mut PubsubState, c: ConnId, n: u8) -> SessionGrant {
 #[test]
 fn one_delivery_buffer_is_shared_by_every_subscriber() {
     let mut s = PubsubState::new(limits());
-    let mut out = Vec::new();
+    let mut out = Outbox::new(65535);
     for k in 0..100 {
         open(&mut s, conn(k), k as u8);
         s.handle_message(conn(k), sid_of(k), &subscribe(b"news"), &mut out);
@@ -62,7 +63,7 @@ fn one_delivery_buffer_is_shared_by_every_subscriber() {
     };
     assert_eq!(delivered(&first), (b"news".to_vec(), b"flash".to_vec()));
     let mut receivers = HashSet::new();
-    for action in &out {
+    for action in out.iter() {
         let Action::Send(c, frames) = action else {
             panic!("{action:?}")
         };
@@ -76,7 +77,7 @@ fn one_delivery_buffer_is_shared_by_every_subscriber() {
 #[test]
 fn publisher_subscribed_gets_its_own_message_and_unsubscribe_stops_it() {
     let mut s = PubsubState::new(limits());
-    let mut out = Vec::new();
+    let mut out = Outbox::new(65535);
     open(&mut s, conn(1), 1);
     s.handle_message(conn(1), sid_of(1), &subscribe(b"c"), &mut out);
     s.handle_message(conn(1), sid_of(1), &subscribe(b"c"), &mut out); // idempotent
@@ -93,7 +94,7 @@ fn publisher_subscribed_gets_its_own_message_and_unsubscribe_stops_it() {
 #[test]
 fn malformed_op_is_a_protocol_error() {
     let mut s = PubsubState::new(limits());
-    let mut out = Vec::new();
+    let mut out = Outbox::new(65535);
     open(&mut s, conn(1), 1);
     s.handle_message(conn(1), sid_of(1), &Bytes::from_static(b"Zzz"), &mut out);
     assert!(matches!(
@@ -105,14 +106,14 @@ fn malformed_op_is_a_protocol_error() {
 #[test]
 fn detached_session_keeps_subscriptions_and_queue_then_resumes_in_order() {
     let mut s = PubsubState::new(limits());
-    let mut out = Vec::new();
+    let mut out = Outbox::new(65535);
     let grant = open(&mut s, conn(1), 1);
     s.handle_message(conn(1), sid_of(1), &subscribe(b"c"), &mut out);
     open(&mut s, conn(2), 2);
     s.handle_close(conn(1), CloseReason::Reset, &mut out);
     assert!(matches!(
         out[..],
-        [Action::Timer {
+        [Action::SetTimer {
             after_ms: 60_000,
             ..
         }]
@@ -146,7 +147,7 @@ fn detached_session_keeps_subscriptions_and_queue_then_resumes_in_order() {
 #[test]
 fn queue_overflow_drops_the_oldest_and_reports_lost() {
     let mut s = PubsubState::new(limits()); // queue limit 100 bytes
-    let mut out = Vec::new();
+    let mut out = Outbox::new(65535);
     let grant = open(&mut s, conn(1), 1);
     s.handle_message(conn(1), sid_of(1), &subscribe(b"c"), &mut out);
     open(&mut s, conn(2), 2);
@@ -176,11 +177,11 @@ fn queue_overflow_drops_the_oldest_and_reports_lost() {
 #[test]
 fn expired_session_is_gone_and_resume_gets_a_fresh_one() {
     let mut s = PubsubState::new(limits());
-    let mut out = Vec::new();
+    let mut out = Outbox::new(65535);
     let grant = open(&mut s, conn(1), 1);
     s.handle_message(conn(1), sid_of(1), &subscribe(b"c"), &mut out);
     s.handle_close(conn(1), CloseReason::Reset, &mut out);
-    let Action::Timer { value, .. } = out[0] else {
+    let Action::SetTimer { key: value, .. } = out[0] else {
         panic!()
     };
     s.handle_timer(value);
@@ -193,11 +194,11 @@ fn expired_session_is_gone_and_resume_gets_a_fresh_one() {
 #[test]
 fn a_stale_ttl_timer_does_not_expire_a_resumed_session() {
     let mut s = PubsubState::new(limits());
-    let mut out = Vec::new();
+    let mut out = Outbox::new(65535);
     let grant = open(&mut s, conn(1), 1);
     s.handle_message(conn(1), sid_of(1), &subscribe(b"c"), &mut out);
     s.handle_close(conn(1), CloseReason::Reset, &mut out);
-    let Action::Timer { value: first, .. } = out[0] else {
+    let Action::SetTimer { key: first, .. } = out[0] else {
         panic!()
     };
     s.handle_hello(conn(2), Some(grant.session), sid(9), &mut out);
@@ -207,7 +208,7 @@ fn a_stale_ttl_timer_does_not_expire_a_resumed_session() {
     s.handle_close(conn(2), CloseReason::Reset, &mut out);
     s.handle_timer(first); // detached again, but from an earlier detach: ignored
     assert_eq!(s.session_count(), 1);
-    let Action::Timer { value: second, .. } = out[0] else {
+    let Action::SetTimer { key: second, .. } = out[0] else {
         panic!()
     };
     s.handle_timer(second);
@@ -217,7 +218,7 @@ fn a_stale_ttl_timer_does_not_expire_a_resumed_session() {
 #[test]
 fn resuming_a_live_session_takes_it_over() {
     let mut s = PubsubState::new(limits());
-    let mut out = Vec::new();
+    let mut out = Outbox::new(65535);
     let grant = open(&mut s, conn(1), 1);
     s.handle_message(conn(1), sid_of(1), &subscribe(b"c"), &mut out);
     let again = s.handle_hello(conn(2), Some(grant.session), sid(9), &mut out);
@@ -241,7 +242,7 @@ fn resuming_a_live_session_takes_it_over() {
 #[test]
 fn goaway_normal_ends_the_session_at_once() {
     let mut s = PubsubState::new(limits());
-    let mut out = Vec::new();
+    let mut out = Outbox::new(65535);
     let grant = open(&mut s, conn(1), 1);
     s.handle_message(conn(1), sid_of(1), &subscribe(b"c"), &mut out);
     s.handle_close(
@@ -258,7 +259,7 @@ fn goaway_normal_ends_the_session_at_once() {
 #[test]
 fn subscriptions_per_session_are_bounded() {
     let mut s = PubsubState::new(limits());
-    let mut out = Vec::new();
+    let mut out = Outbox::new(65535);
     open(&mut s, conn(1), 1);
     for i in 0..MAX_SUBSCRIPTIONS_PER_SESSION {
         s.handle_message(
@@ -279,7 +280,7 @@ fn subscriptions_per_session_are_bounded() {
 #[test]
 fn connections_that_never_subscribe_cost_no_session_state() {
     let mut s = PubsubState::new(limits());
-    let mut out = Vec::new();
+    let mut out = Outbox::new(65535);
     let grant = open(&mut s, conn(1), 1);
     s.handle_message(conn(1), sid_of(1), &publish(b"c", b"x"), &mut out);
     assert_eq!(s.session_count(), 0);
@@ -299,11 +300,11 @@ fn connections_that_never_subscribe_cost_no_session_state() {
 fn a_timer_from_an_ended_session_does_not_expire_the_next_one_in_its_slot() {
     // Found by the pubsub_state fuzz target: slab keys are reused.
     let mut s = PubsubState::new(limits());
-    let mut out = Vec::new();
+    let mut out = Outbox::new(65535);
     let a = open(&mut s, conn(1), 1);
     s.handle_message(conn(1), sid_of(1), &subscribe(b"c"), &mut out);
     s.handle_close(conn(1), CloseReason::Reset, &mut out);
-    let Action::Timer { value: stale, .. } = out[0] else {
+    let Action::SetTimer { key: stale, .. } = out[0] else {
         panic!("{out:?}")
     };
     out.clear();
@@ -327,7 +328,7 @@ fn a_timer_from_an_ended_session_does_not_expire_the_next_one_in_its_slot() {
 #[test]
 fn mark_lost_is_reported_at_the_next_resume() {
     let mut s = PubsubState::new(limits());
-    let mut out = Vec::new();
+    let mut out = Outbox::new(65535);
     let grant = open(&mut s, conn(1), 1);
     s.handle_message(conn(1), sid_of(1), &subscribe(b"c"), &mut out);
     assert_eq!(s.attached_conn(grant.session), Some(conn(1)));
