@@ -10,46 +10,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use common::{fast_heartbeat_with, root, target_dir, Server};
 use tether::client::{Client, ClientConfig, ClientEvent};
 use tether::protocol::GoawayCode;
-
-/// Timers short enough to see eviction quickly: idle timeout = 100 ms × 2.
-const FAST_FLAGS: &[&str] = &[
-    "--tick-ms",
-    "10",
-    "--min-heartbeat-ms",
-    "50",
-    "--heartbeat-ms",
-    "100",
-    "--miss",
-    "2",
-    "--handshake-timeout-ms",
-    "1000",
-    "--linger-ms",
-    "1000",
-];
-
-/// The crate root.
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The target directory of the build running this test (the test binary is
-/// `<target>/<profile>/deps/c_example-…`), falling back to `<root>/target`.
-fn target_dir() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_path_buf()))
-        .unwrap_or_else(|| root().join("target"))
-}
 
 /// Whether a C compiler is on the PATH.
 fn have_cc() -> bool {
@@ -99,85 +66,18 @@ fn build_example() -> PathBuf {
     exe
 }
 
-/// The running C program: killed on drop; its stderr collected.
-struct Service {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Service {
-    fn start(exe: &Path) -> Service {
-        let mut child = Command::new(exe)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(FAST_FLAGS)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start echo_upper");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            for _ in lines {}
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = Arc::clone(&stderr);
-        let pipe = child.stderr.take().expect("stderr");
-        thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut all = sink.lock().unwrap();
-                all.push_str(&line);
-                all.push('\n');
-            }
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(Some(Ok(line))) => line,
-            other => {
-                let _ = child.kill();
-                panic!("echo_upper printed no `listening on` line: {other:?}");
-            }
-        };
-        let addr = line
-            .strip_prefix("listening on ")
-            .and_then(|a| a.trim().parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line from echo_upper: {line:?}"));
-        Service {
-            child,
-            addr,
-            stderr,
-        }
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on a child we spawned and have not reaped.
-        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
-        assert_eq!(rc, 0, "kill");
-    }
-
-    fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let until = Instant::now() + timeout;
-        while Instant::now() < until {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        None
-    }
-
-    fn log(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts the C program on a free port with timers short enough to see
+/// eviction quickly (idle timeout = 100 ms × 2) and a 1 s handshake timeout
+/// and linger.
+fn start_example(exe: &Path) -> Server {
+    let mut command = Command::new(exe);
+    command
+        .args(["--listen", "127.0.0.1:0"])
+        .args(fast_heartbeat_with(&[
+            ("--handshake-timeout-ms", "1000"),
+            ("--linger-ms", "1000"),
+        ]));
+    Server::spawn(command)
 }
 
 fn client_config() -> ClientConfig {
@@ -195,7 +95,7 @@ fn c_host_nests_tether_in_its_poll_loop() {
         return;
     }
     let exe = build_example();
-    let mut service = Service::start(&exe);
+    let mut service = start_example(&exe);
 
     // Handshake and uppercased echoes, including a message split across frames.
     let mut client = Client::connect(service.addr, client_config()).expect("handshake");
@@ -250,7 +150,7 @@ fn c_host_nests_tether_in_its_poll_loop() {
     });
     assert_eq!(goaway, Some(GoawayCode::ShuttingDown));
     let status = service.wait_exit(Duration::from_secs(5));
-    let log = service.log();
+    let log = service.stderr_text();
     assert!(
         status.is_some_and(|s| s.success()),
         "echo_upper exit: {status:?}\n{log}"

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{pattern, Read1, Server, FAST_TIMERS};
+use common::{fast_heartbeat_with, fast_timers, pattern, Read1, Server};
 use tether::protocol::{encode_frame, encode_message, FrameType, GoawayCode};
 
 /// Sends `n` messages (and a PING every tenth) in one write, half-closes,
@@ -103,7 +103,7 @@ fn hello_then_half_close_gets_the_welcome_then_eof() {
 
 #[test]
 fn server_initiated_close_sends_goaway_before_fin() {
-    let server = Server::start(FAST_TIMERS);
+    let server = Server::start(&fast_timers());
     let mut c = server.open(0);
     // Read the GOAWAY frame by itself, then the next read is exactly Ok(0).
     let f = c.recv_frame();
@@ -126,18 +126,7 @@ fn server_lingers_for_the_peer_after_its_goaway() {
     // After GOAWAY + FIN the server keeps reading until our EOF or linger:
     // bytes we send in that window must not earn us a reset before we have
     // read the GOAWAY.
-    let server = Server::start(&[
-        "--tick-ms",
-        "10",
-        "--min-heartbeat-ms",
-        "50",
-        "--heartbeat-ms",
-        "100",
-        "--miss",
-        "2",
-        "--linger-ms",
-        "3000",
-    ]);
+    let server = Server::start(&fast_heartbeat_with(&[("--linger-ms", "3000")]));
     let mut c = server.open(0);
     // Wait past the idle timeout without reading, then write into the
     // half-closed connection.

@@ -15,28 +15,21 @@
 //! asserts that it exits 0 (its table has no FAIL); the table is printed
 //! with `--nocapture`.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
+
+use common::{root, target_dir, TETHER};
 
 /// The script uses fixed namespace names: one case at a time.
 static NAMESPACES: Mutex<()> = Mutex::new(());
 
-/// The target directory holding `debug/tether` (the one this test was built into).
-fn target_dir() -> PathBuf {
-    let tether = Path::new(env!("CARGO_BIN_EXE_tether"));
-    tether
-        .parent()
-        .and_then(Path::parent)
-        .expect("CARGO_BIN_EXE_tether is <target>/<profile>/tether")
-        .to_path_buf()
-}
-
 fn run_case(case: &str) {
     let _one_at_a_time = NAMESPACES.lock().unwrap_or_else(|e| e.into_inner());
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let tether = Path::new(env!("CARGO_BIN_EXE_tether"));
-    let profile_dir = tether.parent().expect("profile dir");
+    let root = root();
+    let profile_dir = Path::new(TETHER).parent().expect("profile dir");
     let fault_client = profile_dir.join("examples").join("fault_client");
     // `cargo test` builds the examples; `cargo test --test faults` alone does not,
     // and cargo cannot be run from here (the build directory is locked).

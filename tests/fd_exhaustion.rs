@@ -15,16 +15,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, ErrorKind, Read};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{ErrorKind, Read};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::{tether_command, Server};
 use tether::protocol::{decode_frame, FrameType, Goaway, GoawayCode, Hello, Status};
 
 /// The server's open-file limit.
@@ -38,123 +36,36 @@ const MAX_CPU_FRACTION: f64 = 0.10;
 /// Time allowed for the backlog to be answered once descriptors are freed.
 const RECOVERY: Duration = Duration::from_secs(5);
 
-/// The server, with its stderr lines timestamped as they arrive; killed on drop.
-struct LimitedServer {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<Vec<(Instant, String)>>>,
-}
-
-impl LimitedServer {
-    fn start(nofile: u64, args: &[&str]) -> LimitedServer {
-        let mut command = Command::new(common::TETHER);
-        command
-            .args(["--listen", "127.0.0.1:0", "--app", "echo"])
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // SAFETY: runs in the forked child before exec; setrlimit is
-        // async-signal-safe and touches no memory of the parent.
-        unsafe {
-            command.pre_exec(move || {
-                let limit = libc::rlimit {
-                    rlim_cur: nofile as libc::rlim_t,
-                    rlim_max: nofile as libc::rlim_t,
-                };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut child = command.spawn().expect("spawn tether");
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            for _ in lines {}
+/// `tether ARGS...` (see `common::tether_command`) with RLIMIT_NOFILE set to
+/// `nofile` and its warnings logged.
+fn start_limited(nofile: u64, args: &[&str]) -> Server {
+    let mut command = tether_command(args);
+    command.env("RUST_LOG", "warn");
+    // SAFETY: runs in the forked child before exec; setrlimit is
+    // async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: nofile as libc::rlim_t,
+                rlim_max: nofile as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
         });
-        let log = Arc::new(Mutex::new(Vec::new()));
-        {
-            let log = Arc::clone(&log);
-            thread::spawn(move || {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    log.lock().expect("log").push((Instant::now(), line));
-                }
-            });
-        }
-        let line = match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(Some(Ok(line))) => line,
-            other => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("no `listening on` line: {other:?}");
-            }
-        };
-        let addr = line
-            .strip_prefix("listening on ")
-            .and_then(|a| a.trim().parse().ok())
-            .expect("listening address");
-        LimitedServer { child, addr, log }
     }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// utime + stime in clock ticks (/proc/PID/stat fields 14 and 15).
-    fn cpu_ticks(&self) -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("stat");
-        // The command name (field 2) is in parentheses and may hold spaces.
-        let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        // `rest` starts at field 3, so field N is at index N − 3.
-        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
-    }
-
-    fn fd_count(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
-            .map(|d| d.count())
-            .unwrap_or(0)
-    }
-
-    /// The stderr lines containing `needle`, with their arrival times.
-    fn lines_with(&self, needle: &str) -> Vec<(Instant, String)> {
-        self.log
-            .lock()
-            .expect("log")
-            .iter()
-            .filter(|(_, l)| l.contains(needle))
-            .cloned()
-            .collect()
-    }
-
-    fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
+    Server::spawn(command)
 }
 
-impl Drop for LimitedServer {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// The server's utime + stime in clock ticks (/proc/PID/stat fields 14 and 15).
+fn cpu_ticks(server: &Server) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.pid)).expect("stat");
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3, so field N is at index N − 3.
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
 }
 
 /// The "N pauses so far" count in an `accept paused` log line.
@@ -217,7 +128,7 @@ impl Conn {
 
 #[test]
 fn emfile_pauses_accepting_without_spinning_and_recovers() {
-    let mut server = LimitedServer::start(
+    let mut server = start_limited(
         NOFILE,
         &[
             "--max-connections",
@@ -227,7 +138,7 @@ fn emfile_pauses_accepting_without_spinning_and_recovers() {
             "30000",
         ],
     );
-    let capped = server.lines_with("--max-connections 100000 is above");
+    let capped = server.stderr_lines_with("--max-connections 100000 is above");
     let hello = Hello {
         heartbeat_ms: 0,
         token: Bytes::new(),
@@ -252,25 +163,25 @@ fn emfile_pauses_accepting_without_spinning_and_recovers() {
     // Wait for the pause, then let it settle into its retry rhythm.
     assert!(
         common::wait_until(Duration::from_secs(10), || !server
-            .lines_with("accept paused")
+            .stderr_lines_with("accept paused")
             .is_empty()),
-        "no `accept paused` warning with {CONNECTIONS} connections and RLIMIT_NOFILE {NOFILE}; stderr: {:?}",
-        server.log.lock().expect("log")
+        "no `accept paused` warning with {CONNECTIONS} connections and RLIMIT_NOFILE {NOFILE}; stderr:\n{}",
+        server.stderr_text()
     );
     thread::sleep(Duration::from_millis(300));
 
     // SAFETY: sysconf has no preconditions.
     let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let (t0, cpu0) = (Instant::now(), server.cpu_ticks());
+    let (t0, cpu0) = (Instant::now(), cpu_ticks(&server));
     thread::sleep(WINDOW);
-    let (t1, cpu1) = (Instant::now(), server.cpu_ticks());
+    let (t1, cpu1) = (Instant::now(), cpu_ticks(&server));
     let cpu_fraction = (cpu1 - cpu0) as f64 / ticks_per_s / (t1 - t0).as_secs_f64();
     let in_window: Vec<_> = server
-        .lines_with("accept paused")
+        .stderr_lines_with("accept paused")
         .into_iter()
         .filter(|(at, _)| *at >= t0 && *at <= t1)
         .collect();
-    let all_pause_lines = server.lines_with("accept paused");
+    let all_pause_lines = server.stderr_lines_with("accept paused");
     let gaps: Vec<Duration> = all_pause_lines
         .windows(2)
         .map(|w| w[1].0 - w[0].0)
@@ -297,7 +208,7 @@ fn emfile_pauses_accepting_without_spinning_and_recovers() {
     assert!(
         !capped.is_empty()
             || !server
-                .lines_with("is above what the open-file limit")
+                .stderr_lines_with("is above what the open-file limit")
                 .is_empty(),
         "expected the warning that --max-connections was capped by the fd limit"
     );
@@ -397,12 +308,7 @@ fn emfile_pauses_accepting_without_spinning_and_recovers() {
     drop(fresh);
 
     // Graceful stop still works.
-    // SAFETY: kill(2) on the child we spawned and have not reaped.
-    assert_eq!(
-        unsafe { libc::kill(server.pid() as i32, libc::SIGTERM) },
-        0,
-        "SIGTERM"
-    );
+    server.signal(libc::SIGTERM);
     let status = server.wait_exit(Duration::from_secs(10));
     assert!(
         status.is_some_and(|s| s.success()),

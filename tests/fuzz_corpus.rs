@@ -6,8 +6,10 @@
 //! PROTOCOL.md test vectors; `TETHER_WRITE_SEEDS=1 cargo test --test
 //! fuzz_corpus -- --ignored` (re)writes them as `seed-*` files.
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use tether::app::pubsub::ops::{publish, subscribe, unsubscribe};
 use tether::fuzzing::{self, conn_flags, raw_frame, Cmd, CONN_TOKEN};
@@ -25,9 +27,7 @@ const TARGETS: [(&str, Harness); 5] = [
 ];
 
 fn corpus_dir(target: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(target)
+    common::root().join("fuzz/corpus").join(target)
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::{
-    hello_payload, pattern, raw_frame, small_window_client, Read1, Server, TempFile, FAST_TIMERS,
+    fast_timers, hello_payload, pattern, raw_frame, small_window_client, Read1, Server, TempFile,
 };
 use tether::protocol::{encode_frame, FrameType, GoawayCode};
 
@@ -260,7 +260,7 @@ fn unauthorized_and_authorized() {
 
 #[test]
 fn handshake_timeout() {
-    let server = Server::start(FAST_TIMERS);
+    let server = Server::start(&fast_timers());
     // Nothing at all.
     server.connect().expect_goaway(GoawayCode::HandshakeTimeout);
     // Half a HELLO is not a HELLO.
@@ -272,7 +272,7 @@ fn handshake_timeout() {
 
 #[test]
 fn idle_timeout() {
-    let server = Server::start(FAST_TIMERS);
+    let server = Server::start(&fast_timers());
     let mut c = server.open(0);
     let w = c.welcome.expect("welcome");
     assert_eq!((w.heartbeat_ms, w.idle_timeout_ms), (100, 200));

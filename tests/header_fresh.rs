@@ -4,11 +4,11 @@
 //!
 //! To regenerate it: `TETHER_BLESS=1 cargo test --test header_fresh`.
 
-use std::path::Path;
+mod common;
 
 #[test]
 fn checked_in_header_matches_the_rust_source() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = common::root();
     let config = cbindgen::Config::from_file(root.join("cbindgen.toml"))
         .unwrap_or_else(|e| panic!("reading cbindgen.toml: {e}"));
     let bindings = cbindgen::Builder::new()

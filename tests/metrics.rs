@@ -2,14 +2,13 @@
 //! client (`curl`) for `GET /metrics`, `/healthz` and a 404, raw sockets for
 //! the malformed and oversized requests, and the wire port serving all along.
 
-mod support;
+mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{delivery, metric_value, parse_http, Client, HttpResponse, Server};
+use common::{delivery, http_raw, metric_value, parse_http, Client, HttpResponse, Server};
 use tether::protocol::GoawayCode;
 
 /// `curl -i URL`, parsed; `None` when curl is not installed.
@@ -131,7 +130,7 @@ fn metrics_healthz_and_not_found_over_curl() {
     drop(idle);
     let idle_code = "tether_goaway_sent_total{code=\"IDLE_TIMEOUT\"}";
     let mut evicted = String::new();
-    let counted = support::wait_until(Duration::from_secs(10), || {
+    let counted = common::wait_until(Duration::from_secs(10), || {
         evicted = scrape(addr);
         value(&evicted, idle_code) == 1
     });
@@ -153,15 +152,8 @@ fn metrics_healthz_and_not_found_over_curl() {
 /// Writes `request`, then reads the whole answer: the server must answer and
 /// close (read → EOF), never hang (the read timeout would fail the test).
 fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
-    let mut s = TcpStream::connect(addr).expect("connect to metrics");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    s.set_write_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    s.write_all(request).expect("write request");
-    let mut out = Vec::new();
-    s.read_to_end(&mut out)
-        .expect("the server answers and closes (EOF), within 10 s");
+    let out = http_raw(addr, request)
+        .expect("connect, send, and the server answers and closes (EOF) within 10 s");
     String::from_utf8_lossy(&out).into_owned()
 }
 
@@ -171,7 +163,7 @@ fn malformed_and_oversized_requests_get_400_and_a_close() {
     let addr = server.metrics.expect("metrics address");
     let mut wire = server.open(0);
     let echo_round_trip = |c: &mut Client, text: &[u8]| {
-        c.send_message(text, support::SPLIT);
+        c.send_message(text, common::SPLIT);
         assert_eq!(c.recv_message(), text);
     };
     echo_round_trip(&mut wire, b"before");
@@ -197,9 +189,9 @@ fn malformed_and_oversized_requests_get_400_and_a_close() {
     echo_round_trip(&mut wire, b"after oversized");
 
     // And the endpoint still answers properly.
-    let ok = support::http_get(addr, "/healthz");
+    let ok = common::http_get(addr, "/healthz");
     assert_eq!((ok.status, ok.body.trim()), (200, "ok"));
-    let m = support::http_get(addr, "/metrics");
+    let m = common::http_get(addr, "/metrics");
     assert_eq!(m.status, 200);
     assert!(metric_value(&m.body, "tether_connections_open").is_some());
     echo_round_trip(&mut wire, b"at the end");

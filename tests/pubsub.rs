@@ -3,34 +3,8 @@
 
 mod common;
 
-use common::{Client, Server};
+use common::{delivery, Server};
 use tether::protocol::GoawayCode;
-
-fn op_with_channel(op: u8, channel: &[u8]) -> Vec<u8> {
-    let mut m = vec![op];
-    m.extend_from_slice(channel);
-    m
-}
-
-fn publish(channel: &[u8], body: &[u8]) -> Vec<u8> {
-    let mut m = vec![b'P', u8::try_from(channel.len()).expect("channel fits u8")];
-    m.extend_from_slice(channel);
-    m.extend_from_slice(body);
-    m
-}
-
-fn delivery(channel: &[u8], body: &[u8]) -> Vec<u8> {
-    let mut m = publish(channel, body);
-    m[0] = b'M';
-    m
-}
-
-/// A PING round trip: every frame sent before it on this connection has
-/// been handled by the server.
-fn sync(c: &mut Client) {
-    c.ping(b"sync");
-    c.expect_pong(b"sync");
-}
 
 #[test]
 fn subscribe_publish_deliver() {
@@ -38,28 +12,28 @@ fn subscribe_publish_deliver() {
     let mut sub = server.open(0);
     let mut other = server.open(0);
     let mut publisher = server.open(0);
-    sub.send_message(&op_with_channel(b'S', b"news"), 65535);
-    other.send_message(&op_with_channel(b'S', b"sport"), 65535);
-    sync(&mut sub);
-    sync(&mut other);
+    sub.subscribe(b"news");
+    other.subscribe(b"sport");
+    sub.sync();
+    other.sync();
 
-    publisher.send_message(&publish(b"news", b"hello"), 65535);
+    publisher.publish(b"news", b"hello");
     assert_eq!(sub.recv_message(), delivery(b"news", b"hello"));
 
     // A subscribed publisher gets its own message too.
-    sub.send_message(&publish(b"news", b"mine"), 65535);
+    sub.publish(b"news", b"mine");
     assert_eq!(sub.recv_message(), delivery(b"news", b"mine"));
 
     // Nothing reached the other channel's subscriber or the publisher.
-    sync(&mut other);
-    sync(&mut publisher);
+    other.sync();
+    publisher.sync();
 
     // After unsubscribing, nothing more arrives.
-    sub.send_message(&op_with_channel(b'U', b"news"), 65535);
-    sync(&mut sub);
-    publisher.send_message(&publish(b"news", b"gone"), 65535);
-    sync(&mut publisher);
-    sync(&mut sub);
+    sub.unsubscribe(b"news");
+    sub.sync();
+    publisher.publish(b"news", b"gone");
+    publisher.sync();
+    sub.sync();
 }
 
 #[test]

@@ -6,20 +6,20 @@
 //! having seen something (a reset, a TTL), the test waits for the server's
 //! own metrics to say so instead of sleeping and hoping.
 
-mod support;
+mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{delivery, Client, Server};
+use common::{delivery, Client, Server, SMALL_MSS};
 use tether::protocol::{FrameType, GoawayCode};
 
 /// Waits until the metric reads `want` (panics with the last value after 10 s).
 fn wait_metric(server: &Server, name: &str, want: u64) {
     let mut last = 0;
-    let ok = support::wait_until(Duration::from_secs(10), || {
+    let ok = common::wait_until(Duration::from_secs(10), || {
         last = server.metric(name);
         last == want
     });
@@ -89,7 +89,7 @@ fn malformed_ops_are_protocol_errors() {
     ];
     for (what, msg) in cases {
         let mut c = server.open(0);
-        c.send_message(msg, support::SPLIT);
+        c.send_message(msg, common::SPLIT);
         let g = c.expect_goaway(GoawayCode::ProtocolError);
         eprintln!("{what}: GOAWAY PROTOCOL_ERROR {:?}", g.reason);
     }
@@ -268,17 +268,17 @@ fn goaway_normal_from_the_client_ends_the_session() {
     // The server may answer with its own GOAWAY; then its EOF.
     loop {
         match c.read_frame().expect("read until the server's EOF") {
-            support::Read1::Eof => break,
-            support::Read1::Frame(f) => assert_eq!(
+            common::Read1::Eof => break,
+            common::Read1::Frame(f) => assert_eq!(
                 f.kind,
                 FrameType::Goaway,
                 "after our GOAWAY: {}",
-                support::describe(&f)
+                common::describe(&f)
             ),
         }
     }
     // Give the server time to drop the session (asserted by the resume below).
-    support::wait_until(Duration::from_secs(5), || {
+    common::wait_until(Duration::from_secs(5), || {
         server.metric("tether_sessions") == 0
     });
     let mut again = server.connect();
@@ -317,7 +317,7 @@ fn a_stuck_subscriber_does_not_stall_the_others() {
         b
     };
 
-    let mut stuck = Client::connect_small_window(addr);
+    let mut stuck = Client::connect_small_window(addr, Some(SMALL_MSS));
     stuck.handshake(0);
     stuck.subscribe(b"firehose");
     stuck.sync();
@@ -429,7 +429,7 @@ fn a_publisher_burst_does_not_evict_subscribers_that_keep_reading() {
                         return Err(format!(
                             "after {i} of {MESSAGES} deliveries: {} {}",
                             f.kind,
-                            support::describe(&f)
+                            common::describe(&f)
                         ));
                     }
                     if f.payload[..] != delivery(b"burst", &body(i))[..] {
@@ -446,7 +446,7 @@ fn a_publisher_burst_does_not_evict_subscribers_that_keep_reading() {
     publisher.handshake(0);
     let burst: Vec<u8> = (0..MESSAGES)
         .flat_map(|i| {
-            tether::protocol::encode_message(&support::pub_msg(b"burst", &body(i)), 65535).to_vec()
+            tether::protocol::encode_message(&common::pub_msg(b"burst", &body(i)), 65535).to_vec()
         })
         .collect();
     publisher.send_raw(&burst);
@@ -491,7 +491,7 @@ fn soft_output_limit_evicts_after_the_grace_period() {
     // subscriber ever has a backlog here. (The eviction itself is counted
     // under tether_goaway_sent_total only once the connection is closed.)
     let queued = || server.metric("tether_output_queued_bytes");
-    let mut slow = Client::connect_small_window(server.addr);
+    let mut slow = Client::connect_small_window(server.addr, Some(SMALL_MSS));
     slow.handshake(0);
     slow.subscribe(b"soft");
     slow.sync();
@@ -542,7 +542,7 @@ fn soft_output_limit_evicts_after_the_grace_period() {
     // is at most the frame in flight and the GOAWAY). A backlog that merely
     // shrinks is the kernel taking a little more; that does not count.
     let mut last = above;
-    let evicted = support::wait_until(Duration::from_secs(10), || {
+    let evicted = common::wait_until(Duration::from_secs(10), || {
         last = queued();
         last < 4096
     });
@@ -597,7 +597,7 @@ fn rate_limit_evicts_a_blaster_and_spares_a_steady_pinger() {
             (f.kind, &f.payload[..]),
             (FrameType::Pong, &[i][..]),
             "steady pinger, PING {i}: {}",
-            support::describe(&f)
+            common::describe(&f)
         );
         thread::sleep(Duration::from_millis(200));
     }

@@ -177,11 +177,7 @@ fn normal_client(server_addr: std::net::SocketAddr, stop: Arc<AtomicBool>) -> Ve
         rtts.push(sent.elapsed());
         thread::sleep(Duration::from_millis(20));
     }
-    client.send_frame(
-        FrameType::Goaway,
-        false,
-        &tether::protocol::encode_goaway(GoawayCode::Normal, "done"),
-    );
+    client.goaway_normal();
     match client.read_frame() {
         Ok(Read1::Eof) => {}
         Ok(Read1::Frame(f)) => assert!(

@@ -7,7 +7,7 @@ mod common;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Server, FAST_TIMERS};
+use common::{fast_heartbeat_with, fast_timers, Server};
 use tether::protocol::{FrameType, GoawayCode};
 
 /// How late an eviction may be: several ticks plus scheduling noise.
@@ -15,7 +15,7 @@ const SLACK: Duration = Duration::from_millis(1000);
 
 #[test]
 fn handshake_timeout_is_not_early_and_not_very_late() {
-    let server = Server::start(FAST_TIMERS);
+    let server = Server::start(&fast_timers());
     let timeout = Duration::from_millis(300);
     for _ in 0..3 {
         // Measured from before connect: the server's clock starts later.
@@ -36,7 +36,7 @@ fn handshake_timeout_is_not_early_and_not_very_late() {
 
 #[test]
 fn idle_eviction_is_not_early_and_not_very_late() {
-    let server = Server::start(FAST_TIMERS);
+    let server = Server::start(&fast_timers());
     for _ in 0..3 {
         let mut c = server.connect();
         // The last frame the server receives is the HELLO, sent after `start`.
@@ -59,7 +59,7 @@ fn idle_eviction_is_not_early_and_not_very_late() {
 
 #[test]
 fn idle_deadline_counts_from_the_last_frame_received() {
-    let server = Server::start(FAST_TIMERS);
+    let server = Server::start(&fast_timers());
     let mut c = server.open(0);
     let idle = Duration::from_millis(200);
     // Some traffic, then silence: the eviction is measured from the last PING.
@@ -81,16 +81,7 @@ fn idle_deadline_counts_from_the_last_frame_received() {
 fn pings_and_data_keep_a_connection_alive_past_its_idle_timeout() {
     // idle = 500 ms × 2 = 1 s; traffic every 100 ms for 3 s. A stall of
     // 900 ms in this test thread would be needed for a false failure.
-    let server = Server::start(&[
-        "--tick-ms",
-        "10",
-        "--min-heartbeat-ms",
-        "50",
-        "--heartbeat-ms",
-        "500",
-        "--miss",
-        "2",
-    ]);
+    let server = Server::start(&fast_heartbeat_with(&[("--heartbeat-ms", "500")]));
     let mut c = server.open(0);
     assert_eq!(c.welcome.expect("welcome").idle_timeout_ms, 1000);
     let start = Instant::now();
