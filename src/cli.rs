@@ -303,6 +303,101 @@ mod tests {
         assert_eq!(parse(&["-V"]), Ok(Command::Version));
     }
 
+    /// Today's exact messages, pinned so that a change of parser cannot alter them.
+    #[test]
+    fn exact_error_messages() {
+        let whole = "expected a non-negative whole number in range";
+        let table: &[(&[&str], String)] = &[
+            (&["--miss", "x"], format!("--miss: {whole}, got \"x\"")),
+            (&["--max-frame", "70000"], format!("--max-frame: {whole}, got \"70000\"")),
+            (&["--miss=-1"], format!("--miss: {whole}, got \"-1\"")),
+            (&["--miss="], format!("--miss: {whole}, got \"\"")),
+            (&["--miss=5=6"], format!("--miss: {whole}, got \"5=6\"")),
+            (&["--tick-ms", "--miss"], format!("--tick-ms: {whole}, got \"--miss\"")),
+            (&["--tick-ms", "--"], format!("--tick-ms: {whole}, got \"--\"")),
+            (&["--listen", "nowhere"], "--listen: expected IP:PORT, got \"nowhere\"".into()),
+            (&["--metrics=x"], "--metrics: expected IP:PORT, got \"x\"".into()),
+            (&["--app", "chat"], "--app: expected echo or pubsub, got \"chat\"".into()),
+            (&["--tick-ms"], "--tick-ms: missing value".into()),
+            (&["--tick-ms=1", "--listen"], "--listen: missing value".into()),
+            (&["--bogus"], "--bogus: unknown flag (see --help)".into()),
+            (&["--bogus=1"], "--bogus=1: unknown flag (see --help)".into()),
+            (&["stray"], "stray: unknown flag (see --help)".into()),
+            (&["a=b"], "a=b: unknown flag (see --help)".into()),
+            (&["--"], "--: unknown flag (see --help)".into()),
+            (&["--", "--help"], "--: unknown flag (see --help)".into()),
+            (&["--=x"], "--=x: unknown flag (see --help)".into()),
+            (&["---help"], "---help: unknown flag (see --help)".into()),
+            (&["-"], "-: unknown flag (see --help)".into()),
+            (&["-x"], "-x: unknown flag (see --help)".into()),
+            (&["-hV"], "-hV: unknown flag (see --help)".into()),
+            (&["-h=1"], "-h=1: unknown flag (see --help)".into()),
+            (&["--miss", "x", "--help"], format!("--miss: {whole}, got \"x\"")),
+            (&["--tick-ms", "0"], "--tick-ms: must be at least 1".into()),
+            (&["--min-heartbeat-ms", "0"], "--min-heartbeat-ms: must be at least 1".into()),
+            (
+                &["--min-heartbeat-ms", "5000", "--max-heartbeat-ms", "1000"],
+                "--min-heartbeat-ms: 5000 is above --max-heartbeat-ms 1000".into(),
+            ),
+            (
+                &["--heartbeat-ms", "10"],
+                "--heartbeat-ms: 10 is outside [--min-heartbeat-ms 1000, --max-heartbeat-ms 600000]"
+                    .into(),
+            ),
+            (&["--miss", "0"], "--miss: must be at least 1".into()),
+            (
+                &["--miss", "10000"],
+                "--miss: max heartbeat × miss does not fit the 32-bit idle_timeout_ms".into(),
+            ),
+            (&["--frame-timeout-ms", "0"], "--frame-timeout-ms: must be at least 1".into()),
+            (&["--handshake-timeout-ms", "0"], "--handshake-timeout-ms: must be at least 1".into()),
+            (&["--max-connections", "0"], "--max-connections: must be at least 1".into()),
+            (
+                &["--max-frame", "15"],
+                "--max-frame: must be at least 16 (a WELCOME and a GOAWAY must fit)".into(),
+            ),
+            (&["--max-message", "0"], "--max-message: must be at least 1".into()),
+            (&["--max-output", "1023"], "--max-output: must be at least 1024 bytes".into()),
+            (
+                &["--soft-output", "5000000"],
+                "--soft-output: 5000000 is above --max-output 4194304".into(),
+            ),
+            (
+                &["--rate-limit", "1", "--rate-burst", "0"],
+                "--rate-burst: must be between 1 and 1000000".into(),
+            ),
+            (
+                &["--rate-limit", "1000001"],
+                "--rate-limit: must be at most 1000000 frames a second".into(),
+            ),
+        ];
+        for (args, message) in table {
+            assert_eq!(parse(args), Err(CliError(message.clone())), "{args:?}");
+        }
+    }
+
+    /// Today's behaviour for repeated flags, `--flag=value`, and help or
+    /// version next to other flags, pinned like the messages.
+    #[test]
+    fn repeats_inline_values_and_help_order() {
+        let Ok(Command::Run(c)) =
+            parse(&["--miss", "2", "--miss=4", "--app=echo", "--app", "pubsub"])
+        else {
+            panic!("parses")
+        };
+        assert_eq!((c.miss, c.app), (4, AppKind::Pubsub));
+        let Ok(Command::Run(c)) = parse(&["--auth-token-file="]) else {
+            panic!("parses")
+        };
+        assert_eq!(c.auth_token_file, Some(PathBuf::new()));
+        assert_eq!(parse(&["--help", "--miss", "x"]), Ok(Command::Help));
+        assert_eq!(parse(&["--miss", "2", "-h"]), Ok(Command::Help));
+        assert_eq!(parse(&["--help=1"]), Ok(Command::Help));
+        assert_eq!(parse(&["--version=1"]), Ok(Command::Version));
+        assert_eq!(parse(&["-V", "--help"]), Ok(Command::Version));
+        assert_eq!(parse(&["--version", "--bogus"]), Ok(Command::Version));
+    }
+
     #[test]
     fn token_file_rules() {
         let dir = std::env::temp_dir().join(format!("tether-cli-{}", std::process::id()));

@@ -158,3 +158,81 @@ fn a_good_token_file_starts_the_server() {
     let mut c = server.connect();
     c.handshake_token(0, b"s3cret");
 }
+
+/// The server's stderr for a usage error is exactly `tether: ` and the
+/// message naming the flag, also for errors found by `Config::validate`
+/// (which names the field; the CLI turns it into the flag).
+#[test]
+fn usage_errors_print_exactly_one_line_naming_the_flag() {
+    let table: &[(&[&str], &str)] = &[
+        (&["--miss", "0"], "--miss: must be at least 1"),
+        (
+            &["--heartbeat-ms", "10"],
+            "--heartbeat-ms: 10 is outside [--min-heartbeat-ms 1000, --max-heartbeat-ms 600000]",
+        ),
+        (
+            &["--soft-output=5000000"],
+            "--soft-output: 5000000 is above --max-output 4194304",
+        ),
+        (&["--tick-ms"], "--tick-ms: missing value"),
+        (&["--bogus=1"], "--bogus=1: unknown flag (see --help)"),
+        (&["--"], "--: unknown flag (see --help)"),
+        (&["-hV"], "-hV: unknown flag (see --help)"),
+    ];
+    for (args, message) in table {
+        let (status, stdout, stderr) = run_to_exit(args, EXIT_TIMEOUT);
+        assert_eq!(status.and_then(|s| s.code()), Some(2), "tether {args:?}");
+        assert_eq!(stderr, format!("tether: {message}\n"), "tether {args:?}");
+        assert_eq!(stdout, "", "tether {args:?}");
+    }
+}
+
+/// Runs the real `tether-load` with `args`; every case here ends at once
+/// (usage error or `--help`), before any connection is made.
+fn run_load(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tether-load"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run tether-load");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn load_generator_usage_errors_exit_2_naming_the_flag() {
+    let table: &[(&[&str], &str)] = &[
+        (
+            &["--connections", "x"],
+            "--connections: expected a number, got \"x\"",
+        ),
+        (&["--connections"], "--connections: missing value"),
+        (&["--duration", "0"], "--duration: must be above 0"),
+        (&["--frob=1"], "unknown flag \"--frob\" (see --help)"),
+        (&["sprint"], "unknown mode \"sprint\" (see --help)"),
+        (&["echo", "idle"], "a second mode \"idle\""),
+    ];
+    for (args, message) in table {
+        let (code, stdout, stderr) = run_load(args);
+        assert_eq!(code, Some(2), "tether-load {args:?}: {stderr:?}");
+        assert_eq!(
+            stderr,
+            format!("tether-load: {message}\n"),
+            "tether-load {args:?}"
+        );
+        assert_eq!(stdout, "", "tether-load {args:?}");
+    }
+}
+
+#[test]
+fn load_generator_help_exits_0() {
+    for args in [&["--help"][..], &["idle", "-h"]] {
+        let (code, stdout, stderr) = run_load(args);
+        assert_eq!(code, Some(0), "tether-load {args:?}: {stderr:?}");
+        assert!(stdout.starts_with("tether-load: "), "{stdout:?}");
+        assert!(stdout.contains("--connect-concurrency"), "{stdout:?}");
+    }
+}

@@ -427,6 +427,82 @@ mod tests {
         }
     }
 
+    /// Today's exact messages, pinned so that a change of parser cannot alter them.
+    #[test]
+    fn exact_error_messages() {
+        let table = [
+            (
+                "--connections x",
+                "--connections: expected a number, got \"x\"",
+            ),
+            ("--rate=fast", "--rate: expected a number, got \"fast\""),
+            ("--connections", "--connections: missing value"),
+            ("--json --token", "--token: missing value"),
+            ("--connections 0", "--connections: must be at least 1"),
+            ("--connections 1000001", "--connections: at most 1000000"),
+            (
+                "--depth --json",
+                "--depth: expected a number, got \"--json\"",
+            ),
+            (
+                "--addr nowhere",
+                "--addr: expected IP:PORT, got \"nowhere\"",
+            ),
+            ("--duration x", "--duration: expected a number, got \"x\""),
+            (
+                "--duration -1",
+                "--duration: expected 0..=86400 seconds, got \"-1\"",
+            ),
+            (
+                "--warmup=inf",
+                "--warmup: expected 0..=86400 seconds, got \"inf\"",
+            ),
+            ("--duration 0", "--duration: must be above 0"),
+            ("--payload 65", "--payload: a PING carries at most 64 bytes"),
+            ("--channel=", "--channel: expected 1..=255 bytes"),
+            (
+                "--max-error-pct -1",
+                "--max-error-pct: expected a non-negative number",
+            ),
+            (
+                "--frobnicate 1",
+                "unknown flag \"--frobnicate\" (see --help)",
+            ),
+            ("--frob=1", "unknown flag \"--frob\" (see --help)"),
+            ("--", "unknown flag \"--\" (see --help)"),
+            ("-- echo", "unknown flag \"--\" (see --help)"),
+            ("--=x", "unknown flag \"--\" (see --help)"),
+            ("-", "unknown flag \"-\" (see --help)"),
+            ("-x", "unknown flag \"-x\" (see --help)"),
+            ("-hx", "unknown flag \"-hx\" (see --help)"),
+            ("-h=1", "unknown flag \"-h=1\" (see --help)"),
+            ("sprint", "unknown mode \"sprint\" (see --help)"),
+            ("a=b", "unknown mode \"a=b\" (see --help)"),
+            ("echo sprint", "unknown mode \"sprint\" (see --help)"),
+            ("echo idle", "a second mode \"idle\""),
+            ("--mode idle echo", "a second mode \"echo\""),
+            ("--mode sprint", "--mode: unknown mode \"sprint\""),
+            (
+                "--connections x --help",
+                "--connections: expected a number, got \"x\"",
+            ),
+        ];
+        for (line, message) in table {
+            assert_eq!(parse(line), Err(ArgError(message.to_string())), "{line:?}");
+        }
+    }
+
+    /// Today's behaviour for repeated flags, `--flag=value` and `--help`
+    /// next to other flags, pinned like the messages.
+    #[test]
+    fn repeats_inline_values_and_help_order() {
+        let a = run("--depth 2 --depth=3 echo --mode idle --json=no");
+        assert_eq!((a.depth, a.mode, a.json), (3, Mode::Idle, true));
+        assert_eq!(parse("--help --connections x"), Ok(Command::Help));
+        assert_eq!(parse("--help=1"), Ok(Command::Help));
+        assert_eq!(parse("--connections 5 -h"), Ok(Command::Help));
+    }
+
     #[test]
     fn sources_ranges_and_lists() {
         let r = parse_sources("127.0.0.2-127.0.0.40").expect("range");
