@@ -187,19 +187,29 @@ fn usage_errors_print_exactly_one_line_naming_the_flag() {
     }
 }
 
-/// Runs the real `tether-load` with `args`; every case here ends at once
-/// (usage error or `--help`), before any connection is made.
-fn run_load(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tether-load"))
+/// Runs `binary` with `args` to its exit; every case here ends at once (a
+/// usage error or `--help`), before any connection is made.
+fn run_quick<S: AsRef<std::ffi::OsStr>>(
+    binary: &str,
+    args: impl IntoIterator<Item = S>,
+) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(binary)
         .args(args)
         .stdin(std::process::Stdio::null())
         .output()
-        .expect("run tether-load");
+        .expect("run the binary");
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// The load generator under test.
+const TETHER_LOAD: &str = env!("CARGO_BIN_EXE_tether-load");
+
+fn run_load(args: &[&str]) -> (Option<i32>, String, String) {
+    run_quick(TETHER_LOAD, args)
 }
 
 #[test]
@@ -234,5 +244,42 @@ fn load_generator_help_exits_0() {
         assert_eq!(code, Some(0), "tether-load {args:?}: {stderr:?}");
         assert!(stdout.starts_with("tether-load: "), "{stdout:?}");
         assert!(stdout.contains("--connect-concurrency"), "{stdout:?}");
+    }
+}
+
+/// An argument that is not UTF-8 is a usage error naming the flag, not a
+/// panic. (A trailing invalid value makes even a wrong parse exit at once.)
+#[test]
+fn non_utf8_arguments_exit_2_naming_the_flag() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let bad = OsStr::from_bytes(b"\xff");
+    for (binary, name, args, message) in [
+        (
+            common::TETHER,
+            "tether",
+            [
+                OsStr::new("--miss"),
+                bad,
+                OsStr::new("--tick-ms"),
+                OsStr::new("0"),
+            ],
+            "--miss: expected UTF-8 text, got \"\u{fffd}\"",
+        ),
+        (
+            TETHER_LOAD,
+            "tether-load",
+            [
+                OsStr::new("--channel"),
+                bad,
+                OsStr::new("--duration"),
+                OsStr::new("0"),
+            ],
+            "--channel: expected UTF-8 text, got \"\u{fffd}\"",
+        ),
+    ] {
+        let (code, _, stderr) = run_quick(binary, args);
+        assert_eq!(code, Some(2), "{name}: {stderr:?}");
+        assert_eq!(stderr, format!("{name}: {message}\n"));
     }
 }
