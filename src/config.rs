@@ -99,102 +99,169 @@ impl Default for Config {
     }
 }
 
-/// A configuration value that cannot work, naming the flag it came from.
+/// A configuration value that cannot work, naming the [`Config`] field to fix.
+///
+/// It names fields, not command-line flags, because a `Config` also comes from
+/// the C ABI; the server's command line renders the same error with its flags
+/// through [`ConfigError::describe`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
-    /// The command-line flag, e.g. `--miss`.
-    pub flag: &'static str,
+    /// The field to fix, e.g. `miss`.
+    pub field: &'static str,
     /// What is wrong with it.
-    pub message: String,
+    pub problem: Problem,
+}
+
+/// What is wrong with a field; the variants that compare it with other fields
+/// name them, so that [`ConfigError::describe`] can render every name alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// A rule on the value alone, e.g. `must be at least 1`.
+    Invalid(&'static str),
+    /// The value is above another field's value that bounds it.
+    Above {
+        /// The value given.
+        value: u64,
+        /// The field whose value bounds it.
+        limit_field: &'static str,
+        /// That field's value.
+        limit: u64,
+    },
+    /// The value is outside the range two other fields set.
+    Outside {
+        /// The value given.
+        value: u64,
+        /// The field setting the low end.
+        low_field: &'static str,
+        /// Its value.
+        low: u64,
+        /// The field setting the high end.
+        high_field: &'static str,
+        /// Its value.
+        high: u64,
+    },
+}
+
+impl ConfigError {
+    /// The message, with every field (this one and any it is compared with)
+    /// written as `name` spells it: `Display` uses the field names themselves,
+    /// the command line its flags.
+    pub fn describe(&self, name: impl Fn(&'static str) -> String) -> String {
+        let problem = match &self.problem {
+            Problem::Invalid(rule) => (*rule).to_string(),
+            Problem::Above {
+                value,
+                limit_field,
+                limit,
+            } => format!("{value} is above {} {limit}", name(limit_field)),
+            Problem::Outside {
+                value,
+                low_field,
+                low,
+                high_field,
+                high,
+            } => format!(
+                "{value} is outside [{} {low}, {} {high}]",
+                name(low_field),
+                name(high_field)
+            ),
+        };
+        format!("{}: {problem}", name(self.field))
+    }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.flag, self.message)
+        f.write_str(&self.describe(str::to_string))
     }
 }
 
 impl std::error::Error for ConfigError {}
 
-fn err(flag: &'static str, message: impl Into<String>) -> ConfigError {
+fn invalid(field: &'static str, rule: &'static str) -> ConfigError {
     ConfigError {
-        flag,
-        message: message.into(),
+        field,
+        problem: Problem::Invalid(rule),
     }
 }
 
 impl Config {
-    /// Checks that the values work together; the error names the flag to fix.
+    /// Checks that the values work together; the error names the field to fix.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.tick_ms == 0 {
-            return Err(err("--tick-ms", "must be at least 1"));
+            return Err(invalid("tick_ms", "must be at least 1"));
         }
         if self.min_heartbeat_ms == 0 {
-            return Err(err("--min-heartbeat-ms", "must be at least 1"));
+            return Err(invalid("min_heartbeat_ms", "must be at least 1"));
         }
         if self.min_heartbeat_ms > self.max_heartbeat_ms {
-            return Err(err(
-                "--min-heartbeat-ms",
-                format!(
-                    "{} is above --max-heartbeat-ms {}",
-                    self.min_heartbeat_ms, self.max_heartbeat_ms
-                ),
-            ));
+            return Err(ConfigError {
+                field: "min_heartbeat_ms",
+                problem: Problem::Above {
+                    value: self.min_heartbeat_ms.into(),
+                    limit_field: "max_heartbeat_ms",
+                    limit: self.max_heartbeat_ms.into(),
+                },
+            });
         }
         if self.heartbeat_ms < self.min_heartbeat_ms || self.heartbeat_ms > self.max_heartbeat_ms {
-            return Err(err(
-                "--heartbeat-ms",
-                format!(
-                    "{} is outside [--min-heartbeat-ms {}, --max-heartbeat-ms {}]",
-                    self.heartbeat_ms, self.min_heartbeat_ms, self.max_heartbeat_ms
-                ),
-            ));
+            return Err(ConfigError {
+                field: "heartbeat_ms",
+                problem: Problem::Outside {
+                    value: self.heartbeat_ms.into(),
+                    low_field: "min_heartbeat_ms",
+                    low: self.min_heartbeat_ms.into(),
+                    high_field: "max_heartbeat_ms",
+                    high: self.max_heartbeat_ms.into(),
+                },
+            });
         }
         if self.miss == 0 {
-            return Err(err("--miss", "must be at least 1"));
+            return Err(invalid("miss", "must be at least 1"));
         }
         if u64::from(self.max_heartbeat_ms) * u64::from(self.miss) > u64::from(u32::MAX) {
-            return Err(err(
-                "--miss",
+            return Err(invalid(
+                "miss",
                 "max heartbeat × miss does not fit the 32-bit idle_timeout_ms",
             ));
         }
         if self.frame_timeout_ms == 0 {
-            return Err(err("--frame-timeout-ms", "must be at least 1"));
+            return Err(invalid("frame_timeout_ms", "must be at least 1"));
         }
         if self.handshake_timeout_ms == 0 {
-            return Err(err("--handshake-timeout-ms", "must be at least 1"));
+            return Err(invalid("handshake_timeout_ms", "must be at least 1"));
         }
         if self.max_connections == 0 {
-            return Err(err("--max-connections", "must be at least 1"));
+            return Err(invalid("max_connections", "must be at least 1"));
         }
         if self.max_frame < 16 {
-            return Err(err(
-                "--max-frame",
+            return Err(invalid(
+                "max_frame",
                 "must be at least 16 (a WELCOME and a GOAWAY must fit)",
             ));
         }
         if self.max_message == 0 {
-            return Err(err("--max-message", "must be at least 1"));
+            return Err(invalid("max_message", "must be at least 1"));
         }
         if self.max_output < 1024 {
-            return Err(err("--max-output", "must be at least 1024 bytes"));
+            return Err(invalid("max_output", "must be at least 1024 bytes"));
         }
         if self.soft_output > self.max_output {
-            return Err(err(
-                "--soft-output",
-                format!(
-                    "{} is above --max-output {}",
-                    self.soft_output, self.max_output
-                ),
-            ));
+            return Err(ConfigError {
+                field: "soft_output",
+                problem: Problem::Above {
+                    value: self.soft_output as u64,
+                    limit_field: "max_output",
+                    limit: self.max_output as u64,
+                },
+            });
         }
         if self.rate_limit > 0 && !(1..=1_000_000).contains(&self.rate_burst) {
-            return Err(err("--rate-burst", "must be between 1 and 1000000"));
+            return Err(invalid("rate_burst", "must be between 1 and 1000000"));
         }
         if self.rate_limit > 1_000_000 {
-            return Err(err(
-                "--rate-limit",
+            return Err(invalid(
+                "rate_limit",
                 "must be at most 1000000 frames a second",
             ));
         }
@@ -213,21 +280,53 @@ mod tests {
     }
 
     #[test]
-    fn errors_name_the_flag() {
+    fn errors_name_the_field() {
         let c = Config {
             min_heartbeat_ms: 5_000,
             max_heartbeat_ms: 1_000,
             ..Config::default()
         };
-        assert_eq!(c.validate().map_err(|e| e.flag), Err("--min-heartbeat-ms"));
-        let c = Config {
-            miss: 0,
+        assert_eq!(c.validate().map_err(|e| e.field), Err("min_heartbeat_ms"));
+        let table = [
+            (c, "min_heartbeat_ms: 5000 is above max_heartbeat_ms 1000"),
+            (
+                Config {
+                    miss: 0,
+                    ..Config::default()
+                },
+                "miss: must be at least 1",
+            ),
+            (
+                Config {
+                    heartbeat_ms: 10,
+                    ..Config::default()
+                },
+                "heartbeat_ms: 10 is outside [min_heartbeat_ms 1000, max_heartbeat_ms 600000]",
+            ),
+            (
+                Config {
+                    soft_output: 5_000_000,
+                    ..Config::default()
+                },
+                "soft_output: 5000000 is above max_output 4194304",
+            ),
+        ];
+        for (c, message) in table {
+            assert_eq!(c.validate().map_err(|e| e.to_string()), Err(message.into()));
+        }
+    }
+
+    #[test]
+    fn describe_renders_every_field_with_the_given_name() {
+        let e = Config {
+            heartbeat_ms: 10,
             ..Config::default()
-        };
-        assert!(c
-            .validate()
-            .map_err(|e| e.to_string())
-            .unwrap_err()
-            .starts_with("--miss"));
+        }
+        .validate()
+        .expect_err("outside");
+        assert_eq!(
+            e.describe(|f| f.to_uppercase()),
+            "HEARTBEAT_MS: 10 is outside [MIN_HEARTBEAT_MS 1000, MAX_HEARTBEAT_MS 600000]"
+        );
     }
 }

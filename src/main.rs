@@ -14,7 +14,7 @@ const RESERVED_FDS: usize = 64;
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let mut config = match cli::parse_args(std::env::args().skip(1)) {
+    let mut config = match cli::parse_args(std::env::args_os().skip(1)) {
         Ok(Command::Run(config)) => *config,
         Ok(Command::Help) => {
             print!("{}", cli::USAGE);

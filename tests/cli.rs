@@ -158,3 +158,128 @@ fn a_good_token_file_starts_the_server() {
     let mut c = server.connect();
     c.handshake_token(0, b"s3cret");
 }
+
+/// The server's stderr for a usage error is exactly `tether: ` and the
+/// message naming the flag, also for errors found by `Config::validate`
+/// (which names the field; the CLI turns it into the flag).
+#[test]
+fn usage_errors_print_exactly_one_line_naming_the_flag() {
+    let table: &[(&[&str], &str)] = &[
+        (&["--miss", "0"], "--miss: must be at least 1"),
+        (
+            &["--heartbeat-ms", "10"],
+            "--heartbeat-ms: 10 is outside [--min-heartbeat-ms 1000, --max-heartbeat-ms 600000]",
+        ),
+        (
+            &["--soft-output=5000000"],
+            "--soft-output: 5000000 is above --max-output 4194304",
+        ),
+        (&["--tick-ms"], "--tick-ms: missing value"),
+        (&["--bogus=1"], "--bogus=1: unknown flag (see --help)"),
+        (&["--"], "--: unknown flag (see --help)"),
+        (&["-hV"], "-hV: unknown flag (see --help)"),
+    ];
+    for (args, message) in table {
+        let (status, stdout, stderr) = run_to_exit(args, EXIT_TIMEOUT);
+        assert_eq!(status.and_then(|s| s.code()), Some(2), "tether {args:?}");
+        assert_eq!(stderr, format!("tether: {message}\n"), "tether {args:?}");
+        assert_eq!(stdout, "", "tether {args:?}");
+    }
+}
+
+/// Runs `binary` with `args` to its exit; every case here ends at once (a
+/// usage error or `--help`), before any connection is made.
+fn run_quick<S: AsRef<std::ffi::OsStr>>(
+    binary: &str,
+    args: impl IntoIterator<Item = S>,
+) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(binary)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run the binary");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The load generator under test.
+const TETHER_LOAD: &str = env!("CARGO_BIN_EXE_tether-load");
+
+fn run_load(args: &[&str]) -> (Option<i32>, String, String) {
+    run_quick(TETHER_LOAD, args)
+}
+
+#[test]
+fn load_generator_usage_errors_exit_2_naming_the_flag() {
+    let table: &[(&[&str], &str)] = &[
+        (
+            &["--connections", "x"],
+            "--connections: expected a number, got \"x\"",
+        ),
+        (&["--connections"], "--connections: missing value"),
+        (&["--duration", "0"], "--duration: must be above 0"),
+        (&["--frob=1"], "unknown flag \"--frob\" (see --help)"),
+        (&["sprint"], "unknown mode \"sprint\" (see --help)"),
+        (&["echo", "idle"], "a second mode \"idle\""),
+    ];
+    for (args, message) in table {
+        let (code, stdout, stderr) = run_load(args);
+        assert_eq!(code, Some(2), "tether-load {args:?}: {stderr:?}");
+        assert_eq!(
+            stderr,
+            format!("tether-load: {message}\n"),
+            "tether-load {args:?}"
+        );
+        assert_eq!(stdout, "", "tether-load {args:?}");
+    }
+}
+
+#[test]
+fn load_generator_help_exits_0() {
+    for args in [&["--help"][..], &["idle", "-h"]] {
+        let (code, stdout, stderr) = run_load(args);
+        assert_eq!(code, Some(0), "tether-load {args:?}: {stderr:?}");
+        assert!(stdout.starts_with("tether-load: "), "{stdout:?}");
+        assert!(stdout.contains("--connect-concurrency"), "{stdout:?}");
+    }
+}
+
+/// An argument that is not UTF-8 is a usage error naming the flag, not a
+/// panic. (A trailing invalid value makes even a wrong parse exit at once.)
+#[test]
+fn non_utf8_arguments_exit_2_naming_the_flag() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let bad = OsStr::from_bytes(b"\xff");
+    for (binary, name, args, message) in [
+        (
+            common::TETHER,
+            "tether",
+            [
+                OsStr::new("--miss"),
+                bad,
+                OsStr::new("--tick-ms"),
+                OsStr::new("0"),
+            ],
+            "--miss: expected UTF-8 text, got \"\u{fffd}\"",
+        ),
+        (
+            TETHER_LOAD,
+            "tether-load",
+            [
+                OsStr::new("--channel"),
+                bad,
+                OsStr::new("--duration"),
+                OsStr::new("0"),
+            ],
+            "--channel: expected UTF-8 text, got \"\u{fffd}\"",
+        ),
+    ] {
+        let (code, _, stderr) = run_quick(binary, args);
+        assert_eq!(code, Some(2), "{name}: {stderr:?}");
+        assert_eq!(stderr, format!("{name}: {message}\n"));
+    }
+}

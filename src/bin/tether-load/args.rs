@@ -1,11 +1,13 @@
 //! The command line: flags to an [`Args`], with errors that name the flag.
 //!
-//! Hand-rolled like the server's (`tether::cli`), so the generator adds no
-//! dependency; the parser is a pure function and unit-tested below.
+//! Walked and parsed by `tether::cli::args`, the same as the server's; the
+//! parser is a pure function and unit-tested below.
 
-use std::fmt;
+use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::str::FromStr;
+
+use tether::cli::args::{Arg, ArgParser, CliError};
 
 /// Usage text for `--help`.
 pub const USAGE: &str = "\
@@ -164,37 +166,9 @@ pub enum Command {
     Help,
 }
 
-/// A command-line error; the binary prints it and exits 2.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArgError(pub String);
-
-impl fmt::Display for ArgError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ArgError {}
-
-fn number<T: FromStr>(flag: &str, value: &str) -> Result<T, ArgError> {
-    value
-        .parse()
-        .map_err(|_| ArgError(format!("{flag}: expected a number, got {value:?}")))
-}
-
-fn seconds(flag: &str, value: &str) -> Result<f64, ArgError> {
-    let secs: f64 = number(flag, value)?;
-    if !secs.is_finite() || !(0.0..=86_400.0).contains(&secs) {
-        return Err(ArgError(format!(
-            "{flag}: expected 0..=86400 seconds, got {value:?}"
-        )));
-    }
-    Ok(secs)
-}
-
 /// Parses `A-B` (an inclusive IPv4 range), `A,B,C`, or a single address.
-pub fn parse_sources(value: &str) -> Result<Vec<IpAddr>, ArgError> {
-    let bad = |what: &str| ArgError(format!("--sources: {what} in {value:?}"));
+pub fn parse_sources(value: &str) -> Result<Vec<IpAddr>, CliError> {
+    let bad = |what: &str| CliError(format!("--sources: {what} in {value:?}"));
     let mut out = Vec::new();
     for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         if let Some((a, b)) = part.split_once('-') {
@@ -221,77 +195,65 @@ pub fn parse_sources(value: &str) -> Result<Vec<IpAddr>, ArgError> {
     Ok(out)
 }
 
+/// What a number flag must be, in its error message.
+const NUMBER: &str = "a number";
+
 /// Parses the arguments after the program name.
-pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgError> {
+pub fn parse_args<I>(args: I) -> Result<Command, CliError>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
     let mut a = Args::default();
     let mut mode_seen = false;
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
+    let mut p = ArgParser::new(args);
+    while let Some(arg) = p.next_arg() {
+        let flag = match arg {
+            Arg::Flag(flag) => flag,
+            Arg::Positional(name) => {
+                let mode = Mode::parse(&name)
+                    .ok_or_else(|| CliError(format!("unknown mode {name:?} (see --help)")))?;
+                if mode_seen {
+                    return Err(CliError(format!("a second mode {name:?}")));
+                }
+                a.mode = mode;
+                mode_seen = true;
+                continue;
+            }
         };
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
-            "--json" => {
-                a.json = true;
-                continue;
-            }
-            _ => {}
-        }
-        if !flag.starts_with('-') {
-            let mode = Mode::parse(&flag)
-                .ok_or_else(|| ArgError(format!("unknown mode {flag:?} (see --help)")))?;
-            if mode_seen {
-                return Err(ArgError(format!("a second mode {flag:?}")));
-            }
-            a.mode = mode;
-            mode_seen = true;
-            continue;
-        }
-        let mut value = || -> Result<String, ArgError> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => args
-                    .next()
-                    .ok_or_else(|| ArgError(format!("{flag}: missing value"))),
-            }
-        };
-        match flag.as_str() {
+            "--json" => a.json = true,
             "--mode" => {
-                let v = value()?;
+                let v = p.value()?;
                 a.mode = Mode::parse(&v)
-                    .ok_or_else(|| ArgError(format!("--mode: unknown mode {v:?}")))?;
+                    .ok_or_else(|| CliError(format!("--mode: unknown mode {v:?}")))?;
                 mode_seen = true;
             }
-            "--addr" => {
-                let v = value()?;
-                a.addr = SocketAddr::from_str(&v)
-                    .map_err(|_| ArgError(format!("--addr: expected IP:PORT, got {v:?}")))?;
-            }
-            "--connections" => a.connections = number(&flag, &value()?)?,
-            "--duration" => a.duration_secs = seconds(&flag, &value()?)?,
-            "--warmup" => a.warmup_secs = seconds(&flag, &value()?)?,
-            "--depth" => a.depth = number(&flag, &value()?)?,
-            "--payload" => a.payload = number(&flag, &value()?)?,
-            "--size" => a.size = number(&flag, &value()?)?,
-            "--heartbeat-ms" => a.heartbeat_ms = number(&flag, &value()?)?,
-            "--rate" => a.rate = number(&flag, &value()?)?,
-            "--channel" => a.channel = value()?,
-            "--sources" => a.sources = parse_sources(&value()?)?,
-            "--connect-concurrency" => a.connect_concurrency = number(&flag, &value()?)?,
-            "--token" => a.token = value()?.into_bytes(),
-            "--server-pid" => a.server_pid = Some(number(&flag, &value()?)?),
-            "--max-error-pct" => a.max_error_pct = number(&flag, &value()?)?,
-            _ => return Err(ArgError(format!("unknown flag {flag:?} (see --help)"))),
+            "--addr" => a.addr = p.address()?,
+            "--connections" => a.connections = p.parsed(NUMBER)?,
+            "--duration" => a.duration_secs = p.seconds()?,
+            "--warmup" => a.warmup_secs = p.seconds()?,
+            "--depth" => a.depth = p.parsed(NUMBER)?,
+            "--payload" => a.payload = p.parsed(NUMBER)?,
+            "--size" => a.size = p.parsed(NUMBER)?,
+            "--heartbeat-ms" => a.heartbeat_ms = p.parsed(NUMBER)?,
+            "--rate" => a.rate = p.parsed(NUMBER)?,
+            "--channel" => a.channel = p.value()?,
+            "--sources" => a.sources = parse_sources(&p.value()?)?,
+            "--connect-concurrency" => a.connect_concurrency = p.parsed(NUMBER)?,
+            "--token" => a.token = p.value()?.into_bytes(),
+            "--server-pid" => a.server_pid = Some(p.parsed(NUMBER)?),
+            "--max-error-pct" => a.max_error_pct = p.parsed(NUMBER)?,
+            _ => return Err(CliError(format!("unknown flag {flag:?} (see --help)"))),
         }
     }
     validate(&a)?;
     Ok(Command::Run(Box::new(a)))
 }
 
-fn validate(a: &Args) -> Result<(), ArgError> {
-    let err = |s: &str| Err(ArgError(s.to_string()));
+fn validate(a: &Args) -> Result<(), CliError> {
+    let err = |s: &str| Err(CliError(s.to_string()));
     if a.connections == 0 && a.mode != Mode::Churn {
         return err("--connections: must be at least 1");
     }
@@ -335,7 +297,7 @@ fn validate(a: &Args) -> Result<(), ArgError> {
 mod tests {
     use super::*;
 
-    fn parse(line: &str) -> Result<Command, ArgError> {
+    fn parse(line: &str) -> Result<Command, CliError> {
         parse_args(line.split_whitespace().map(String::from))
     }
 
@@ -421,10 +383,86 @@ mod tests {
         ];
         for (line, needle) in cases {
             match parse(line) {
-                Err(ArgError(msg)) => assert!(msg.contains(needle), "{line:?}: {msg}"),
+                Err(CliError(msg)) => assert!(msg.contains(needle), "{line:?}: {msg}"),
                 other => panic!("{line:?} gave {other:?}"),
             }
         }
+    }
+
+    /// Today's exact messages, pinned so that a change of parser cannot alter them.
+    #[test]
+    fn exact_error_messages() {
+        let table = [
+            (
+                "--connections x",
+                "--connections: expected a number, got \"x\"",
+            ),
+            ("--rate=fast", "--rate: expected a number, got \"fast\""),
+            ("--connections", "--connections: missing value"),
+            ("--json --token", "--token: missing value"),
+            ("--connections 0", "--connections: must be at least 1"),
+            ("--connections 1000001", "--connections: at most 1000000"),
+            (
+                "--depth --json",
+                "--depth: expected a number, got \"--json\"",
+            ),
+            (
+                "--addr nowhere",
+                "--addr: expected IP:PORT, got \"nowhere\"",
+            ),
+            ("--duration x", "--duration: expected a number, got \"x\""),
+            (
+                "--duration -1",
+                "--duration: expected 0..=86400 seconds, got \"-1\"",
+            ),
+            (
+                "--warmup=inf",
+                "--warmup: expected 0..=86400 seconds, got \"inf\"",
+            ),
+            ("--duration 0", "--duration: must be above 0"),
+            ("--payload 65", "--payload: a PING carries at most 64 bytes"),
+            ("--channel=", "--channel: expected 1..=255 bytes"),
+            (
+                "--max-error-pct -1",
+                "--max-error-pct: expected a non-negative number",
+            ),
+            (
+                "--frobnicate 1",
+                "unknown flag \"--frobnicate\" (see --help)",
+            ),
+            ("--frob=1", "unknown flag \"--frob\" (see --help)"),
+            ("--", "unknown flag \"--\" (see --help)"),
+            ("-- echo", "unknown flag \"--\" (see --help)"),
+            ("--=x", "unknown flag \"--\" (see --help)"),
+            ("-", "unknown flag \"-\" (see --help)"),
+            ("-x", "unknown flag \"-x\" (see --help)"),
+            ("-hx", "unknown flag \"-hx\" (see --help)"),
+            ("-h=1", "unknown flag \"-h=1\" (see --help)"),
+            ("sprint", "unknown mode \"sprint\" (see --help)"),
+            ("a=b", "unknown mode \"a=b\" (see --help)"),
+            ("echo sprint", "unknown mode \"sprint\" (see --help)"),
+            ("echo idle", "a second mode \"idle\""),
+            ("--mode idle echo", "a second mode \"echo\""),
+            ("--mode sprint", "--mode: unknown mode \"sprint\""),
+            (
+                "--connections x --help",
+                "--connections: expected a number, got \"x\"",
+            ),
+        ];
+        for (line, message) in table {
+            assert_eq!(parse(line), Err(CliError(message.to_string())), "{line:?}");
+        }
+    }
+
+    /// Today's behaviour for repeated flags, `--flag=value` and `--help`
+    /// next to other flags, pinned like the messages.
+    #[test]
+    fn repeats_inline_values_and_help_order() {
+        let a = run("--depth 2 --depth=3 echo --mode idle --json=no");
+        assert_eq!((a.depth, a.mode, a.json), (3, Mode::Idle, true));
+        assert_eq!(parse("--help --connections x"), Ok(Command::Help));
+        assert_eq!(parse("--help=1"), Ok(Command::Help));
+        assert_eq!(parse("--connections 5 -h"), Ok(Command::Help));
     }
 
     #[test]

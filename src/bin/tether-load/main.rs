@@ -30,7 +30,7 @@ use args::{parse_args, Command, USAGE};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let args = match parse_args(std::env::args().skip(1)) {
+    let args = match parse_args(std::env::args_os().skip(1)) {
         Ok(Command::Run(a)) => *a,
         Ok(Command::Help) => {
             print!("{USAGE}");

@@ -1,10 +1,14 @@
 //! The server's command line: flags to a [`Config`], with errors that name
-//! the flag. Kept in the library so it is unit-tested like everything else.
+//! the flag. Kept in the library so it is unit-tested like everything else;
+//! [`args`] holds what it shares with `tether-load`'s command line.
 
-use std::fmt;
-use std::net::SocketAddr;
+pub mod args;
+
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
+
+pub use args::CliError;
+use args::{Arg, ArgParser};
 
 use crate::config::{AppKind, Config, ConfigError};
 
@@ -60,62 +64,41 @@ pub enum Command {
     Version,
 }
 
-/// A command-line error; the binary prints it and exits 2.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CliError(pub String);
-
-impl fmt::Display for CliError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+/// The flag that sets a [`Config`] field: `--` and the field's name with
+/// `-` for `_` (`max_heartbeat_ms` → `--max-heartbeat-ms`).
+pub fn flag_for(field: &str) -> String {
+    format!("--{}", field.replace('_', "-"))
 }
-
-impl std::error::Error for CliError {}
 
 impl From<ConfigError> for CliError {
+    /// The validation error with every field it names written as its flag.
     fn from(e: ConfigError) -> Self {
-        CliError(e.to_string())
+        CliError(e.describe(flag_for))
     }
 }
 
-fn number<T: FromStr>(flag: &str, value: &str) -> Result<T, CliError> {
-    value.parse().map_err(|_| {
-        CliError(format!(
-            "{flag}: expected a non-negative whole number in range, got {value:?}"
-        ))
-    })
-}
+/// What a number flag must be, in its error message.
+const WHOLE_NUMBER: &str = "a non-negative whole number in range";
 
 /// Parses the arguments after the program name.
-pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliError> {
+pub fn parse_args<I>(args: I) -> Result<Command, CliError>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
     let mut config = Config::default();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
+    let mut p = ArgParser::new(args);
+    while let Some(arg) = p.next_arg() {
+        let flag = match arg {
+            Arg::Flag(flag) => flag,
+            Arg::Positional(_) => return Err(unknown_flag(&p)),
         };
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
-            _ => {}
-        }
-        let mut value = || -> Result<String, CliError> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => args
-                    .next()
-                    .ok_or_else(|| CliError(format!("{flag}: missing value"))),
-            }
-        };
-        match flag.as_str() {
-            "--listen" => {
-                let v = value()?;
-                config.listen = SocketAddr::from_str(&v)
-                    .map_err(|_| CliError(format!("--listen: expected IP:PORT, got {v:?}")))?;
-            }
+            "--listen" => config.listen = p.address()?,
             "--app" => {
-                config.app = match value()?.as_str() {
+                config.app = match p.value()?.as_str() {
                     "echo" => AppKind::Echo,
                     "pubsub" => AppKind::Pubsub,
                     other => {
@@ -125,37 +108,36 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Cl
                     }
                 }
             }
-            "--heartbeat-ms" => config.heartbeat_ms = number(&flag, &value()?)?,
-            "--min-heartbeat-ms" => config.min_heartbeat_ms = number(&flag, &value()?)?,
-            "--max-heartbeat-ms" => config.max_heartbeat_ms = number(&flag, &value()?)?,
-            "--miss" => config.miss = number(&flag, &value()?)?,
-            "--handshake-timeout-ms" => config.handshake_timeout_ms = number(&flag, &value()?)?,
-            "--linger-ms" => config.linger_ms = number(&flag, &value()?)?,
-            "--frame-timeout-ms" => config.frame_timeout_ms = number(&flag, &value()?)?,
-            "--max-connections" => config.max_connections = number(&flag, &value()?)?,
-            "--max-frame" => config.max_frame = number(&flag, &value()?)?,
-            "--max-message" => config.max_message = number(&flag, &value()?)?,
-            "--max-output" => config.max_output = number(&flag, &value()?)?,
-            "--session-ttl-ms" => config.session_ttl_ms = number(&flag, &value()?)?,
-            "--auth-token-file" => config.auth_token_file = Some(PathBuf::from(value()?)),
-            "--tick-ms" => config.tick_ms = number(&flag, &value()?)?,
-            "--soft-output" => config.soft_output = number(&flag, &value()?)?,
-            "--soft-output-ms" => config.soft_output_ms = number(&flag, &value()?)?,
-            "--rate-limit" => config.rate_limit = number(&flag, &value()?)?,
-            "--rate-burst" => config.rate_burst = number(&flag, &value()?)?,
-            "--session-queue" => config.session_queue = number(&flag, &value()?)?,
-            "--metrics" => {
-                let v = value()?;
-                config.metrics =
-                    Some(SocketAddr::from_str(&v).map_err(|_| {
-                        CliError(format!("--metrics: expected IP:PORT, got {v:?}"))
-                    })?);
-            }
-            _ => return Err(CliError(format!("{arg}: unknown flag (see --help)"))),
+            "--heartbeat-ms" => config.heartbeat_ms = p.parsed(WHOLE_NUMBER)?,
+            "--min-heartbeat-ms" => config.min_heartbeat_ms = p.parsed(WHOLE_NUMBER)?,
+            "--max-heartbeat-ms" => config.max_heartbeat_ms = p.parsed(WHOLE_NUMBER)?,
+            "--miss" => config.miss = p.parsed(WHOLE_NUMBER)?,
+            "--handshake-timeout-ms" => config.handshake_timeout_ms = p.parsed(WHOLE_NUMBER)?,
+            "--linger-ms" => config.linger_ms = p.parsed(WHOLE_NUMBER)?,
+            "--frame-timeout-ms" => config.frame_timeout_ms = p.parsed(WHOLE_NUMBER)?,
+            "--max-connections" => config.max_connections = p.parsed(WHOLE_NUMBER)?,
+            "--max-frame" => config.max_frame = p.parsed(WHOLE_NUMBER)?,
+            "--max-message" => config.max_message = p.parsed(WHOLE_NUMBER)?,
+            "--max-output" => config.max_output = p.parsed(WHOLE_NUMBER)?,
+            "--session-ttl-ms" => config.session_ttl_ms = p.parsed(WHOLE_NUMBER)?,
+            "--auth-token-file" => config.auth_token_file = Some(PathBuf::from(p.value_os()?)),
+            "--tick-ms" => config.tick_ms = p.parsed(WHOLE_NUMBER)?,
+            "--soft-output" => config.soft_output = p.parsed(WHOLE_NUMBER)?,
+            "--soft-output-ms" => config.soft_output_ms = p.parsed(WHOLE_NUMBER)?,
+            "--rate-limit" => config.rate_limit = p.parsed(WHOLE_NUMBER)?,
+            "--rate-burst" => config.rate_burst = p.parsed(WHOLE_NUMBER)?,
+            "--session-queue" => config.session_queue = p.parsed(WHOLE_NUMBER)?,
+            "--metrics" => config.metrics = Some(p.address()?),
+            _ => return Err(unknown_flag(&p)),
         }
     }
     config.validate()?;
     Ok(Command::Run(Box::new(config)))
+}
+
+/// The error for an argument the server does not know (it takes no positionals).
+fn unknown_flag(p: &ArgParser) -> CliError {
+    CliError(format!("{}: unknown flag (see --help)", p.raw()))
 }
 
 /// Reads the auth token file: one token per line, surrounding blanks trimmed,
@@ -200,6 +182,7 @@ pub fn open_file_limit() -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
 
     fn parse(args: &[&str]) -> Result<Command, CliError> {
         parse_args(args.iter().map(|s| s.to_string()))
@@ -301,6 +284,107 @@ mod tests {
         }
         assert_eq!(parse(&["--help"]), Ok(Command::Help));
         assert_eq!(parse(&["-V"]), Ok(Command::Version));
+    }
+
+    /// Today's exact messages, pinned so that a change of parser cannot alter them.
+    #[test]
+    fn exact_error_messages() {
+        let whole = "expected a non-negative whole number in range";
+        let table: &[(&[&str], String)] = &[
+            (&["--miss", "x"], format!("--miss: {whole}, got \"x\"")),
+            (&["--max-frame", "70000"], format!("--max-frame: {whole}, got \"70000\"")),
+            (&["--miss=-1"], format!("--miss: {whole}, got \"-1\"")),
+            (&["--miss="], format!("--miss: {whole}, got \"\"")),
+            (&["--miss=5=6"], format!("--miss: {whole}, got \"5=6\"")),
+            (&["--tick-ms", "--miss"], format!("--tick-ms: {whole}, got \"--miss\"")),
+            (&["--tick-ms", "--"], format!("--tick-ms: {whole}, got \"--\"")),
+            (&["--listen", "nowhere"], "--listen: expected IP:PORT, got \"nowhere\"".into()),
+            (&["--metrics=x"], "--metrics: expected IP:PORT, got \"x\"".into()),
+            (&["--app", "chat"], "--app: expected echo or pubsub, got \"chat\"".into()),
+            (&["--tick-ms"], "--tick-ms: missing value".into()),
+            (&["--tick-ms=1", "--listen"], "--listen: missing value".into()),
+            (&["--bogus"], "--bogus: unknown flag (see --help)".into()),
+            (&["--bogus=1"], "--bogus=1: unknown flag (see --help)".into()),
+            (&["stray"], "stray: unknown flag (see --help)".into()),
+            (&["a=b"], "a=b: unknown flag (see --help)".into()),
+            (&["--"], "--: unknown flag (see --help)".into()),
+            (&["--", "--help"], "--: unknown flag (see --help)".into()),
+            (&["--=x"], "--=x: unknown flag (see --help)".into()),
+            (&["---help"], "---help: unknown flag (see --help)".into()),
+            (&["-"], "-: unknown flag (see --help)".into()),
+            (&["-x"], "-x: unknown flag (see --help)".into()),
+            (&["-hV"], "-hV: unknown flag (see --help)".into()),
+            (&["-h=1"], "-h=1: unknown flag (see --help)".into()),
+            (&["--miss", "x", "--help"], format!("--miss: {whole}, got \"x\"")),
+            (&["--tick-ms", "0"], "--tick-ms: must be at least 1".into()),
+            (&["--min-heartbeat-ms", "0"], "--min-heartbeat-ms: must be at least 1".into()),
+            (
+                &["--min-heartbeat-ms", "5000", "--max-heartbeat-ms", "1000"],
+                "--min-heartbeat-ms: 5000 is above --max-heartbeat-ms 1000".into(),
+            ),
+            (
+                &["--heartbeat-ms", "10"],
+                "--heartbeat-ms: 10 is outside [--min-heartbeat-ms 1000, --max-heartbeat-ms 600000]"
+                    .into(),
+            ),
+            (&["--miss", "0"], "--miss: must be at least 1".into()),
+            (
+                &["--miss", "10000"],
+                "--miss: max heartbeat × miss does not fit the 32-bit idle_timeout_ms".into(),
+            ),
+            (&["--frame-timeout-ms", "0"], "--frame-timeout-ms: must be at least 1".into()),
+            (&["--handshake-timeout-ms", "0"], "--handshake-timeout-ms: must be at least 1".into()),
+            (&["--max-connections", "0"], "--max-connections: must be at least 1".into()),
+            (
+                &["--max-frame", "15"],
+                "--max-frame: must be at least 16 (a WELCOME and a GOAWAY must fit)".into(),
+            ),
+            (&["--max-message", "0"], "--max-message: must be at least 1".into()),
+            (&["--max-output", "1023"], "--max-output: must be at least 1024 bytes".into()),
+            (
+                &["--soft-output", "5000000"],
+                "--soft-output: 5000000 is above --max-output 4194304".into(),
+            ),
+            (
+                &["--rate-limit", "1", "--rate-burst", "0"],
+                "--rate-burst: must be between 1 and 1000000".into(),
+            ),
+            (
+                &["--rate-limit", "1000001"],
+                "--rate-limit: must be at most 1000000 frames a second".into(),
+            ),
+        ];
+        for (args, message) in table {
+            assert_eq!(parse(args), Err(CliError(message.clone())), "{args:?}");
+        }
+    }
+
+    /// Today's behaviour for repeated flags, `--flag=value`, and help or
+    /// version next to other flags, pinned like the messages.
+    #[test]
+    fn repeats_inline_values_and_help_order() {
+        let Ok(Command::Run(c)) =
+            parse(&["--miss", "2", "--miss=4", "--app=echo", "--app", "pubsub"])
+        else {
+            panic!("parses")
+        };
+        assert_eq!((c.miss, c.app), (4, AppKind::Pubsub));
+        let Ok(Command::Run(c)) = parse(&["--auth-token-file="]) else {
+            panic!("parses")
+        };
+        assert_eq!(c.auth_token_file, Some(PathBuf::new()));
+        assert_eq!(parse(&["--help", "--miss", "x"]), Ok(Command::Help));
+        assert_eq!(parse(&["--miss", "2", "-h"]), Ok(Command::Help));
+        assert_eq!(parse(&["--help=1"]), Ok(Command::Help));
+        assert_eq!(parse(&["--version=1"]), Ok(Command::Version));
+        assert_eq!(parse(&["-V", "--help"]), Ok(Command::Version));
+        assert_eq!(parse(&["--version", "--bogus"]), Ok(Command::Version));
+    }
+
+    #[test]
+    fn a_field_maps_to_its_flag() {
+        assert_eq!(flag_for("miss"), "--miss");
+        assert_eq!(flag_for("max_heartbeat_ms"), "--max-heartbeat-ms");
     }
 
     #[test]
