@@ -3,6 +3,7 @@
 //! firing timers, then settling (write, shut, re-arm) and reaping.
 
 use super::core::{Core, Ctx};
+use super::exposition::Exposition;
 use super::io::{read_once, ReadOutcome};
 use super::stats::{Gauges, Stats};
 use super::{Reactor, TimerKind, EXPIRIES_PER_TURN, READ_BYTES_PER_TURN, READ_CALLS_PER_TURN};
@@ -141,6 +142,11 @@ impl<A: App> Reactor<A> {
                 TimerKind::App(value) => self
                     .app
                     .on_timer(&mut Ctx::new(&mut self.core, &mut self.wheel), value),
+                TimerKind::Scraper(id) => {
+                    if let Some(m) = self.metrics.as_mut() {
+                        m.expire(id, self.poll.registry());
+                    }
+                }
                 TimerKind::Conn(id) => {
                     if let Some((e, config, now)) = self.core.parts(id) {
                         e.timer = None;
@@ -216,8 +222,8 @@ pub(super) fn render_metrics<A: App>(
         output_bytes: core.conns.iter().map(|(_, e)| e.conn.output_len()).sum(),
         wheel_entries: wheel.len(),
     };
-    let mut out = String::with_capacity(4096);
+    let mut out = Exposition::with_capacity(4096);
     stats.write_metrics(&gauges, &mut out);
-    app.write_metrics(&mut out);
-    out
+    app.write_metrics(out.text_mut());
+    out.into_string()
 }
