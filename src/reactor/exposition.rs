@@ -75,10 +75,7 @@ impl Exposition {
         label: &str,
         series: impl IntoIterator<Item = (&'a str, u64)>,
     ) {
-        self.family(name, help, Kind::Counter);
-        for (label_value, value) in series {
-            self.sample(name, Some((label, label_value)), value);
-        }
+        self.labelled(Kind::Counter, name, help, label, series);
     }
 
     /// Appends a gauge family with one sample per `(label value, value)` of
@@ -90,10 +87,7 @@ impl Exposition {
         label: &str,
         series: impl IntoIterator<Item = (&'a str, u64)>,
     ) {
-        self.family(name, help, Kind::Gauge);
-        for (label_value, value) in series {
-            self.sample(name, Some((label, label_value)), value);
-        }
+        self.labelled(Kind::Gauge, name, help, label, series);
     }
 
     /// The text written so far.
@@ -111,6 +105,20 @@ impl Exposition {
     /// the methods above; what it appends is not checked or escaped.
     pub fn text_mut(&mut self) -> &mut String {
         &mut self.text
+    }
+
+    fn labelled<'a>(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        help: &str,
+        label: &str,
+        series: impl IntoIterator<Item = (&'a str, u64)>,
+    ) {
+        self.family(name, help, kind);
+        for (label_value, value) in series {
+            self.sample(name, Some((label, label_value)), value);
+        }
     }
 
     fn family(&mut self, name: &str, help: &str, kind: Kind) {
