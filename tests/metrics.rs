@@ -4,7 +4,8 @@
 
 mod common;
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
@@ -195,4 +196,136 @@ fn malformed_and_oversized_requests_get_400_and_a_close() {
     assert_eq!(m.status, 200);
     assert!(metric_value(&m.body, "tether_connections_open").is_some());
     echo_round_trip(&mut wire, b"at the end");
+}
+
+/// Connects to the metrics endpoint with no delay on small writes, so each
+/// write below reaches the server as its own segment.
+fn connect_raw(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect to metrics");
+    s.set_nodelay(true).expect("nodelay");
+    s.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    s
+}
+
+#[test]
+fn a_request_split_over_several_writes_is_answered() {
+    let server = Server::start(&["--app", "echo", "--metrics", "127.0.0.1:0"]);
+    let addr = server.metrics.expect("metrics address");
+    let mut s = connect_raw(addr);
+    for part in [
+        &b"GE"[..],
+        b"T /metr",
+        b"ics?x=1 HTTP/1.1\r\nHo",
+        b"st: x\r\n",
+        b"\r\n",
+    ] {
+        s.write_all(part).expect("write part");
+        // Let the server read each part on its own before the next.
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("answer and EOF");
+    let r = parse_http(&raw);
+    assert_eq!(r.status, 200, "{}", r.head);
+    assert!(metric_value(&r.body, "tether_connections_open").is_some());
+}
+
+#[test]
+fn a_complete_head_over_the_limit_gets_400() {
+    let server = Server::start(&["--app", "echo", "--metrics", "127.0.0.1:0"]);
+    let addr = server.metrics.expect("metrics address");
+    // Unlike the oversized test above, this head ends (but past 8 KiB).
+    let mut big = b"GET /metrics HTTP/1.1\r\n".to_vec();
+    while big.len() <= 9 * 1024 {
+        big.extend_from_slice(b"X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+    }
+    big.extend_from_slice(b"\r\n");
+    let r = parse_http(&http_raw(addr, &big).expect("exchange"));
+    assert_eq!(r.status, 400, "{}", r.head);
+}
+
+#[test]
+fn one_answer_per_connection_whatever_follows_the_head() {
+    let server = Server::start(&["--app", "echo", "--metrics", "127.0.0.1:0"]);
+    let addr = server.metrics.expect("metrics address");
+
+    // A second, pipelined request and garbage after the first head: one answer, then close.
+    let raw = http_raw(
+        addr,
+        b"GET /healthz HTTP/1.1\r\n\r\nGET /metrics HTTP/1.1\r\n\r\n\xff\xfe\x00garbage",
+    )
+    .expect("exchange");
+    let r = parse_http(&raw);
+    assert_eq!((r.status, r.body.as_str()), (200, "ok\n"), "{}", r.head);
+    assert!(!r.body.contains("HTTP/1.1"), "a second answer: {raw:?}");
+
+    // HEAD: the head of the answer with its length, no body.
+    let head = parse_http(&http_raw(addr, b"HEAD /metrics HTTP/1.1\r\n\r\n").expect("exchange"));
+    assert_eq!(head.status, 200, "{}", head.head);
+    let length: usize = head
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
+        .expect("Content-Length");
+    assert!(length > 0);
+    assert_eq!(head.body, "");
+
+    for (request, status) in [
+        (
+            &b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n"[..],
+            405,
+        ),
+        (b"get /metrics HTTP/1.1\r\n\r\n", 400),
+        (b"GET /metrics HTTP/2.0\r\n\r\n", 400),
+        (b"GET /metrics HTTP/1.1\r\nNo colon here\r\n\r\n", 400),
+        (b"GET /metricsx HTTP/1.1\r\n\r\n", 404),
+    ] {
+        let r = parse_http(&http_raw(addr, request).expect("exchange"));
+        assert_eq!(
+            r.status,
+            status,
+            "{} got {}",
+            String::from_utf8_lossy(request),
+            r.head
+        );
+        assert!(
+            r.head.contains("Connection: close"),
+            "{}",
+            String::from_utf8_lossy(request)
+        );
+    }
+}
+
+/// A scraper that connects and says nothing is closed at its deadline, which
+/// sits on the reactor's timing wheel: the loop does not wake up in between
+/// (no polling for deadlines), and other scrapers are served meanwhile.
+#[test]
+fn a_silent_scraper_is_closed_at_its_deadline_without_waking_the_loop() {
+    let server = Server::start(&["--app", "echo", "--metrics", "127.0.0.1:0"]);
+    let addr = server.metrics.expect("metrics address");
+    let turns = || server.metric("tether_loop_turns_total");
+    let before = turns();
+    let mut silent = connect_raw(addr);
+    let connected = std::time::Instant::now();
+    let mut rest = Vec::new();
+    silent
+        .read_to_end(&mut rest)
+        .expect("the silent scraper is closed (EOF) within 15 s");
+    let waited = connected.elapsed();
+    assert!(rest.is_empty(), "it was sent {rest:?}");
+    // Never early: the deadline rounds up to whole ticks (of 100 ms) from the
+    // tick of the accept, which is at most one tick before the accept.
+    let deadline = tether::reactor::metrics::HTTP_DEADLINE;
+    assert!(
+        waited + Duration::from_millis(100) >= deadline,
+        "closed after {waited:?}, before its deadline {deadline:?}"
+    );
+    // Turns in between: this scrape and the one before (a few each), the
+    // accept and the expiry. Waking every 500 ms for the deadline would add 10.
+    let spent = turns() - before;
+    assert!(spent <= 8, "{spent} loop turns while a scraper sat silent");
+
+    // And the endpoint still serves others.
+    let ok = common::http_get(addr, "/healthz");
+    assert_eq!((ok.status, ok.body.trim()), (200, "ok"));
 }

@@ -24,6 +24,7 @@ pub use event::{CloseEvent, ConnId, Conns, HelloEvent, MessageEvent, NoConns, Se
 pub use outbox::{Action, Outbox};
 pub use pubsub::Pubsub;
 
+use crate::exposition::Exposition;
 use crate::protocol::SessionId;
 
 /// What an app gets with each event: the outbox to queue actions in
@@ -102,6 +103,6 @@ pub trait App {
         None
     }
 
-    /// Appends the app's own lines to the Prometheus text exposition.
-    fn write_metrics(&self, _out: &mut String) {}
+    /// Adds the app's own metrics to the Prometheus text exposition.
+    fn write_metrics(&self, _out: &mut Exposition) {}
 }

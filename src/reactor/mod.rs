@@ -34,7 +34,7 @@ use crate::time::{Span, Tick, TickClock};
 use crate::wheel::{TimerId, Wheel};
 
 use self::core::Core;
-use self::metrics::{MetricsServer, HTTP_TOKEN_BIT};
+use self::metrics::{MetricsServer, ScraperId, HTTP_TOKEN_BIT};
 use self::random::RandomPool;
 use self::signals::StopSignals;
 use self::stats::Stats;
@@ -79,6 +79,8 @@ enum TimerKind {
     ResumeAccept,
     /// A timer the application set with an [`Action::SetTimer`](crate::app::Action); its key.
     App(u64),
+    /// A metrics scraper's deadline to finish its exchange.
+    Scraper(ScraperId),
 }
 
 /// Starts a graceful stop of a running reactor from anywhere: another thread,
@@ -250,7 +252,8 @@ impl<A: App> Reactor<A> {
 
     /// Serves `GET /metrics` and `GET /healthz` on `addr` from this loop; returns the bound address.
     pub fn serve_metrics(&mut self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
-        let server = MetricsServer::bind(addr, self.poll.registry(), METRICS)?;
+        let tick_ms = self.core.config.tick_ms;
+        let server = MetricsServer::bind(addr, self.poll.registry(), METRICS, tick_ms)?;
         let bound = server.local_addr()?;
         self.metrics = Some(server);
         Ok(bound)
@@ -375,7 +378,7 @@ impl<A: App> Reactor<A> {
                 }
                 METRICS => {
                     if let Some(m) = self.metrics.as_mut() {
-                        m.accept(self.poll.registry(), Instant::now());
+                        m.accept(self.poll.registry(), &mut self.wheel, self.core.now);
                     }
                 }
                 Token(t) if t > LISTENER_BASE - MAX_LISTENERS && t <= LISTENER_BASE => {
@@ -386,7 +389,11 @@ impl<A: App> Reactor<A> {
                         let (stats, core, wheel, app) =
                             (&self.stats, &self.core, &self.wheel, &self.app);
                         let mut render = || render_metrics(stats, core, wheel, app);
-                        m.handle(Token(t), self.poll.registry(), &mut render);
+                        if let Some(deadline) =
+                            m.handle(Token(t), self.poll.registry(), &mut render)
+                        {
+                            self.wheel.cancel(deadline);
+                        }
                     }
                 }
                 token => {
@@ -411,9 +418,6 @@ impl<A: App> Reactor<A> {
             self.accept_all();
             self.settle();
         }
-        if let Some(m) = self.metrics.as_mut() {
-            m.expire(self.poll.registry(), Instant::now());
-        }
         Ok(())
     }
 
@@ -433,15 +437,6 @@ impl<A: App> Reactor<A> {
                     .instant_of(tick)
                     .saturating_duration_since(self.clock_read)
             })
-        };
-        // Scrapers have deadlines the wheel does not track: wake twice a second while any are here.
-        let until_timer = match (
-            until_timer,
-            self.metrics.as_ref().is_some_and(|m| m.has_connections()),
-        ) {
-            (t, false) => t,
-            (Some(t), true) => Some(t.min(Duration::from_millis(500))),
-            (None, true) => Some(Duration::from_millis(500)),
         };
         match (until_timer, max_wait) {
             (Some(a), Some(b)) => Some(a.min(b)),

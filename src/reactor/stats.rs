@@ -1,6 +1,7 @@
-//! Counters the reactor keeps, summarised in the log at stop (and, later, metrics).
+//! Counters the reactor keeps, summarised in the log at stop and served as metrics.
 
 use crate::conn::CloseReason;
+use crate::exposition::Exposition;
 use crate::protocol::GoawayCode;
 
 /// Point-in-time values the reactor measures when metrics are scraped.
@@ -64,121 +65,97 @@ impl Stats {
         }
     }
 
-    /// Appends the Prometheus text exposition of these counters and the given gauges.
-    pub fn write_metrics(&self, gauges: &Gauges, out: &mut String) {
-        use std::fmt::Write;
-        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = write!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-            );
-        };
-        metric(
+    /// Appends these counters and the given gauges to a Prometheus exposition.
+    pub fn write_metrics(&self, gauges: &Gauges, out: &mut Exposition) {
+        out.gauge(
             "tether_connections_open",
-            "gauge",
             "Connections held (open or closing).",
             gauges.connections as u64,
         );
-        metric(
+        out.counter(
             "tether_connections_accepted_total",
-            "counter",
             "Connections accepted.",
             self.accepted,
         );
-        metric(
+        out.gauge(
             "tether_output_queued_bytes",
-            "gauge",
             "Bytes queued for sending over all connections.",
             gauges.output_bytes as u64,
         );
-        metric(
+        out.gauge(
             "tether_wheel_entries",
-            "gauge",
             "Timers pending in the timing wheel.",
             gauges.wheel_entries as u64,
         );
-        metric(
-            "tether_frames_in_total",
-            "counter",
-            "Complete frames received.",
-            self.frames_in,
-        );
-        metric(
-            "tether_frames_out_total",
-            "counter",
-            "Frames (or whole encoded messages) queued to send.",
-            self.frames_out,
-        );
-        metric(
-            "tether_bytes_in_total",
-            "counter",
-            "Bytes read from sockets.",
-            self.bytes_in,
-        );
-        metric(
-            "tether_bytes_out_total",
-            "counter",
-            "Bytes written to sockets.",
-            self.bytes_out,
-        );
-        metric(
-            "tether_pings_total",
-            "counter",
-            "PINGs received and answered.",
-            self.pings,
-        );
-        metric(
-            "tether_accept_pauses_total",
-            "counter",
-            "Times accepting paused for lack of descriptors.",
-            self.accept_pauses,
-        );
-        metric(
-            "tether_truncated_at_eof_total",
-            "counter",
-            "Peer EOFs that cut a frame short.",
-            self.truncated_at_eof,
-        );
-        metric(
-            "tether_loop_turns_total",
-            "counter",
-            "Event loop turns (events per turn = events / turns).",
-            self.turns,
-        );
-        metric(
-            "tether_loop_events_total",
-            "counter",
-            "Readiness events handled.",
-            self.events,
-        );
-        let _ = write!(
-            out,
-            "# HELP tether_connections_closed_total Connections closed, by how they ended.\n# TYPE tether_connections_closed_total counter\n"
-        );
-        let sent: u64 = self.goaway_sent.iter().sum();
-        for (reason, value) in [
-            ("goaway_sent", sent),
-            ("peer_goaway", self.peer_goaway),
-            ("peer_eof", self.peer_eof),
-            ("reset", self.resets),
-        ] {
-            let _ = writeln!(
-                out,
-                "tether_connections_closed_total{{reason=\"{reason}\"}} {value}"
-            );
+        let counters = [
+            (
+                "tether_frames_in_total",
+                "Complete frames received.",
+                self.frames_in,
+            ),
+            (
+                "tether_frames_out_total",
+                "Frames (or whole encoded messages) queued to send.",
+                self.frames_out,
+            ),
+            (
+                "tether_bytes_in_total",
+                "Bytes read from sockets.",
+                self.bytes_in,
+            ),
+            (
+                "tether_bytes_out_total",
+                "Bytes written to sockets.",
+                self.bytes_out,
+            ),
+            (
+                "tether_pings_total",
+                "PINGs received and answered.",
+                self.pings,
+            ),
+            (
+                "tether_accept_pauses_total",
+                "Times accepting paused for lack of descriptors.",
+                self.accept_pauses,
+            ),
+            (
+                "tether_truncated_at_eof_total",
+                "Peer EOFs that cut a frame short.",
+                self.truncated_at_eof,
+            ),
+            (
+                "tether_loop_turns_total",
+                "Event loop turns (events per turn = events / turns).",
+                self.turns,
+            ),
+            (
+                "tether_loop_events_total",
+                "Readiness events handled.",
+                self.events,
+            ),
+        ];
+        for (name, help, value) in counters {
+            out.counter(name, help, value);
         }
-        let _ = write!(
-            out,
-            "# HELP tether_goaway_sent_total Connections closed by our GOAWAY, by code (evictions are IDLE_TIMEOUT, HANDSHAKE_TIMEOUT, SLOW_CONSUMER, RATE_LIMITED).\n# TYPE tether_goaway_sent_total counter\n"
+        out.labelled_counter(
+            "tether_connections_closed_total",
+            "Connections closed, by how they ended.",
+            "reason",
+            [
+                ("goaway_sent", self.goaway_sent.iter().sum()),
+                ("peer_goaway", self.peer_goaway),
+                ("peer_eof", self.peer_eof),
+                ("reset", self.resets),
+            ],
         );
-        for code in GoawayCode::ALL {
-            let value = self.goaway_sent[code.as_u16() as usize];
-            let _ = writeln!(
-                out,
-                "tether_goaway_sent_total{{code=\"{}\"}} {value}",
-                code.name()
-            );
-        }
+        out.labelled_counter(
+            "tether_goaway_sent_total",
+            "Connections closed by our GOAWAY, by code (evictions are IDLE_TIMEOUT, HANDSHAKE_TIMEOUT, SLOW_CONSUMER, RATE_LIMITED).",
+            "code",
+            GoawayCode::ALL
+                .iter()
+                .map(|code| (code.name(), self.goaway_sent[code.as_u16() as usize])),
+        );
     }
 
     /// One line for the log.

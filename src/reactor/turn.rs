@@ -8,6 +8,7 @@ use super::stats::{Gauges, Stats};
 use super::{Reactor, TimerKind, EXPIRIES_PER_TURN, READ_BYTES_PER_TURN, READ_CALLS_PER_TURN};
 use crate::app::{App, CloseEvent, ConnId, HelloEvent, MessageEvent};
 use crate::conn::ConnEvent;
+use crate::exposition::Exposition;
 use crate::protocol::GoawayCode;
 use crate::wheel::Wheel;
 
@@ -137,6 +138,11 @@ impl<A: App> Reactor<A> {
                     self.app_timers.remove(&key);
                     self.call_app(|app, ctx| app.on_timer(key, ctx));
                 }
+                TimerKind::Scraper(id) => {
+                    if let Some(m) = self.metrics.as_mut() {
+                        m.expire(id, self.poll.registry());
+                    }
+                }
                 TimerKind::Conn(id) => {
                     if let Some((e, limits, now)) = self.core.parts(id) {
                         e.timer = None;
@@ -219,8 +225,8 @@ pub(super) fn render_metrics<A: App>(
         output_bytes: core.conns.iter().map(|(_, e)| e.conn.output_len()).sum(),
         wheel_entries: wheel.len(),
     };
-    let mut out = String::with_capacity(4096);
+    let mut out = Exposition::with_capacity(4096);
     stats.write_metrics(&gauges, &mut out);
     app.write_metrics(&mut out);
-    out
+    out.into_string()
 }

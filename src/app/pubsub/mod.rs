@@ -9,12 +9,11 @@
 pub mod ops;
 mod state;
 
-use std::fmt::Write;
-
 pub use state::{PubsubLimits, PubsubState, PubsubStats, MAX_SUBSCRIPTIONS_PER_SESSION};
 
 use super::{App, CloseEvent, ConnId, Ctx, HelloEvent, MessageEvent};
 use crate::config::Config;
+use crate::exposition::Exposition;
 use crate::protocol::SessionId;
 
 /// The pub/sub app: [`PubsubState`] behind the [`App`] boundary.
@@ -81,73 +80,54 @@ impl App for Pubsub {
         self.state.session_of(conn)
     }
 
-    fn write_metrics(&self, out: &mut String) {
+    fn write_metrics(&self, out: &mut Exposition) {
         let s = &self.state;
         let stats = s.stats();
-        let live = s.session_count();
-        let detached = s.detached_count();
-        let rows: [(&str, &str, &str, u64); 9] = [
-            (
-                "tether_sessions",
-                "gauge",
-                "Sessions held (attached or detached).",
-                live as u64,
-            ),
-            (
-                "tether_sessions_detached",
-                "gauge",
-                "Sessions waiting for a resume.",
-                detached as u64,
-            ),
-            (
-                "tether_sessions_resumed_total",
-                "counter",
-                "Sessions re-attached by HELLO RESUME.",
-                stats.resumed,
-            ),
-            (
-                "tether_sessions_expired_total",
-                "counter",
-                "Detached sessions dropped after the TTL.",
-                stats.expired,
-            ),
-            (
-                "tether_channels",
-                "gauge",
-                "Channels with at least one subscriber.",
-                s.channel_count() as u64,
-            ),
-            (
-                "tether_subscriptions",
-                "gauge",
-                "Subscriptions over all sessions.",
-                s.subscription_count() as u64,
-            ),
-            (
-                "tether_publishes_total",
-                "counter",
-                "Publish ops handled.",
-                stats.publishes,
-            ),
-            (
-                "tether_deliveries_total",
-                "counter",
-                "Deliveries sent or queued, one per subscriber.",
-                stats.deliveries,
-            ),
-            (
-                "tether_deliveries_dropped_total",
-                "counter",
-                "Queued deliveries dropped from full session queues.",
-                stats.dropped,
-            ),
-        ];
-        for (name, kind, help, value) in rows {
-            let _ = write!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-            );
-        }
+        out.gauge(
+            "tether_sessions",
+            "Sessions held (attached or detached).",
+            s.session_count() as u64,
+        );
+        out.gauge(
+            "tether_sessions_detached",
+            "Sessions waiting for a resume.",
+            s.detached_count() as u64,
+        );
+        out.counter(
+            "tether_sessions_resumed_total",
+            "Sessions re-attached by HELLO RESUME.",
+            stats.resumed,
+        );
+        out.counter(
+            "tether_sessions_expired_total",
+            "Detached sessions dropped after the TTL.",
+            stats.expired,
+        );
+        out.gauge(
+            "tether_channels",
+            "Channels with at least one subscriber.",
+            s.channel_count() as u64,
+        );
+        out.gauge(
+            "tether_subscriptions",
+            "Subscriptions over all sessions.",
+            s.subscription_count() as u64,
+        );
+        out.counter(
+            "tether_publishes_total",
+            "Publish ops handled.",
+            stats.publishes,
+        );
+        out.counter(
+            "tether_deliveries_total",
+            "Deliveries sent or queued, one per subscriber.",
+            stats.deliveries,
+        );
+        out.counter(
+            "tether_deliveries_dropped_total",
+            "Queued deliveries dropped from full session queues.",
+            stats.dropped,
+        );
     }
 }
 
