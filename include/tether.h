@@ -3,7 +3,7 @@
  *
  * One tether_t is one single-threaded epoll server (listeners, connections,
  * heartbeat and idle deadlines, graceful stop) speaking the tether wire
- * protocol (PROTOCOL.md). Your code sees whole messages through callbacks.
+ * protocol (docs/protocol.md). Your code sees whole messages through callbacks.
  *
  * Two ways to drive it:
  *   - tether_run(t): the calling thread runs the loop until tether_stop(t).

@@ -3,7 +3,7 @@
 # valgrind memcheck through a scripted session, and fails on any memory
 # error or definite/indirect leak.
 #
-# The session (a python3 client speaking the wire protocol from PROTOCOL.md):
+# The session (a python3 client speaking the wire protocol from docs/protocol.md):
 #   1. handshake, a few messages (one split across frames), each answered
 #      uppercased, then a polite GOAWAY NORMAL close;
 #   2. a client that goes quiet after its handshake and is evicted with

@@ -14,7 +14,7 @@ use crate::protocol::frame::MAX_FRAME_LIMIT;
 pub enum AppKind {
     /// Every message comes back unchanged.
     Echo,
-    /// Channels, subscribers and sessions (PROTOCOL.md §5).
+    /// Channels, subscribers and sessions (docs/protocol.md §5).
     Pubsub,
 }
 

@@ -1,5 +1,5 @@
 //! Closing: the peer's half-close gets every reply then a clean EOF
-//! (PROTOCOL.md §3.4); a server-initiated close puts the GOAWAY before the
+//! (docs/protocol.md §3.4); a server-initiated close puts the GOAWAY before the
 //! FIN (§3.3).
 
 mod common;

@@ -3,7 +3,7 @@
 //! seed and every input once found interesting stays a regression test.
 //!
 //! The seeds themselves are built here from the crate's own encoders and the
-//! PROTOCOL.md test vectors; `TETHER_WRITE_SEEDS=1 cargo test --test
+//! docs/protocol.md test vectors; `TETHER_WRITE_SEEDS=1 cargo test --test
 //! fuzz_corpus -- --ignored` (re)writes them as `seed-*` files.
 
 mod common;
@@ -83,7 +83,7 @@ fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-/// The frame test vectors of PROTOCOL.md §1.
+/// The frame test vectors of docs/protocol.md §1.
 fn vectors() -> Vec<(&'static str, Vec<u8>)> {
     [
         ("ping", "a5 03 00 00 59 b7 88 72"),

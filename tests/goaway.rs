@@ -1,4 +1,4 @@
-//! Every GOAWAY code the server sends in this version (PROTOCOL.md §2.4),
+//! Every GOAWAY code the server sends in this version (docs/protocol.md §2.4),
 //! each checked with the GOAWAY arriving before a clean EOF.
 
 mod common;
@@ -123,7 +123,7 @@ fn bad_checksum() {
     corrupt_payload[10] ^= 0x01;
     let mut corrupt_crc = encode_frame(FrameType::Ping, false, b"").to_vec();
     corrupt_crc[7] ^= 0x80;
-    // A corrupted type fails the CRC like a corrupted payload (PROTOCOL.md §1).
+    // A corrupted type fails the CRC like a corrupted payload (docs/protocol.md §1).
     let mut corrupt_type = encode_frame(FrameType::Ping, false, b"abc").to_vec();
     corrupt_type[1] = 0x07;
     let mut corrupt_hello =

@@ -1,5 +1,5 @@
 //! The handshake against the real binary: WELCOME fields, heartbeat
-//! negotiation (PROTOCOL.md §2.2) and a HELLO split across many writes.
+//! negotiation (docs/protocol.md §2.2) and a HELLO split across many writes.
 
 mod common;
 

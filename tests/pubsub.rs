@@ -1,4 +1,4 @@
-//! A smoke test of `--app pubsub` over the real binary (PROTOCOL.md §5):
+//! A smoke test of `--app pubsub` over the real binary (docs/protocol.md §5):
 //! subscribe, publish, delivery, and a malformed op.
 
 mod common;

@@ -1,4 +1,4 @@
-//! `--app pubsub` end to end (PROTOCOL.md §5), over the real binary and real
+//! `--app pubsub` end to end (docs/protocol.md §5), over the real binary and real
 //! loopback sockets: fan-out, sessions (resume, LOST, TTL, takeover, orderly
 //! end), slow-subscriber isolation, the soft output limit and the rate limit.
 //!

@@ -1,4 +1,4 @@
-//! Graceful stop (PROTOCOL.md §3.6): SIGTERM sends GOAWAY SHUTTING_DOWN to
+//! Graceful stop (docs/protocol.md §3.6): SIGTERM sends GOAWAY SHUTTING_DOWN to
 //! every connection and exits 0 once all are closed; a second signal exits
 //! at once.
 

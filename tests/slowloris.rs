@@ -37,7 +37,7 @@ const LATE_SLACK: Duration = Duration::from_millis(3_000);
 /// The whole attack phase ends by then, whatever happens.
 const ATTACK_LIMIT: Duration = Duration::from_secs(12);
 /// How early a GOAWAY may come, measured from our side. The server reads the
-/// clock once per loop turn (DESIGN.md, "The loop") and stamps a connection
+/// clock once per loop turn (docs/architecture.md, "The loop") and stamps a connection
 /// accepted in a busy turn (1,000 connects arrive at once) with that turn's
 /// reading, which can precede our `connect()` returning by the turn's work:
 /// a few ms were seen on an idle machine, 33 ms under a concurrent soak. Its

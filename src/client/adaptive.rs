@@ -1,4 +1,4 @@
-//! Adaptive heartbeat (PROTOCOL.md §4): find the longest heartbeat interval
+//! Adaptive heartbeat (docs/protocol.md §4): find the longest heartbeat interval
 //! the path tolerates, so a client behind a NAT with a short idle timeout
 //! stays connected while one behind a patient path pings rarely.
 //!

@@ -1,4 +1,4 @@
-//! Reconnect delays: exponential backoff with jitter (PROTOCOL.md §4).
+//! Reconnect delays: exponential backoff with jitter (docs/protocol.md §4).
 //!
 //! After the `n`-th failed attempt in a row the ceiling is
 //! `min(cap, base × factor^n)`; jitter then spreads the actual delay below it

@@ -1,4 +1,4 @@
-//! The client side of the protocol (PROTOCOL.md §4).
+//! The client side of the protocol (docs/protocol.md §4).
 //!
 //! Three pure parts and one driver:
 //!

@@ -1,4 +1,4 @@
-//! GOAWAY: the close frame's payload and its codes (PROTOCOL.md §2.4).
+//! GOAWAY: the close frame's payload and its codes (docs/protocol.md §2.4).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use std::fmt;
@@ -82,7 +82,7 @@ impl GoawayCode {
             .unwrap_or(GoawayCode::Unknown(n))
     }
 
-    /// The code's name as PROTOCOL.md spells it (also used as a metrics label).
+    /// The code's name as docs/protocol.md spells it (also used as a metrics label).
     pub fn name(self) -> &'static str {
         match self {
             GoawayCode::Normal => "NORMAL",

@@ -1,4 +1,4 @@
-//! HELLO and WELCOME: the handshake payloads (PROTOCOL.md §2.1, §2.2).
+//! HELLO and WELCOME: the handshake payloads (docs/protocol.md §2.1, §2.2).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use std::fmt;

@@ -1,4 +1,4 @@
-//! The wire protocol (PROTOCOL.md): frames with a CRC, the HELLO/WELCOME
+//! The wire protocol (docs/protocol.md): frames with a CRC, the HELLO/WELCOME
 //! handshake payloads and GOAWAY codes.
 //!
 //! This layer is pure: it turns bytes into frames and frames into bytes. It
@@ -55,7 +55,7 @@ pub enum ProtocolError {
 }
 
 impl ProtocolError {
-    /// The GOAWAY code that answers this error (PROTOCOL.md §2.4).
+    /// The GOAWAY code that answers this error (docs/protocol.md §2.4).
     pub fn goaway_code(&self) -> GoawayCode {
         match self {
             ProtocolError::BadMagic(_)

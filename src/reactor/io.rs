@@ -1,4 +1,4 @@
-//! The socket calls, each a full match on its outcomes (STYLE.md rule 3):
+//! The socket calls, each a full match on its outcomes, never a catch-all:
 //! `Ok(0)` on read is the peer's EOF, `WouldBlock` means wait for the next
 //! edge, `Interrupted` retries the same call, any other error ends that one
 //! connection and never the loop.

@@ -30,7 +30,7 @@ pub struct Stats {
     pub peer_eof: u64,
     /// Connections reset or failed at the socket.
     pub resets: u64,
-    /// Peer EOFs that cut a frame or message short (dropped, per PROTOCOL.md §3.4).
+    /// Peer EOFs that cut a frame or message short (dropped, per docs/protocol.md §3.4).
     pub truncated_at_eof: u64,
     /// Times accepting paused for lack of file descriptors.
     pub accept_pauses: u64,

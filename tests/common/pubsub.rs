@@ -1,4 +1,4 @@
-//! The pub/sub app's messages (PROTOCOL.md §5) and the client calls that
+//! The pub/sub app's messages (docs/protocol.md §5) and the client calls that
 //! send them.
 
 use super::client::Client;

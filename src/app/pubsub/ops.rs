@@ -1,4 +1,4 @@
-//! The pub/sub messages carried in DATA (PROTOCOL.md §5): `S`ubscribe,
+//! The pub/sub messages carried in DATA (docs/protocol.md §5): `S`ubscribe,
 //! `U`nsubscribe and `P`ublish from clients, `M` deliveries from the server.
 
 use bytes::{BufMut, Bytes, BytesMut};

@@ -85,7 +85,7 @@ impl Mode {
     }
 }
 
-/// Largest PING payload the protocol allows (PROTOCOL.md §2).
+/// Largest PING payload the protocol allows (docs/protocol.md §2).
 pub const MAX_PING_PAYLOAD: usize = 64;
 /// Smallest DATA body: an 8-byte sequence number and an 8-byte timestamp.
 pub const MIN_SIZE: usize = 16;

@@ -26,7 +26,7 @@ pub use stages::{Stage, Window};
 
 /// Shared read buffer: large enough that a burst of replies is one read.
 const READ_BUFFER: usize = 256 * 1024;
-/// Time allowed from connect to WELCOME (PROTOCOL.md §3's server default).
+/// Time allowed from connect to WELCOME (docs/protocol.md §3's server default).
 pub const HANDSHAKE_TIMEOUT_NS: u64 = 5_000_000_000;
 /// Time allowed from our GOAWAY and FIN to the server's EOF (the server's
 /// default linger is 2 s).

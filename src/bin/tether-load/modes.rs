@@ -13,7 +13,7 @@
 //!   from connect to EOF.
 //! - **fanout**: subscribers send `S` channel; one publisher sends `P`
 //!   chan_len channel body at `rate`; each delivery `M` chan_len channel body
-//!   is timed against the send time in the body (PROTOCOL.md §5).
+//!   is timed against the send time in the body (docs/protocol.md §5).
 
 use tether::protocol::{FrameType, GoawayCode};
 
