@@ -138,13 +138,30 @@ fn null_and_bad_arguments_are_codes() {
 }
 
 /// What the callbacks saw and did, reached through the `user` pointer.
-#[derive(Default)]
 struct Host {
     tether: *mut tether_t,
     opened: Vec<u64>,
     closed: Vec<(u64, c_int)>,
     reentry: Vec<c_int>,
     peer: Option<String>,
+    /// Messages received (the bridge tests).
+    messages: Vec<(u64, Vec<u8>)>,
+    /// What each `tether_ctx_send` returned (the bridge tests).
+    send_results: Vec<c_int>,
+}
+
+impl Default for Host {
+    fn default() -> Host {
+        Host {
+            tether: ptr::null_mut(),
+            opened: Vec::new(),
+            closed: Vec::new(),
+            reentry: Vec::new(),
+            peer: None,
+            messages: Vec::new(),
+            send_results: Vec::new(),
+        }
+    }
 }
 
 /// Recovers the host from the `user` pointer.
@@ -298,25 +315,10 @@ mod bridge {
     use bytes::Bytes;
     use std::net::SocketAddr;
 
-    /// What the callbacks saw, through the `user` pointer.
-    #[derive(Default)]
-    struct Seen {
-        opened: Vec<u64>,
-        messages: Vec<(u64, Vec<u8>)>,
-        closed: Vec<(u64, c_int)>,
-        send_results: Vec<c_int>,
-        addr: Option<String>,
-    }
-
-    unsafe fn seen<'a>(user: *mut c_void) -> &'a mut Seen {
-        // SAFETY: every test passes a live `Seen` as the user pointer.
-        unsafe { &mut *user.cast::<Seen>() }
-    }
-
     /// Greets the newcomer, and tries a stranger (id 99) too.
     unsafe extern "C" fn on_open(user: *mut c_void, ctx: *mut tether_ctx_t, conn: u64) {
         // SAFETY: as the ABI promises: a live user pointer and ctx for the call.
-        let seen = unsafe { seen(user) };
+        let seen = unsafe { host(user) };
         seen.opened.push(conn);
         for to in [conn, 99] {
             // SAFETY: ctx is the running callback's handle; the bytes are live.
@@ -334,7 +336,7 @@ mod bridge {
         len: usize,
     ) {
         // SAFETY: as above; `data` has `len` bytes (or is NULL for 0).
-        let (seen, bytes) = unsafe { (seen(user), bytes_arg(data, len).unwrap_or(&[])) };
+        let (seen, bytes) = unsafe { (host(user), bytes_arg(data, len).unwrap_or(&[])) };
         seen.messages.push((conn, bytes.to_vec()));
         let upper = bytes.to_ascii_uppercase();
         let mut buf = [0 as c_char; 64];
@@ -344,7 +346,7 @@ mod bridge {
                 .push(tether_ctx_send(ctx, conn, upper.as_ptr(), upper.len()));
             let n = tether_ctx_peer_addr(ctx, conn, buf.as_mut_ptr(), buf.len());
             if n > 0 {
-                seen.addr = Some(CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned());
+                seen.peer = Some(CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned());
             }
             tether_ctx_close(ctx, conn, 0, c"done".as_ptr());
         }
@@ -357,23 +359,23 @@ mod bridge {
         reason: c_int,
     ) {
         // SAFETY: as above.
-        unsafe { seen(user) }.closed.push((conn, reason));
+        unsafe { host(user) }.closed.push((conn, reason));
     }
 
-    fn bridge(seen: &mut Seen) -> CallbackApp {
+    fn bridge(seen: &mut Host) -> CallbackApp {
         CallbackApp {
             callbacks: tether_callbacks_t {
                 on_open: Some(on_open),
                 on_message: Some(on_message),
                 on_close: Some(on_close),
             },
-            user: (seen as *mut Seen).cast(),
+            user: (seen as *mut Host).cast(),
         }
     }
 
     #[test]
     fn open_message_and_close_become_c_calls_and_their_answers_actions() {
-        let mut seen = Seen::default();
+        let mut seen = Host::default();
         let mut app = bridge(&mut seen);
         let mut conns = FakeConns::default();
         let mut out = Outbox::new(1024);
@@ -434,7 +436,7 @@ mod bridge {
         assert_eq!(seen.opened, [conn.to_u64()]);
         assert_eq!(seen.messages, [(conn.to_u64(), b"abc".to_vec())]);
         assert_eq!(seen.send_results, [TETHER_OK, TETHER_ERR_GONE, TETHER_OK]);
-        assert_eq!(seen.addr.as_deref(), Some("127.0.0.9:4321"));
+        assert_eq!(seen.peer.as_deref(), Some("127.0.0.9:4321"));
         assert_eq!(seen.closed, [(conn.to_u64(), 0)]);
     }
 }
