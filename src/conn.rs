@@ -8,9 +8,9 @@
 //! whether the peer really went quiet.
 //!
 //! ```text
-//! Handshake --HELLO ok--> Open --error/evict/stop--> Closing --EOF or linger--> Closed
-//!     |                    |                             ^
-//!     +--------------------+--peer EOF--> Draining ------+--flushed + SHUT_WR--> Closed
+//! Handshake --HELLO, app accepts--> Open --error/evict/stop--> Closing --EOF or linger--> Closed
+//!     |                                 |                          ^
+//!     +---------------------------------+--peer EOF--> Draining ---+--flushed + SHUT_WR--> Closed
 //! ```
 
 mod events;

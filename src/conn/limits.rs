@@ -1,6 +1,6 @@
 //! What a connection obeys, already in the units it works in: deadlines as
 //! tick [`Span`]s, sizes in bytes, the heartbeat bounds and the auth tokens.
-//! Built once from the server's [`Config`] (and again on a reload), so the
+//! Built once from the server's [`Config`], so the
 //! state machine never converts milliseconds on its own.
 
 use crate::config::Config;

@@ -116,6 +116,7 @@ impl<A: App> Reactor<A> {
             interest: Interest::READABLE,
             dirty: false,
             reaping: false,
+            backlogged: false,
             refused: full,
         });
         if full {

@@ -31,6 +31,8 @@ pub(super) struct Entry {
     pub(super) dirty: bool,
     /// Already on the reap list.
     pub(super) reaping: bool,
+    /// On the read backlog (its budget ran out with input left to read).
+    pub(super) backlogged: bool,
     /// Accepted only to be told SERVER_FULL.
     pub(super) refused: bool,
 }

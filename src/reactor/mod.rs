@@ -366,6 +366,7 @@ impl<A: App> Reactor<A> {
         }
         self.stats.turns += 1;
         self.read_clock();
+        let carried = self.backlog.len();
         let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         for event in events.iter() {
             self.stats.events += 1;
@@ -399,17 +400,18 @@ impl<A: App> Reactor<A> {
                 token => {
                     let id = core::token_to_id(token);
                     if event.is_read_closed() || event.is_error() {
-                        self.read_conn(id, ReadUntil::WouldBlock);
+                        self.read_ready(id, ReadUntil::WouldBlock);
                     } else if event.is_readable() {
-                        self.read_conn(id, ReadUntil::ShortRead);
+                        self.read_ready(id, ReadUntil::ShortRead);
+                    } else {
+                        self.core.mark_dirty(id);
                     }
-                    self.core.mark_dirty(id);
                 }
             }
         }
         events.clear();
         self.events = events;
-        self.serve_backlog();
+        self.serve_backlog(carried);
         self.fire_timers();
         self.settle();
         // Accept last, after this turn's closed slots were reclaimed, so a

@@ -154,16 +154,25 @@ impl Stats {
             "code",
             GoawayCode::ALL
                 .iter()
-                .map(|code| (code.name(), self.goaway_sent[code.as_u16() as usize])),
+                .map(|code| (code.name(), self.goaway_sent_with(*code))),
         );
+    }
+
+    /// Closes where we sent GOAWAY `code` (0 for a code past the table, which
+    /// the test below keeps from happening).
+    pub fn goaway_sent_with(&self, code: GoawayCode) -> u64 {
+        self.goaway_sent
+            .get(usize::from(code.as_u16()))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// One line for the log.
     pub fn summary(&self) -> String {
         let sent: Vec<String> = GoawayCode::ALL
             .iter()
-            .filter(|c| self.goaway_sent[c.as_u16() as usize] > 0)
-            .map(|c| format!("{c}={}", self.goaway_sent[c.as_u16() as usize]))
+            .filter(|c| self.goaway_sent_with(**c) > 0)
+            .map(|c| format!("{c}={}", self.goaway_sent_with(*c)))
             .collect();
         format!(
             "accepted={} closed={} peer_eof={} peer_goaway={} resets={} truncated={} goaway_sent=[{}] accept_pauses={} frames_in={} frames_out={} pings={} bytes_in={} bytes_out={} turns={} events={}",
@@ -183,5 +192,25 @@ impl Stats {
             self.turns,
             self.events
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_goaway_code_has_its_own_counter() {
+        let mut stats = Stats::default();
+        for code in GoawayCode::ALL {
+            assert!(
+                usize::from(code.as_u16()) < stats.goaway_sent.len(),
+                "{code}"
+            );
+            stats.record_close(Some(CloseReason::Goaway(code)));
+        }
+        for code in GoawayCode::ALL {
+            assert_eq!(stats.goaway_sent_with(code), 1, "{code}");
+        }
     }
 }

@@ -27,14 +27,29 @@ pub(super) enum ReadUntil {
 }
 
 impl<A: App> Reactor<A> {
-    pub(super) fn serve_backlog(&mut self) {
-        for _ in 0..self.backlog.len() {
+    /// Reads the first `carried` connections of the backlog: those whose
+    /// budget ran out in an earlier turn. Those cut off in this turn wait for
+    /// the next one, so no connection gets two budgets in a turn.
+    pub(super) fn serve_backlog(&mut self, carried: usize) {
+        for _ in 0..carried {
             let Some(id) = self.backlog.pop_front() else {
                 break;
             };
+            if let Some(e) = self.core.entry_mut(id) {
+                e.backlogged = false;
+            }
             self.read_conn(id, ReadUntil::WouldBlock);
             self.core.mark_dirty(id);
         }
+    }
+
+    /// Reads a connection after a readiness event, unless it is on the
+    /// backlog, which reads it (to `WouldBlock`) later in this turn anyway.
+    pub(super) fn read_ready(&mut self, id: ConnId, until: ReadUntil) {
+        if self.core.entry(id).is_some_and(|e| !e.backlogged) {
+            self.read_conn(id, until);
+        }
+        self.core.mark_dirty(id);
     }
 
     /// Reads a connection until `until` says the socket is drained, or EOF,
@@ -50,7 +65,10 @@ impl<A: App> Reactor<A> {
                 break;
             }
             if call == READ_CALLS_PER_TURN || taken >= READ_BYTES_PER_TURN {
-                self.backlog.push_back(id);
+                if !e.backlogged {
+                    e.backlogged = true;
+                    self.backlog.push_back(id);
+                }
                 break;
             }
             match read_once(&mut e.stream, &mut buf) {
