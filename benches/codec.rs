@@ -1,8 +1,9 @@
 //! Frame codec throughput: encode and decode of an 8-byte PING and a 64 KiB
-//! DATA frame, and decoding a read buffer full of small frames.
+//! DATA frame, encoding a 64 KiB message in 4 KiB frames, and decoding a read
+//! buffer full of small frames.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use tether::protocol::{encode_frame, FrameDecoder, FrameType};
+use tether::protocol::{encode_frame, encode_message, FrameDecoder, FrameType};
 
 fn codec(c: &mut Criterion) {
     let mut group = c.benchmark_group("codec");
@@ -25,6 +26,11 @@ fn codec(c: &mut Criterion) {
             })
         });
     }
+    let message = vec![0x5au8; 65_536];
+    group.throughput(Throughput::Bytes(message.len() as u64));
+    group.bench_function("encode/message_64KiB_in_4KiB_frames", |b| {
+        b.iter(|| encode_message(black_box(&message), 4096))
+    });
     // A 64 KiB read buffer of back-to-back PINGs, as the reactor sees a busy peer.
     let ping = encode_frame(FrameType::Ping, false, &[]);
     let stream: Vec<u8> = ping.iter().copied().cycle().take(8 * 8192).collect();
