@@ -1,11 +1,16 @@
 //! Frames: an 8-byte header (magic, kind, len, CRC-32) and a payload.
 //!
-//! [`decode_frame`] parses one frame from a contiguous slice; [`FrameDecoder`]
-//! wraps it for a byte stream split anywhere, holding at most one partial
-//! frame (header plus `max_frame` bytes) and nothing at all between frames.
+//! [`decode_frame_ref`] parses and checks one frame in place in a contiguous
+//! slice; [`decode_frame`] is the same with the payload copied out. The checks
+//! live only in the former. [`FrameDecoder`] wraps them for a byte stream split
+//! anywhere, holding at most one partial frame (header plus `max_frame` bytes)
+//! and nothing at all between frames; [`FrameDecoder::feed_ref`] is its
+//! zero-copy form for callers that finish with each payload at once (the load
+//! generator).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use std::fmt;
+use std::ops::DerefMut;
 
 use super::ProtocolError;
 
@@ -76,6 +81,30 @@ pub struct Frame {
     pub payload: Bytes,
 }
 
+/// A complete, checked frame whose payload still lies in the buffer it was
+/// decoded from: what [`decode_frame_ref`] and [`FrameDecoder::feed_ref`] give,
+/// so a caller that is done with the payload at once copies nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameRef<'a> {
+    /// The frame's type.
+    pub kind: FrameType,
+    /// The MORE bit (only ever set on DATA once decoded).
+    pub more: bool,
+    /// The payload, `len` bytes.
+    pub payload: &'a [u8],
+}
+
+impl FrameRef<'_> {
+    /// The same frame with its payload copied into its own buffer.
+    pub fn to_frame(&self) -> Frame {
+        Frame {
+            kind: self.kind,
+            more: self.more,
+            payload: Bytes::copy_from_slice(self.payload),
+        }
+    }
+}
+
 /// Whether a parse finished: httparse's split between "need more bytes" and an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status<T> {
@@ -104,9 +133,9 @@ pub fn encode_header(kind: FrameType, more: bool, payload: &[u8]) -> [u8; HEADER
     ]
 }
 
-/// Appends one frame to `dst`.
-pub fn put_frame(dst: &mut BytesMut, kind: FrameType, more: bool, payload: &[u8]) {
-    dst.reserve(HEADER_LEN + payload.len());
+/// Appends one frame to `dst` (a `BytesMut`, or a `Vec<u8>` such as the load
+/// generator's scratch buffer).
+pub fn put_frame<B: BufMut>(dst: &mut B, kind: FrameType, more: bool, payload: &[u8]) {
     dst.put_slice(&encode_header(kind, more, payload));
     dst.put_slice(payload);
 }
@@ -125,14 +154,39 @@ pub fn encode_message(message: &[u8], max_frame: usize) -> Bytes {
     let max_frame = max_frame.clamp(1, MAX_FRAME_LIMIT);
     let frames = message.len().div_ceil(max_frame).max(1);
     let mut dst = BytesMut::with_capacity(frames * HEADER_LEN + message.len());
-    let mut chunks = message.chunks(max_frame).peekable();
-    if chunks.peek().is_none() {
-        put_frame(&mut dst, FrameType::Data, false, &[]);
-    }
-    while let Some(chunk) = chunks.next() {
-        put_frame(&mut dst, FrameType::Data, chunks.peek().is_some(), chunk);
-    }
+    put_message(&mut dst, message, message.len(), max_frame);
     dst.freeze()
+}
+
+/// Appends a DATA message of `len` bytes, `head` followed by zeros (a `head`
+/// longer than `len` is cut), framed as [`encode_message`] frames it. Each
+/// payload is written in place and its header filled in after, so the load
+/// generator sends messages of any size that start with a sequence number or
+/// timestamp without building them in a second buffer first.
+pub fn put_message<B>(dst: &mut B, head: &[u8], len: usize, max_frame: usize)
+where
+    B: BufMut + DerefMut<Target = [u8]>,
+{
+    let max_frame = max_frame.clamp(1, MAX_FRAME_LIMIT);
+    let mut offset = 0;
+    loop {
+        let chunk = (len - offset).min(max_frame);
+        let more = offset + chunk < len;
+        let header_at = dst.len();
+        dst.put_bytes(0, HEADER_LEN);
+        let payload_at = dst.len();
+        let from_head = head
+            .get(offset..head.len().min(offset + chunk))
+            .unwrap_or_default();
+        dst.put_slice(from_head);
+        dst.put_bytes(0, chunk - from_head.len());
+        let header = encode_header(FrameType::Data, more, &dst[payload_at..]);
+        dst[header_at..payload_at].copy_from_slice(&header);
+        offset += chunk;
+        if !more {
+            return;
+        }
+    }
 }
 
 /// Checks what the header alone can tell, before any payload is buffered:
@@ -172,10 +226,18 @@ fn check_body(header: &[u8], payload: &[u8]) -> Result<(FrameType, bool), Protoc
     Ok((kind, more))
 }
 
-/// Parses one frame from the start of `buf`. On success returns the frame and
-/// how many bytes it used; `Partial` when `buf` ends inside the frame (an
-/// oversized length is still an error as soon as the header is in).
-pub fn decode_frame(buf: &[u8], max_frame: usize) -> Result<Status<(Frame, usize)>, ProtocolError> {
+/// Parses and checks one frame at the start of `buf` without copying it. On
+/// success returns the frame, its payload borrowed from `buf`, and how many
+/// bytes it used; `Partial` when `buf` ends inside the frame. The checks run
+/// in the order PROTOCOL.md gives: the magic as soon as one byte is in, the
+/// length against `max_frame` as soon as the header is in (so an oversized
+/// frame is refused before any of it is buffered), then the CRC, then the
+/// type, the MORE bit and the PING size.
+#[inline]
+pub fn decode_frame_ref(
+    buf: &[u8],
+    max_frame: usize,
+) -> Result<Status<(FrameRef<'_>, usize)>, ProtocolError> {
     if buf.is_empty() {
         return Ok(Status::Partial);
     }
@@ -192,12 +254,23 @@ pub fn decode_frame(buf: &[u8], max_frame: usize) -> Result<Status<(Frame, usize
     }
     let payload = &buf[HEADER_LEN..total];
     let (kind, more) = check_body(&buf[..HEADER_LEN], payload)?;
-    let frame = Frame {
+    let frame = FrameRef {
         kind,
         more,
-        payload: Bytes::copy_from_slice(payload),
+        payload,
     };
     Ok(Status::Complete((frame, total)))
+}
+
+/// Parses one frame from the start of `buf`, as [`decode_frame_ref`] does, and
+/// copies its payload out. On success returns the frame and how many bytes it
+/// used; `Partial` when `buf` ends inside the frame (an oversized length is
+/// still an error as soon as the header is in).
+pub fn decode_frame(buf: &[u8], max_frame: usize) -> Result<Status<(Frame, usize)>, ProtocolError> {
+    Ok(match decode_frame_ref(buf, max_frame)? {
+        Status::Complete((frame, used)) => Status::Complete((frame.to_frame(), used)),
+        Status::Partial => Status::Partial,
+    })
 }
 
 /// An incremental frame decoder for a byte stream that may be split at any
@@ -249,6 +322,41 @@ impl FrameDecoder {
         }
     }
 
+    /// Decodes every complete frame in `input` in place and calls `on_frame`
+    /// with each until it returns `false` (the caller is done with this
+    /// stream; the rest of `input` is dropped). Nothing is copied but a frame
+    /// split across calls, which is buffered as [`FrameDecoder::next_frame`]
+    /// buffers it and freed as soon as `on_frame` has seen it. After an error
+    /// the stream cannot be trusted; the caller stops feeding it.
+    pub fn feed_ref<F>(&mut self, mut input: &[u8], mut on_frame: F) -> Result<(), ProtocolError>
+    where
+        F: FnMut(FrameRef<'_>) -> bool,
+    {
+        if !self.partial.is_empty() {
+            self.stash(&mut input)?;
+            let Status::Complete((frame, _)) = decode_frame_ref(&self.partial, self.max_frame)?
+            else {
+                return Ok(());
+            };
+            let go_on = on_frame(frame);
+            self.clear();
+            if !go_on {
+                return Ok(());
+            }
+        }
+        loop {
+            match decode_frame_ref(input, self.max_frame)? {
+                Status::Complete((frame, used)) => {
+                    if !on_frame(frame) {
+                        return Ok(());
+                    }
+                    input = &input[used..];
+                }
+                Status::Partial => return self.stash(&mut input),
+            }
+        }
+    }
+
     /// Moves as much of `input` into `partial` as the current frame needs.
     fn stash(&mut self, input: &mut &[u8]) -> Result<(), ProtocolError> {
         while !input.is_empty() {
@@ -274,15 +382,13 @@ impl FrameDecoder {
         Ok(())
     }
 
+    /// The buffered frame once it is complete, its payload moved out of
+    /// `partial` (not copied), which is left empty and unallocated.
     fn take_buffered(&mut self) -> Result<Option<Frame>, ProtocolError> {
-        if self.partial.len() < HEADER_LEN {
-            return Ok(None);
-        }
-        let len = check_header(&self.partial[..HEADER_LEN], self.max_frame)?;
-        if self.partial.len() < HEADER_LEN + len {
-            return Ok(None);
-        }
-        let (kind, more) = check_body(&self.partial[..HEADER_LEN], &self.partial[HEADER_LEN..])?;
+        let (kind, more) = match decode_frame_ref(&self.partial, self.max_frame)? {
+            Status::Complete((frame, _)) => (frame.kind, frame.more),
+            Status::Partial => return Ok(None),
+        };
         let mut whole = std::mem::take(&mut self.partial);
         let payload = whole.split_off(HEADER_LEN).freeze();
         Ok(Some(Frame {

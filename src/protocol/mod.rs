@@ -10,8 +10,8 @@ pub mod goaway;
 pub mod hello;
 
 pub use frame::{
-    decode_frame, encode_frame, encode_message, Frame, FrameDecoder, FrameType, Status, HEADER_LEN,
-    MAGIC, MAX_PING_PAYLOAD,
+    decode_frame, decode_frame_ref, encode_frame, encode_message, put_frame, put_message, Frame,
+    FrameDecoder, FrameRef, FrameType, Status, HEADER_LEN, MAGIC, MAX_PING_PAYLOAD,
 };
 pub use goaway::{encode_goaway, Goaway, GoawayCode, MAX_REASON_LEN};
 pub use hello::{Hello, SessionId, Welcome, PROTOCOL_VERSION};

@@ -1,7 +1,7 @@
 //! One generator connection: its socket, where it is in its life, and the few
 //! counters a workload keeps. No buffer is held while a connection is idle:
-//! `partial` and `out` are empty `Vec`s (no heap) except while a frame is
-//! split across reads or the kernel's send buffer is full.
+//! `decoder` and `out` hold no heap except while a frame is split across
+//! reads or the kernel's send buffer is full.
 
 use mio::net::TcpStream;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -9,6 +9,8 @@ use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 
 use crate::stats::ErrorKind;
+use crate::wire;
+use tether::protocol::FrameDecoder;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,8 +49,8 @@ pub struct Conn {
     pub phase: Phase,
     /// What it does.
     pub role: Role,
-    /// Bytes of a frame split across reads (empty, unallocated, otherwise).
-    pub partial: Vec<u8>,
+    /// Frame decoding; holds bytes only of a frame split across reads.
+    pub decoder: FrameDecoder,
     /// Bytes the kernel would not take yet (empty, unallocated, otherwise).
     pub out: Vec<u8>,
     /// WRITABLE is in the registered interest.
@@ -83,7 +85,7 @@ impl Conn {
             generation,
             phase: Phase::Connecting,
             role,
-            partial: Vec::new(),
+            decoder: wire::decoder(),
             out: Vec::new(),
             write_interest: true,
             fin_pending: false,

@@ -384,13 +384,13 @@ impl Engine {
         while let Some(c) = self.conns.get_mut(key).filter(|c| c.phase != Phase::Dead) {
             match read_once(&mut c.stream, &mut rbuf) {
                 ReadOutcome::Data(n) => {
-                    let mut partial = std::mem::take(&mut c.partial);
+                    let mut decoder = std::mem::replace(&mut c.decoder, wire::decoder());
                     self.clock();
-                    let result = wire::feed(&mut partial, &rbuf[..n], |kind, more, payload| {
-                        self.on_frame(key, kind, more, payload)
+                    let result = decoder.feed_ref(&rbuf[..n], |frame| {
+                        self.on_frame(key, frame.kind, frame.more, frame.payload)
                     });
                     if let Some(c) = self.conns.get_mut(key) {
-                        c.partial = partial;
+                        c.decoder = decoder;
                     }
                     if let Err(e) = result {
                         self.protocol_error(key, e.to_string());
