@@ -207,7 +207,7 @@ fn check_header(header: &[u8], max_frame: usize) -> Result<usize, ProtocolError>
 
 /// Checks the CRC, then interprets `kind`. The type, MORE and PING-size
 /// checks come after the CRC so that a corrupted type or length reads as
-/// BAD_CHECKSUM, as PROTOCOL.md says.
+/// BAD_CHECKSUM, as docs/protocol.md §1 says.
 fn check_body(header: &[u8], payload: &[u8]) -> Result<(FrameType, bool), ProtocolError> {
     let crc = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
     if crc != crc_of(&header[..4], payload) {
@@ -229,7 +229,7 @@ fn check_body(header: &[u8], payload: &[u8]) -> Result<(FrameType, bool), Protoc
 /// Parses and checks one frame at the start of `buf` without copying it. On
 /// success returns the frame, its payload borrowed from `buf`, and how many
 /// bytes it used; `Partial` when `buf` ends inside the frame. The checks run
-/// in the order PROTOCOL.md gives: the magic as soon as one byte is in, the
+/// in the order docs/protocol.md gives: the magic as soon as one byte is in, the
 /// length against `max_frame` as soon as the header is in (so an oversized
 /// frame is refused before any of it is buffered), then the CRC, then the
 /// type, the MORE bit and the PING size.

@@ -8,7 +8,7 @@ fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-/// PROTOCOL.md §1 test vectors: (kind, more, payload, wire hex).
+/// docs/protocol.md §1 test vectors: (kind, more, payload, wire hex).
 const VECTORS: &[(FrameType, bool, &[u8], &str)] = &[
     (FrameType::Ping, false, b"", "a5 03 00 00 59 b7 88 72"),
     (FrameType::Pong, false, b"", "a5 04 00 00 5c f8 9e f7"),
