@@ -32,4 +32,5 @@ pub mod fuzzing;
 pub mod protocol;
 pub mod reactor;
 pub mod time;
+pub mod tls;
 pub mod wheel;
