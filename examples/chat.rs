@@ -121,7 +121,7 @@ fn main() -> ExitCode {
         }
     };
     let config = Config {
-        listen,
+        listen: Some(listen),
         ..Config::default()
     };
     let mut reactor = match Reactor::bind(config, Chat::default()) {
@@ -131,7 +131,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if let Err(e) = reactor.handle_stop_signals() {
+    if let Err(e) = reactor.handle_signals() {
         eprintln!("chat: installing signal handlers: {e}");
         return ExitCode::from(1);
     }

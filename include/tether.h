@@ -95,6 +95,12 @@
 #define TETHER_CLOSE_RESET -2
 
 /**
+ * `on_close` reason: TLS failed (not TLS, a refused handshake, a corrupt
+ * record); no GOAWAY could be sent.
+ */
+#define TETHER_CLOSE_TLS_FAILED -3
+
+/**
  * Added to a GOAWAY code in an `on_close` reason when the *peer* sent the
  * GOAWAY; a bare code (0..=65535) means tether sent it (idle timeout,
  * shutdown, protocol error, `tether_close_conn`…).

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::protocol::frame::MAX_FRAME_LIMIT;
+use crate::tls::ServerTlsFiles;
 
 /// Which application interprets DATA messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,8 +22,13 @@ pub enum AppKind {
 /// The server's configuration: every value the reactor and connections obey.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Address to listen on; port 0 picks a free port.
-    pub listen: SocketAddr,
+    /// Address of the plain (unencrypted) listener; port 0 picks a free
+    /// port; `None`: no plain listener (`--listen none`).
+    pub listen: Option<SocketAddr>,
+    /// Addresses of TLS listeners (each needs `tls`).
+    pub tls_listen: Vec<SocketAddr>,
+    /// The TLS certificate chain, key, client CA (mutual TLS) and versions.
+    pub tls: Option<ServerTlsFiles>,
     /// The application behind the reactor.
     pub app: AppKind,
     /// Heartbeat granted when the client asks for 0.
@@ -72,7 +78,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 7600)),
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 7600))),
+            tls_listen: Vec::new(),
+            tls: None,
             app: AppKind::Pubsub,
             heartbeat_ms: 30_000,
             min_heartbeat_ms: 1_000,
@@ -188,6 +196,9 @@ fn invalid(field: &'static str, rule: &'static str) -> ConfigError {
 impl Config {
     /// Checks that the values work together; the error names the field to fix.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.tls_listen.is_empty() && self.tls.is_none() {
+            return Err(invalid("tls_listen", "needs a TLS certificate and key"));
+        }
         if self.tick_ms == 0 {
             return Err(invalid("tick_ms", "must be at least 1"));
         }

@@ -470,6 +470,28 @@ impl Conn {
         self.maybe_finish();
     }
 
+    /// Drops what is queued because the transport cannot carry it: frames
+    /// queued while a TLS handshake is still running (a handshake-timeout
+    /// GOAWAY, say) have no keys to be sent with.
+    pub fn discard_output(&mut self) {
+        self.output.drop_all();
+    }
+
+    /// The transport below the protocol failed (TLS): no GOAWAY can be sent,
+    /// so nothing queued is; the write side is shut once the transport's own
+    /// last words are out, and the peer has the linger to close its side.
+    pub fn handle_transport_failure(&mut self, now: Tick, limits: &ConnLimits) {
+        match self.state {
+            State::Handshake | State::Open | State::Draining => {}
+            State::Closing | State::Closed => return,
+        }
+        self.input = None;
+        self.output.drop_all();
+        self.close_reason = Some(CloseReason::TlsFailed);
+        self.begin_closing(now, limits);
+        self.maybe_finish();
+    }
+
     /// The socket failed (reset, EPIPE, other error): close at once.
     pub fn handle_reset(&mut self) {
         if self.close_reason.is_none()

@@ -15,6 +15,8 @@ enum Kind {
     Counter,
     /// Goes up and down: levels measured when scraped.
     Gauge,
+    /// Observations counted into cumulative buckets, with their sum.
+    Histogram,
 }
 
 impl Kind {
@@ -22,6 +24,7 @@ impl Kind {
         match self {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
         }
     }
 }
@@ -90,6 +93,22 @@ impl Exposition {
         self.labelled(Kind::Gauge, name, help, label, series);
     }
 
+    /// Appends a histogram family of durations in seconds: one cumulative
+    /// `name_bucket{le="..."}` sample per bound and `+Inf`, then `name_sum`
+    /// and `name_count`.
+    pub fn histogram(&mut self, name: &str, help: &str, histogram: &DurationHistogram) {
+        self.family(name, help, Kind::Histogram);
+        let mut cumulative = 0;
+        for (bound, count) in DURATION_BOUNDS_US.iter().zip(histogram.counts) {
+            cumulative += count;
+            let le = format!("{}", *bound as f64 / 1e6);
+            self.sample_with(name, "_bucket", Some(("le", &le)), cumulative);
+        }
+        self.sample_with(name, "_bucket", Some(("le", "+Inf")), histogram.count);
+        let _ = writeln!(self.text, "{name}_sum {}", histogram.sum_us as f64 / 1e6);
+        self.sample_with(name, "_count", None, histogram.count);
+    }
+
     /// The text written so far.
     pub fn as_str(&self) -> &str {
         &self.text
@@ -122,7 +141,12 @@ impl Exposition {
     }
 
     fn sample(&mut self, name: &str, label: Option<(&str, &str)>, value: u64) {
+        self.sample_with(name, "", label, value);
+    }
+
+    fn sample_with(&mut self, name: &str, suffix: &str, label: Option<(&str, &str)>, value: u64) {
         self.text.push_str(name);
+        self.text.push_str(suffix);
         if let Some((label, label_value)) = label {
             debug_assert!(is_label_name(label), "bad label name {label:?}");
             let _ = write!(self.text, "{{{label}=\"");
@@ -130,6 +154,42 @@ impl Exposition {
             self.text.push_str("\"}");
         }
         let _ = writeln!(self.text, " {value}");
+    }
+}
+
+/// Upper bounds of the [`DurationHistogram`] buckets, in microseconds: from
+/// 100 µs to 10 s, about three per decade.
+pub const DURATION_BOUNDS_US: [u64; 16] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000, 10_000_000,
+];
+
+/// Durations counted into the fixed [`DURATION_BOUNDS_US`] buckets: fixed
+/// memory, one add per observation, written by [`Exposition::histogram`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DurationHistogram {
+    /// Observations per bucket (not cumulative): `counts[i]` ≤ bound `i`, above bound `i - 1`.
+    counts: [u64; DURATION_BOUNDS_US.len()],
+    /// All observations, including those above the last bound.
+    count: u64,
+    /// Their sum, µs.
+    sum_us: u64,
+}
+
+impl DurationHistogram {
+    /// Counts one duration.
+    pub fn observe(&mut self, duration: std::time::Duration) {
+        let us = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
+        if let Some(i) = DURATION_BOUNDS_US.iter().position(|bound| us <= *bound) {
+            self.counts[i] += 1;
+        }
+        self.count += 1;
+        self.sum_us = self.sum_us.saturating_add(us);
+    }
+
+    /// How many durations were counted.
+    pub fn count(&self) -> u64 {
+        self.count
     }
 }
 
@@ -213,6 +273,25 @@ mod tests {
             out.as_str(),
             "# HELP t_none Nothing yet.\n# TYPE t_none counter\n"
         );
+    }
+
+    #[test]
+    fn histograms_are_cumulative_with_sum_and_count() {
+        let mut h = DurationHistogram::default();
+        h.observe(std::time::Duration::from_micros(80));
+        h.observe(std::time::Duration::from_micros(300));
+        h.observe(std::time::Duration::from_secs(60));
+        let mut out = Exposition::new();
+        out.histogram("t_h_seconds", "H.", &h);
+        let text = out.into_string();
+        assert!(text.starts_with("# HELP t_h_seconds H.\n# TYPE t_h_seconds histogram\n"));
+        assert!(text.contains("t_h_seconds_bucket{le=\"0.0001\"} 1\n"));
+        assert!(text.contains("t_h_seconds_bucket{le=\"0.00025\"} 1\n"));
+        assert!(text.contains("t_h_seconds_bucket{le=\"0.0005\"} 2\n"));
+        assert!(text.contains("t_h_seconds_bucket{le=\"10\"} 2\n"));
+        assert!(text.contains("t_h_seconds_bucket{le=\"+Inf\"} 3\n"));
+        assert!(text.contains("t_h_seconds_sum 60.00038\n"));
+        assert!(text.ends_with("t_h_seconds_count 3\n"));
     }
 
     #[test]

@@ -57,17 +57,36 @@ fn main() -> ExitCode {
     }
 }
 
-/// Binds, announces the address on stdout, and runs until stopped.
+/// Binds, announces the addresses on stdout, and runs until stopped.
 fn serve<A: App>(config: Config, app: A) -> ExitCode {
     let listen = config.listen;
+    let tls_listen = config.tls_listen.clone();
     let metrics = config.metrics;
-    let mut reactor = match Reactor::bind(config, app) {
+    if let Some(files) = &config.tls {
+        if let Err(e) = cli::check_tls_files(files) {
+            eprintln!("tether: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let mut reactor = match Reactor::new(config, app) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("tether: --listen {listen}: {e}");
-            return ExitCode::from(1);
+            eprintln!("tether: {e}");
+            return ExitCode::from(2);
         }
     };
+    if let Some(addr) = listen {
+        if let Err(e) = reactor.listen(addr) {
+            eprintln!("tether: --listen {addr}: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    for addr in tls_listen {
+        if let Err(e) = reactor.listen_tls(addr) {
+            eprintln!("tether: --tls-listen {addr}: {e}");
+            return ExitCode::from(1);
+        }
+    }
     if let Some(addr) = metrics {
         match reactor.serve_metrics(addr) {
             Ok(bound) => log::info!("metrics on http://{bound}/metrics"),
@@ -77,19 +96,25 @@ fn serve<A: App>(config: Config, app: A) -> ExitCode {
             }
         }
     }
-    if let Err(e) = reactor.handle_stop_signals() {
+    if let Err(e) = reactor.handle_signals() {
         eprintln!("tether: installing signal handlers: {e}");
         return ExitCode::from(1);
     }
-    let Some(addr) = reactor.local_addr() else {
-        eprintln!("tether: --listen {listen}: no bound address");
-        return ExitCode::from(1);
-    };
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "listening on {addr}");
+    for (addr, tls) in reactor.listener_addrs() {
+        let _ = writeln!(
+            stdout,
+            "listening on {addr}{}",
+            if tls { " tls" } else { "" }
+        );
+        log::info!(
+            "tether {} listening on {addr}{}",
+            env!("CARGO_PKG_VERSION"),
+            if tls { " (TLS)" } else { "" }
+        );
+    }
     let _ = stdout.flush();
     drop(stdout);
-    log::info!("tether {} listening on {addr}", env!("CARGO_PKG_VERSION"));
     match reactor.run() {
         Ok(StopKind::Graceful) => ExitCode::SUCCESS,
         Ok(StopKind::Forced) => ExitCode::from(1),

@@ -33,6 +33,7 @@ mod tests {
             conn,
             hello: &hello,
             fresh,
+            peer_identity: None,
         };
         Echo.on_hello(&event, &mut Ctx::new(&mut out, &NoConns));
         let message = Bytes::from_static(b"twelve bytes");

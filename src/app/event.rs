@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 
 use crate::conn::CloseReason;
 use crate::protocol::{Hello, SessionId};
+use crate::tls::PeerIdentity;
 
 /// Names one connection for its whole life: a slab key plus a generation, so
 /// an id kept after the connection closed never reaches the slot's next owner.
@@ -71,6 +72,8 @@ pub struct HelloEvent<'a> {
     pub hello: &'a Hello,
     /// A new random session id, the right one for a connection not resuming.
     pub fresh: SessionId,
+    /// With mutual TLS, who the verified client certificate says the peer is.
+    pub peer_identity: Option<&'a PeerIdentity>,
 }
 
 /// A whole message arrived on an open connection.
@@ -110,6 +113,8 @@ pub trait Conns {
     /// Whether application data went to `conn` after the last frame it sent
     /// (see [`CloseEvent::data_since_rx`]).
     fn data_since_rx(&self, conn: ConnId) -> bool;
+    /// With mutual TLS, the names in the peer's verified certificate.
+    fn peer_identity(&self, conn: ConnId) -> Option<PeerIdentity>;
 }
 
 /// No connections at all: for code that runs an app outside the reactor.
@@ -125,5 +130,8 @@ impl Conns for NoConns {
     }
     fn data_since_rx(&self, _conn: ConnId) -> bool {
         false
+    }
+    fn peer_identity(&self, _conn: ConnId) -> Option<PeerIdentity> {
+        None
     }
 }

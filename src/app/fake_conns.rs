@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
 use super::{ConnId, Conns};
+use crate::tls::PeerIdentity;
 
 /// Answers [`Conns`] questions from sets the test fills in.
 #[derive(Debug, Default)]
@@ -14,6 +15,8 @@ pub struct FakeConns {
     pub addrs: HashMap<ConnId, SocketAddr>,
     /// Connections with data sent since their peer last spoke.
     pub data_since_rx: HashSet<ConnId>,
+    /// Mutual-TLS identities.
+    pub identities: HashMap<ConnId, PeerIdentity>,
 }
 
 impl Conns for FakeConns {
@@ -25,5 +28,8 @@ impl Conns for FakeConns {
     }
     fn data_since_rx(&self, conn: ConnId) -> bool {
         self.data_since_rx.contains(&conn)
+    }
+    fn peer_identity(&self, conn: ConnId) -> Option<PeerIdentity> {
+        self.identities.get(&conn).cloned()
     }
 }

@@ -26,6 +26,7 @@ pub use pubsub::Pubsub;
 
 use crate::exposition::Exposition;
 use crate::protocol::SessionId;
+use crate::tls::PeerIdentity;
 
 /// What an app gets with each event: the outbox to queue actions in
 /// (reached through `Deref`, so `ctx.send(..)` queues a send) and answers
@@ -57,6 +58,11 @@ impl<'a> Ctx<'a> {
     /// Whether application data went to `conn` after the last frame it sent us.
     pub fn data_since_rx(&self, conn: ConnId) -> bool {
         self.conns.data_since_rx(conn)
+    }
+
+    /// With mutual TLS, the names in `conn`'s verified client certificate.
+    pub fn peer_identity(&self, conn: ConnId) -> Option<PeerIdentity> {
+        self.conns.peer_identity(conn)
     }
 }
 

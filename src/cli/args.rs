@@ -133,6 +133,16 @@ impl ArgParser {
         self.parsed("IP:PORT")
     }
 
+    /// The current flag's value as an `IP:PORT` socket address, or `None`
+    /// for the word `none`.
+    pub fn address_or_none(&mut self) -> Result<Option<SocketAddr>, CliError> {
+        let value = self.value()?;
+        if value == "none" {
+            return Ok(None);
+        }
+        parse_value(&self.flag, &value, "IP:PORT").map(Some)
+    }
+
     /// The current flag's value as a number of seconds in `0..=86400`,
     /// fractions allowed.
     pub fn seconds(&mut self) -> Result<f64, CliError> {

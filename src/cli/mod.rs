@@ -11,6 +11,7 @@ pub use args::CliError;
 use args::{Arg, ArgParser};
 
 use crate::config::{AppKind, Config, ConfigError};
+use crate::tls::{ServerTlsFiles, TlsVersions};
 
 /// Usage text for `--help`.
 pub const USAGE: &str = "\
@@ -22,8 +23,11 @@ usage: tether [--listen ADDR] [--app echo|pubsub] [--heartbeat-ms N] [--min-hear
               [--session-ttl-ms N] [--auth-token-file PATH] [--tick-ms N]
               [--soft-output BYTES] [--soft-output-ms N] [--rate-limit FRAMES_PER_S]
               [--rate-burst N] [--session-queue BYTES] [--metrics ADDR] [--frame-timeout-ms N]
+              [--tls-listen ADDR]... [--tls-cert FILE] [--tls-key FILE] [--tls-client-ca FILE]
+              [--tls13-only]
 
-  --listen ADDR              address to listen on (127.0.0.1:7600; port 0 picks one)
+  --listen ADDR|none         plain listener address (127.0.0.1:7600; port 0 picks one;
+                             none: no plain listener)
   --app echo|pubsub          application behind the reactor (pubsub)
   --heartbeat-ms N           heartbeat granted to clients asking for 0 (30000)
   --min-heartbeat-ms N       shortest heartbeat granted (1000)
@@ -45,12 +49,20 @@ usage: tether [--listen ADDR] [--app echo|pubsub] [--heartbeat-ms N] [--min-hear
   --rate-burst N             frames allowed in a burst above the rate (100)
   --session-queue BYTES      deliveries kept for a detached session (1048576)
   --metrics ADDR             serve GET /metrics (Prometheus) and GET /healthz here (off)
+  --tls-listen ADDR          a TLS listener (repeat for more); needs --tls-cert and --tls-key
+  --tls-cert FILE            PEM certificate chain, the server's certificate first
+  --tls-key FILE             PEM private key of that certificate (RSA, ECDSA or Ed25519)
+  --tls-client-ca FILE       PEM CA certificates: clients must present a certificate they signed
+  --tls13-only               refuse TLS 1.2 (default: TLS 1.2 and 1.3)
   -h, --help                 this text
   -V, --version              the version
 
 Logging: RUST_LOG=debug for per-connection events (default info).
-Prints `listening on IP:PORT` on stdout when ready. SIGTERM/SIGINT stop
-gracefully (GOAWAY SHUTTING_DOWN to every connection); a second one exits at once.
+Prints `listening on IP:PORT` on stdout per listener when ready (plain ones
+first, then `listening on IP:PORT tls`). SIGTERM/SIGINT stop gracefully
+(GOAWAY SHUTTING_DOWN to every connection); a second one exits at once.
+SIGHUP reloads the TLS certificate, key and client CA (a bad file keeps the
+old ones and logs why).
 ";
 
 /// What the command line asks for.
@@ -87,6 +99,7 @@ where
     I::Item: Into<OsString>,
 {
     let mut config = Config::default();
+    let mut tls = TlsFlags::default();
     let mut p = ArgParser::new(args);
     while let Some(arg) = p.next_arg() {
         let flag = match arg {
@@ -96,7 +109,12 @@ where
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
-            "--listen" => config.listen = p.address()?,
+            "--listen" => config.listen = p.address_or_none()?,
+            "--tls-listen" => config.tls_listen.push(p.address()?),
+            "--tls-cert" => tls.cert = Some(PathBuf::from(p.value_os()?)),
+            "--tls-key" => tls.key = Some(PathBuf::from(p.value_os()?)),
+            "--tls-client-ca" => tls.client_ca = Some(PathBuf::from(p.value_os()?)),
+            "--tls13-only" => tls.tls13_only = true,
             "--app" => {
                 config.app = match p.value()?.as_str() {
                     "echo" => AppKind::Echo,
@@ -131,8 +149,78 @@ where
             _ => return Err(unknown_flag(&p)),
         }
     }
+    config.tls = tls.into_files(!config.tls_listen.is_empty())?;
+    if config.listen.is_none() && config.tls_listen.is_empty() {
+        return Err(CliError(
+            "--listen: none, and no --tls-listen: nothing to listen on".into(),
+        ));
+    }
     config.validate()?;
     Ok(Command::Run(Box::new(config)))
+}
+
+/// The TLS flags as given, before they are checked to go together.
+#[derive(Debug, Default)]
+struct TlsFlags {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+    tls13_only: bool,
+}
+
+impl TlsFlags {
+    /// The TLS files, if any: a certificate and a key go together, and
+    /// they (and the other TLS flags) are only for TLS listeners.
+    fn into_files(self, has_tls_listener: bool) -> Result<Option<ServerTlsFiles>, CliError> {
+        let any = self.cert.is_some()
+            || self.key.is_some()
+            || self.client_ca.is_some()
+            || self.tls13_only;
+        if !has_tls_listener {
+            if any {
+                return Err(CliError(
+                    "--tls-listen: the TLS flags need at least one TLS listener".into(),
+                ));
+            }
+            return Ok(None);
+        }
+        let Some(cert_chain) = self.cert else {
+            return Err(CliError("--tls-cert: needed by --tls-listen".into()));
+        };
+        let Some(private_key) = self.key else {
+            return Err(CliError("--tls-key: needed by --tls-listen".into()));
+        };
+        Ok(Some(ServerTlsFiles {
+            cert_chain,
+            private_key,
+            client_ca: self.client_ca,
+            versions: if self.tls13_only {
+                TlsVersions::Tls13Only
+            } else {
+                TlsVersions::Tls12And13
+            },
+        }))
+    }
+}
+
+/// Checks that the TLS files load (certificate, key, client CA), so a bad
+/// one is reported at startup with the flag that named it.
+pub fn check_tls_files(files: &ServerTlsFiles) -> Result<(), CliError> {
+    crate::tls::load_server_config(files)
+        .map(|_| ())
+        .map_err(|e| {
+            let path = e.path();
+            let flag = if path == Some(files.cert_chain.as_path()) {
+                "--tls-cert"
+            } else if path == Some(files.private_key.as_path()) {
+                "--tls-key"
+            } else if path.is_some() && path == files.client_ca.as_deref() {
+                "--tls-client-ca"
+            } else {
+                "--tls-cert"
+            };
+            CliError(format!("{flag}: {e}"))
+        })
 }
 
 /// The error for an argument the server does not know (it takes no positionals).
@@ -238,7 +326,7 @@ mod tests {
         ]) else {
             panic!("parses")
         };
-        assert_eq!(c.listen.port(), 0);
+        assert_eq!(c.listen.map(|a| a.port()), Some(0));
         assert_eq!(
             (
                 c.heartbeat_ms,

@@ -56,6 +56,10 @@ pub enum CloseReason {
     PeerEof,
     /// The connection was reset or failed at the socket.
     Reset,
+    /// The TLS layer failed (not TLS, a refused handshake, a corrupt
+    /// record); the connection closed without a GOAWAY, which could not be
+    /// sent securely.
+    TlsFailed,
 }
 
 impl fmt::Display for CloseReason {
@@ -65,6 +69,7 @@ impl fmt::Display for CloseReason {
             CloseReason::PeerGoaway(c) => write!(f, "peer GOAWAY {c}"),
             CloseReason::PeerEof => f.write_str("peer EOF"),
             CloseReason::Reset => f.write_str("reset"),
+            CloseReason::TlsFailed => f.write_str("TLS failed"),
         }
     }
 }

@@ -86,6 +86,12 @@ impl OutputQueue {
         self.over_soft_since = None;
     }
 
+    /// Forgets everything queued, even a partly written front buffer: for a
+    /// transport that can no longer carry it.
+    pub fn drop_all(&mut self) {
+        *self = OutputQueue::default();
+    }
+
     /// When the soft limit's grace period ends, if the queue is above it now.
     pub fn soft_deadline(&self, grace: Span) -> Option<Tick> {
         self.over_soft_since.map(|since| grace.deadline_from(since))

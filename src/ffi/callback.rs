@@ -91,6 +91,7 @@ pub(super) fn close_reason_code(reason: CloseReason) -> c_int {
         CloseReason::PeerGoaway(code) => TETHER_CLOSE_BY_PEER + c_int::from(code.as_u16()),
         CloseReason::PeerEof => TETHER_CLOSE_PEER_EOF,
         CloseReason::Reset => TETHER_CLOSE_RESET,
+        CloseReason::TlsFailed => TETHER_CLOSE_TLS_FAILED,
     }
 }
 

@@ -391,6 +391,7 @@ mod bridge {
                 conn,
                 hello: &hello,
                 fresh,
+                peer_identity: None,
             },
             &mut Ctx::new(&mut out, &conns),
         );

@@ -32,6 +32,9 @@ pub const TETHER_ERR_POISONED: c_int = -7;
 pub const TETHER_CLOSE_PEER_EOF: c_int = -1;
 /// `on_close` reason: the connection was reset or failed at the socket.
 pub const TETHER_CLOSE_RESET: c_int = -2;
+/// `on_close` reason: TLS failed (not TLS, a refused handshake, a corrupt
+/// record); no GOAWAY could be sent.
+pub const TETHER_CLOSE_TLS_FAILED: c_int = -3;
 /// Added to a GOAWAY code in an `on_close` reason when the *peer* sent the
 /// GOAWAY; a bare code (0..=65535) means tether sent it (idle timeout,
 /// shutdown, protocol error, `tether_close_conn`…).

@@ -4,9 +4,11 @@
 
 use mio::Interest;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use super::core::{self, Entry};
 use super::io::{accept_once, AcceptOutcome};
+use super::tls::TlsConn;
 use super::turn::ReadUntil;
 use super::{Reactor, TimerKind, ACCEPTS_PER_TURN, ACCEPT_PAUSE_MS, MIN_REFUSAL_SLACK};
 use crate::app::{App, ConnId};
@@ -23,8 +25,9 @@ impl<A: App> Reactor<A> {
                 let Some(listener) = self.listeners.get(index) else {
                     return;
                 };
-                match accept_once(listener) {
-                    AcceptOutcome::Accepted(stream, addr) => self.admit(stream, addr),
+                let tls = listener.tls;
+                match accept_once(&listener.socket) {
+                    AcceptOutcome::Accepted(stream, addr) => self.admit(stream, addr, tls),
                     AcceptOutcome::WouldBlock => {
                         drained = true;
                         break;
@@ -61,7 +64,7 @@ impl<A: App> Reactor<A> {
         self.wheel.insert(retry, TimerKind::ResumeAccept);
     }
 
-    fn admit(&mut self, mut stream: mio::net::TcpStream, addr: SocketAddr) {
+    fn admit(&mut self, mut stream: mio::net::TcpStream, addr: SocketAddr, tls: bool) {
         self.stats.accepted += 1;
         let config = &self.core.config;
         let limits = &self.core.limits;
@@ -80,6 +83,20 @@ impl<A: App> Reactor<A> {
         if let Err(e) = stream.set_nodelay(true) {
             log::debug!("{addr}: TCP_NODELAY: {e}");
         }
+        let tls = match (tls, &self.tls_config) {
+            (false, _) => None,
+            (true, Some(config)) => match TlsConn::new(Arc::clone(config), self.clock_read) {
+                Ok(tls) => Some(Box::new(tls)),
+                Err(e) => {
+                    log::warn!("{addr}: {e}");
+                    return;
+                }
+            },
+            (true, None) => {
+                log::error!("{addr}: accepted on a TLS listener with no TLS configuration");
+                return;
+            }
+        };
         // Generations use 30 bits so connection tokens stay below the HTTP and listener tokens.
         self.next_generation = (self.next_generation + 1) & core::GENERATION_MASK;
         let entry = self.core.conns.vacant_entry();
@@ -118,6 +135,7 @@ impl<A: App> Reactor<A> {
             reaping: false,
             backlogged: false,
             refused: full,
+            tls,
         });
         if full {
             self.core.refusing += 1;

@@ -10,12 +10,14 @@ use std::net::SocketAddr;
 
 use super::io::{shutdown_write, write_front};
 use super::stats::Stats;
+use super::tls::{flush_tls, ready_to_shut, TlsConn, TlsScratch};
 use super::TimerKind;
 use crate::app::{ConnId, Conns};
 use crate::config::Config;
 use crate::conn::{ConnLimits, State};
 use crate::protocol::GoawayCode;
 use crate::time::Tick;
+use crate::tls::PeerIdentity;
 use crate::wheel::{TimerId, Wheel};
 
 /// One slot of the table: the socket and its state machine.
@@ -35,6 +37,8 @@ pub(super) struct Entry {
     pub(super) backlogged: bool,
     /// Accepted only to be told SERVER_FULL.
     pub(super) refused: bool,
+    /// The TLS session of a connection accepted on a TLS listener.
+    pub(super) tls: Option<Box<TlsConn>>,
 }
 
 /// Generations wrap within 30 bits, keeping connection tokens below every reserved token.
@@ -67,6 +71,8 @@ pub(super) struct Core {
     pub(super) limits: ConnLimits,
     /// The current tick, read once per turn.
     pub(super) now: Tick,
+    /// Buffers TLS connections borrow while they read or write.
+    pub(super) tls_scratch: TlsScratch,
 }
 
 impl Core {
@@ -79,6 +85,7 @@ impl Core {
             refusing: 0,
             config,
             now: 0,
+            tls_scratch: TlsScratch::default(),
         }
     }
 
@@ -140,6 +147,7 @@ impl Core {
         stats: &mut Stats,
     ) {
         let limits = &self.limits;
+        let scratch = &mut self.tls_scratch;
         let Some(e) = self.conns.get_mut(id.key as usize).filter(|e| e.id == id) else {
             return;
         };
@@ -148,11 +156,11 @@ impl Core {
         stats.frames_in += u64::from(counts.frames_in);
         stats.frames_out += u64::from(counts.frames_out);
         stats.pings += u64::from(counts.pings_in);
-        flush(e, limits, stats);
+        flush(e, limits, stats, scratch);
         if e.conn.enforce_output_limit(self.now, limits) {
-            flush(e, limits, stats); // the GOAWAY, after the frame in flight
+            flush(e, limits, stats, scratch); // the GOAWAY, after the frame in flight
         }
-        if e.conn.wants_shutdown_write() {
+        if e.conn.wants_shutdown_write() && ready_to_shut(e, limits, stats, scratch) {
             match shutdown_write(&e.stream) {
                 Ok(()) => e.conn.handle_write_shut(),
                 Err(err) => {
@@ -168,7 +176,7 @@ impl Core {
             }
             return;
         }
-        let wanted = if e.conn.wants_write() {
+        let wanted = if e.conn.wants_write() || e.tls.as_ref().is_some_and(|t| t.wants_write()) {
             Interest::READABLE | Interest::WRITABLE
         } else {
             Interest::READABLE
@@ -199,7 +207,11 @@ impl Core {
 }
 
 /// Writes queued output until it is all out or the socket is full.
-fn flush(e: &mut Entry, limits: &ConnLimits, stats: &mut Stats) {
+fn flush(e: &mut Entry, limits: &ConnLimits, stats: &mut Stats, scratch: &mut TlsScratch) {
+    if e.tls.is_some() {
+        flush_tls(e, limits, stats, scratch);
+        return;
+    }
     while e.conn.wants_write() {
         match write_front(&mut e.stream, e.conn.output()) {
             Ok(0) => {
@@ -234,5 +246,9 @@ impl Conns for Core {
 
     fn data_since_rx(&self, conn: ConnId) -> bool {
         self.entry(conn).is_some_and(|e| e.conn.has_data_since_rx())
+    }
+
+    fn peer_identity(&self, conn: ConnId) -> Option<PeerIdentity> {
+        self.entry(conn)?.tls.as_ref()?.session.peer_identity()
     }
 }

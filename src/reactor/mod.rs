@@ -13,15 +13,16 @@ mod accept;
 mod actions;
 mod core;
 pub mod io;
+mod listeners;
 pub mod metrics;
 mod random;
 mod signals;
 pub mod stats;
+mod tls;
 mod turn;
 
-use mio::net::TcpListener;
 use mio::Waker;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll, Token};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,11 +35,13 @@ use crate::time::{Span, Tick, TickClock};
 use crate::wheel::{TimerId, Wheel};
 
 use self::core::Core;
+use self::listeners::Listener;
 use self::metrics::{MetricsServer, ScraperId, HTTP_TOKEN_BIT};
 use self::random::RandomPool;
-use self::signals::StopSignals;
+use self::signals::ServerSignals;
 use self::stats::Stats;
 use self::turn::{render_metrics, ReadUntil};
+use crate::tls::load_server_config;
 
 const SIGNALS: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -114,8 +117,10 @@ pub enum StopKind {
 pub struct Reactor<A: App> {
     poll: Poll,
     events: Events,
-    listeners: Vec<TcpListener>,
-    signals: Option<StopSignals>,
+    listeners: Vec<Listener>,
+    /// What new TLS connections handshake with (replaced by a reload).
+    tls_config: Option<Arc<rustls::ServerConfig>>,
+    signals: Option<ServerSignals>,
     metrics: Option<MetricsServer>,
     waker: Arc<Waker>,
     stop_requested: Arc<AtomicBool>,
@@ -145,20 +150,37 @@ pub struct Reactor<A: App> {
 }
 
 impl<A: App> Reactor<A> {
-    /// Binds `config.listen` and prepares the loop: [`Reactor::new`] plus [`Reactor::listen`].
+    /// Binds `config.listen` and every `config.tls_listen`, and prepares the
+    /// loop: [`Reactor::new`] plus [`Reactor::listen`] and
+    /// [`Reactor::listen_tls`]. An error names the address it is about.
     pub fn bind(config: Config, app: A) -> std::io::Result<Reactor<A>> {
-        let addr = config.listen;
+        let plain = config.listen;
+        let tls = config.tls_listen.clone();
         let mut reactor = Reactor::new(config, app)?;
-        reactor.listen(addr)?;
+        let named = |addr: SocketAddr, e: std::io::Error| {
+            std::io::Error::new(e.kind(), format!("{addr}: {e}"))
+        };
+        if let Some(addr) = plain {
+            reactor.listen(addr).map_err(|e| named(addr, e))?;
+        }
+        for addr in tls {
+            reactor.listen_tls(addr).map_err(|e| named(addr, e))?;
+        }
         Ok(reactor)
     }
 
     /// A reactor with no listener yet; nothing runs until [`Reactor::run`],
-    /// [`Reactor::turn`] or [`Reactor::step`]. The config is validated here.
+    /// [`Reactor::turn`] or [`Reactor::step`]. The config is validated, and
+    /// its TLS files (if any) loaded, here: an error names the field or file.
     pub fn new(config: Config, app: A) -> std::io::Result<Reactor<A>> {
-        config
-            .validate()
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let invalid = |e: &dyn std::fmt::Display| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+        };
+        config.validate().map_err(|e| invalid(&e))?;
+        let tls_config = match &config.tls {
+            Some(files) => Some(load_server_config(files).map_err(|e| invalid(&e))?),
+            None => None,
+        };
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let started = Instant::now();
@@ -168,6 +190,7 @@ impl<A: App> Reactor<A> {
             poll,
             events: Events::with_capacity(1024),
             listeners: Vec::new(),
+            tls_config,
             signals: None,
             metrics: None,
             waker,
@@ -192,28 +215,6 @@ impl<A: App> Reactor<A> {
             next_generation: 0,
             stats: Stats::default(),
         })
-    }
-
-    /// Adds a listening socket (SO_REUSEADDR, large backlog) and returns the
-    /// address it is bound to: the real port when asked for port 0.
-    pub fn listen(&mut self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
-        if self.listeners.len() >= MAX_LISTENERS {
-            return Err(std::io::Error::other("too many listeners"));
-        }
-        let mut listener = io::bind_listener(addr)?;
-        let bound = listener.local_addr()?;
-        let token = Token(LISTENER_BASE - self.listeners.len());
-        self.poll
-            .registry()
-            .register(&mut listener, token, Interest::READABLE)?;
-        self.listeners.push(listener);
-        self.accept_pending = true;
-        Ok(bound)
-    }
-
-    /// The address of the first listener (the real port when asked for port 0).
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.listeners.first().and_then(|l| l.local_addr().ok())
     }
 
     /// A handle that starts a graceful stop from another thread or a signal
@@ -243,10 +244,11 @@ impl<A: App> Reactor<A> {
         self.turn(Some(Duration::ZERO))
     }
 
-    /// Installs SIGTERM/SIGINT handling in this loop: the first signal starts a
-    /// graceful stop, a second one makes [`Reactor::run`] return at once.
-    pub fn handle_stop_signals(&mut self) -> std::io::Result<()> {
-        self.signals = Some(StopSignals::register(self.poll.registry(), SIGNALS)?);
+    /// Installs signal handling in this loop: the first SIGTERM/SIGINT starts
+    /// a graceful stop, a second one makes [`Reactor::run`] return at once;
+    /// SIGHUP reloads the TLS certificate, key and client CA.
+    pub fn handle_signals(&mut self) -> std::io::Result<()> {
+        self.signals = Some(ServerSignals::register(self.poll.registry(), SIGNALS)?);
         Ok(())
     }
 
@@ -314,7 +316,7 @@ impl<A: App> Reactor<A> {
         }
         let now = self.core.now;
         for mut listener in self.listeners.drain(..) {
-            let _ = self.poll.registry().deregister(&mut listener);
+            let _ = self.poll.registry().deregister(&mut listener.socket);
         }
         // One tick past every connection's own linger deadline, so each gets
         // its chance to close politely before the stop gives up on it.
@@ -450,7 +452,17 @@ impl<A: App> Reactor<A> {
         let Some(signals) = self.signals.as_mut() else {
             return;
         };
-        let count = signals.take_pending();
+        let pending = signals.take_pending();
+        if pending.reload {
+            match self.reload_tls() {
+                Ok(true) => log::info!("SIGHUP: TLS certificate, key and client CA reloaded"),
+                Ok(false) => log::info!("SIGHUP: nothing to reload"),
+                Err(e) => {
+                    log::error!("SIGHUP: TLS reload failed, keeping the old certificate: {e}")
+                }
+            }
+        }
+        let count = pending.stops;
         if count == 0 {
             return;
         }

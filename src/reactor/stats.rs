@@ -1,8 +1,9 @@
 //! Counters the reactor keeps, summarised in the log at stop and served as metrics.
 
 use crate::conn::CloseReason;
-use crate::exposition::Exposition;
+use crate::exposition::{DurationHistogram, Exposition};
 use crate::protocol::GoawayCode;
+use crate::tls::FailureKind;
 
 /// Point-in-time values the reactor measures when metrics are scraped.
 #[derive(Debug, Default, Clone, Copy)]
@@ -13,6 +14,8 @@ pub struct Gauges {
     pub output_bytes: usize,
     /// Timers pending.
     pub wheel_entries: usize,
+    /// Connections on TLS listeners.
+    pub tls_connections: usize,
 }
 
 /// Running totals since start.
@@ -48,6 +51,73 @@ pub struct Stats {
     pub turns: u64,
     /// Readiness events handled.
     pub events: u64,
+    /// TLS handshakes and failures.
+    pub tls: TlsStats,
+}
+
+/// What TLS listeners saw.
+#[derive(Debug, Default, Clone)]
+pub struct TlsStats {
+    /// Handshakes completed.
+    pub handshakes: u64,
+    /// Sessions that failed, by [`FailureKind`] (in [`TLS_FAILURE_KINDS`] order).
+    pub failures: [u64; TLS_FAILURE_KINDS.len()],
+    /// Connections closed because TLS failed.
+    pub failed_closes: u64,
+    /// Plaintext tether clients told, in plaintext, that the port wants TLS.
+    pub plaintext_refused: u64,
+    /// Time from accept to the end of the TLS handshake.
+    pub handshake_time: DurationHistogram,
+}
+
+/// Every TLS failure kind, in the order of [`TlsStats::failures`].
+pub const TLS_FAILURE_KINDS: [FailureKind; 5] = [
+    FailureKind::NotTls,
+    FailureKind::Handshake,
+    FailureKind::TruncatedHandshake,
+    FailureKind::CorruptRecord,
+    FailureKind::Internal,
+];
+
+impl TlsStats {
+    /// Counts one failed session.
+    pub fn record_failure(&mut self, kind: FailureKind) {
+        if let Some(i) = TLS_FAILURE_KINDS.iter().position(|k| *k == kind) {
+            self.failures[i] += 1;
+        }
+    }
+
+    fn write_metrics(&self, tls_connections: usize, out: &mut Exposition) {
+        out.gauge(
+            "tether_tls_connections",
+            "TLS connections held (handshaking, open or closing).",
+            tls_connections as u64,
+        );
+        out.counter(
+            "tether_tls_handshakes_total",
+            "TLS handshakes completed.",
+            self.handshakes,
+        );
+        out.labelled_counter(
+            "tether_tls_failures_total",
+            "TLS sessions that failed, by reason.",
+            "reason",
+            TLS_FAILURE_KINDS
+                .iter()
+                .zip(self.failures)
+                .map(|(kind, n)| (kind.label(), n)),
+        );
+        out.counter(
+            "tether_tls_plaintext_refused_total",
+            "Plaintext tether clients on a TLS port, told so with GOAWAY PROTOCOL_ERROR.",
+            self.plaintext_refused,
+        );
+        out.histogram(
+            "tether_tls_handshake_seconds",
+            "Time from accept to the end of the TLS handshake.",
+            &self.handshake_time,
+        );
+    }
 }
 
 impl Stats {
@@ -62,6 +132,7 @@ impl Stats {
             Some(CloseReason::PeerGoaway(_)) => self.peer_goaway += 1,
             Some(CloseReason::PeerEof) => self.peer_eof += 1,
             Some(CloseReason::Reset) | None => self.resets += 1,
+            Some(CloseReason::TlsFailed) => self.tls.failed_closes += 1,
         }
     }
 
@@ -146,6 +217,7 @@ impl Stats {
                 ("peer_goaway", self.peer_goaway),
                 ("peer_eof", self.peer_eof),
                 ("reset", self.resets),
+                ("tls_failed", self.tls.failed_closes),
             ],
         );
         out.labelled_counter(
@@ -156,6 +228,7 @@ impl Stats {
                 .iter()
                 .map(|code| (code.name(), self.goaway_sent_with(*code))),
         );
+        self.tls.write_metrics(gauges.tls_connections, out);
     }
 
     /// Closes where we sent GOAWAY `code` (0 for a code past the table, which

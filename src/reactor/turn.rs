@@ -71,14 +71,23 @@ impl<A: App> Reactor<A> {
                 }
                 break;
             }
+            let tls = e.tls.is_some();
             match read_once(&mut e.stream, &mut buf) {
                 ReadOutcome::Data(n) => {
                     taken += n;
                     self.stats.bytes_in += n as u64;
-                    self.handle_input(id, &buf[..n]);
+                    if tls {
+                        self.tls_input(id, &mut buf[..n]);
+                    } else {
+                        self.handle_input(id, &buf[..n]);
+                    }
                     if n < buf.len() && until == ReadUntil::ShortRead {
                         break;
                     }
+                }
+                ReadOutcome::Eof if tls => {
+                    self.tls_eof(id);
+                    break;
                 }
                 ReadOutcome::Eof => {
                     e.conn.handle_eof(now, limits);
@@ -96,7 +105,7 @@ impl<A: App> Reactor<A> {
     }
 
     /// Feeds bytes to a connection and its events to the app, in order.
-    fn handle_input(&mut self, id: ConnId, mut input: &[u8]) {
+    pub(super) fn handle_input(&mut self, id: ConnId, mut input: &[u8]) {
         loop {
             let Some((e, limits, now)) = self.core.parts(id) else {
                 return;
@@ -116,10 +125,16 @@ impl<A: App> Reactor<A> {
                             continue;
                         }
                     };
+                    let identity = self
+                        .core
+                        .entry(id)
+                        .and_then(|e| e.tls.as_ref())
+                        .and_then(|tls| tls.session.peer_identity());
                     let event = HelloEvent {
                         conn: id,
                         hello: &hello,
                         fresh,
+                        peer_identity: identity.as_ref(),
                     };
                     self.call_app(|app, ctx| app.on_hello(&event, ctx));
                 }
@@ -242,6 +257,7 @@ pub(super) fn render_metrics<A: App>(
         connections: core.conns.len(),
         output_bytes: core.conns.iter().map(|(_, e)| e.conn.output_len()).sum(),
         wheel_entries: wheel.len(),
+        tls_connections: core.conns.iter().filter(|(_, e)| e.tls.is_some()).count(),
     };
     let mut out = Exposition::with_capacity(4096);
     stats.write_metrics(&gauges, &mut out);

@@ -81,6 +81,23 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// The file the error is about, if it is about one (the key file for a
+    /// mismatch).
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            ConfigError::Read { path, .. }
+            | ConfigError::BadPem { path, .. }
+            | ConfigError::NoCertificate { path }
+            | ConfigError::NoPrivateKey { path }
+            | ConfigError::SeveralPrivateKeys { path }
+            | ConfigError::EncryptedPrivateKey { path }
+            | ConfigError::UnsupportedKey { path, .. }
+            | ConfigError::BadCertificate { path, .. } => Some(path),
+            ConfigError::KeyMismatch { key, .. } => Some(key),
+            ConfigError::NoSystemRoots { .. } | ConfigError::Rustls { .. } => None,
+        }
+    }
+
     /// Builds a [`ConfigError::Read`] for `path`.
     pub(crate) fn read(path: &Path, source: io::Error) -> ConfigError {
         ConfigError::Read {

@@ -38,6 +38,7 @@ impl Rig {
             conn,
             hello: &hello,
             fresh: SessionId([fresh; 16]),
+            peer_identity: None,
         };
         self.app
             .on_hello(&event, &mut Ctx::new(&mut self.out, &self.conns));
