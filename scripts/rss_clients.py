@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
 """Hold N idle, handshaked tether connections open (helper for rss_per_conn.sh).
 
-usage: rss_clients.py HOST:PORT N [HEARTBEAT_MS]
+usage: rss_clients.py HOST:PORT N [HEARTBEAT_MS] [--tls CA_FILE]
 
 Connects N clients, sources bound round-robin to 127.0.0.2 .. 127.0.0.11 (so
 the loopback ephemeral ports of 127.0.0.1 stay free), sends each a HELLO and
 checks its WELCOME. Then prints `ready N` and waits for EOF on stdin; then
 closes every connection and prints `closed`. Exits 1 on any failure.
+With `--tls CA_FILE` every connection first does a TLS handshake, verifying
+the server's certificate for `localhost` against CA_FILE.
 """
 
 import resource
 import socket
+import ssl
 import struct
 import sys
 import zlib
@@ -43,9 +46,15 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
 
 
 def main() -> int:
-    host, port = sys.argv[1].rsplit(":", 1)
-    n = int(sys.argv[2])
-    heartbeat_ms = int(sys.argv[3]) if len(sys.argv) > 3 else 600000
+    args = sys.argv[1:]
+    tls = None
+    if "--tls" in args:
+        i = args.index("--tls")
+        tls = ssl.create_default_context(cafile=args[i + 1])
+        del args[i : i + 2]
+    host, port = args[0].rsplit(":", 1)
+    n = int(args[1])
+    heartbeat_ms = int(args[2]) if len(args) > 2 else 600000
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < n + 64:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 64), hard))
@@ -59,6 +68,8 @@ def main() -> int:
                 s.settimeout(TIMEOUT_S)
                 s.bind((SOURCES[len(socks) % len(SOURCES)], 0))
                 s.connect((host, int(port)))
+                if tls is not None:
+                    s = tls.wrap_socket(s, server_hostname="localhost")
                 s.sendall(hello_bytes)
                 socks.append(s)
                 batch.append(s)

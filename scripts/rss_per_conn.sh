@@ -2,7 +2,7 @@
 # Memory per idle connection: the server's VmRSS with no connections and with
 # 10,000 idle, handshaked ones.
 #
-#   scripts/rss_per_conn.sh [CONNECTIONS]
+#   scripts/rss_per_conn.sh [--tls] [CONNECTIONS]
 #
 # Builds the release binary, starts it on a free port with a 10-minute
 # heartbeat (so nothing is evicted while we measure), warms it up with one
@@ -10,13 +10,23 @@
 # from 127.0.0.2-127.0.0.11 (scripts/rss_clients.py), waits a second, reads
 # VmRSS again, closes everything and stops the server with SIGTERM.
 #
+# With --tls the server listens with TLS only (a throwaway ECDSA P-256
+# certificate made with openssl) and every client handshakes first; the
+# target is then 4096 bytes per idle TLS connection.
+#
 # Prints key=value lines. Exit status: 0 if the target (<= 256 bytes per
-# connection) is met and the server exited 0; 1 if the target is missed;
+# plain connection) is met and the server exited 0; 1 if the target is missed;
 # 2 on any other failure. Every step has a timeout; a trap cleans up.
 set -euo pipefail
 
+TLS=0
+if [[ ${1:-} == --tls ]]; then
+    TLS=1
+    shift
+fi
 CONNECTIONS=${1:-10000}
 TARGET_BYTES=256
+((TLS)) && TARGET_BYTES=4096
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET_DIR/release/tether
@@ -66,23 +76,36 @@ echo "building release binary in $TARGET_DIR ..." >&2
 (cd "$ROOT" && timeout 900 cargo build --release --bin tether) >&2 || die "cargo build --release failed"
 [[ -x $BIN ]] || die "no binary at $BIN"
 
-RUST_LOG=${RUST_LOG:-warn} "$BIN" --listen 127.0.0.1:0 \
+LISTEN=(--listen 127.0.0.1:0)
+CLIENT_TLS=()
+if ((TLS)); then
+    command -v openssl >/dev/null || die "openssl is required for --tls"
+    # A throwaway ECDSA P-256 certificate for localhost, made for this run.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -days 1 -subj /CN=localhost \
+        -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null \
+        || die "openssl could not make a test certificate"
+    LISTEN=(--listen none --tls-listen 127.0.0.1:0 --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem")
+    CLIENT_TLS=(--tls "$WORK/cert.pem")
+fi
+
+RUST_LOG=${RUST_LOG:-warn} "$BIN" "${LISTEN[@]}" \
     --heartbeat-ms 600000 --max-heartbeat-ms 600000 \
     >"$WORK/server.out" 2>"$WORK/server.err" &
 SERVER_PID=$!
 wait_for_line "$WORK/server.out" '^listening on ' 10 "$SERVER_PID"
-ADDR=$(sed -n 's/^listening on //p' "$WORK/server.out" | head -n1)
+ADDR=$(sed -n 's/^listening on \([^ ]*\).*/\1/p' "$WORK/server.out" | head -n1)
 echo "server pid $SERVER_PID on $ADDR" >&2
 
 # Warm-up: one handshake and close, so lazily allocated state is counted in
 # the baseline, not per connection.
-timeout 20 python3 "$CLIENTS" "$ADDR" 1 600000 </dev/null >"$WORK/warmup.out" \
+timeout 20 python3 "$CLIENTS" "$ADDR" 1 600000 "${CLIENT_TLS[@]}" </dev/null >"$WORK/warmup.out" \
     || die "warm-up client failed: $(cat "$WORK/warmup.out")"
 sleep 0.5
 RSS_BEFORE=$(rss_kb)
 
 mkfifo "$WORK/hold"
-timeout 300 python3 "$CLIENTS" "$ADDR" "$CONNECTIONS" 600000 <"$WORK/hold" >"$WORK/clients.out" &
+timeout 300 python3 "$CLIENTS" "$ADDR" "$CONNECTIONS" 600000 "${CLIENT_TLS[@]}" <"$WORK/hold" >"$WORK/clients.out" &
 CLIENT_PID=$!
 exec 3>"$WORK/hold" # the clients hold their connections until this closes
 wait_for_line "$WORK/clients.out" '^ready ' 240 "$CLIENT_PID"
