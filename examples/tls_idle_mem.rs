@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
+use rustls::{ClientConfig, ClientConnection, ConnectionCommon, ServerConfig, ServerConnection};
 // `support` reaches tether's TLS module as `super::tls`.
 use tether::tls;
 use tether::tls::{policy, ServerSession};
@@ -120,31 +120,27 @@ fn idle_session(client: &Arc<ClientConfig>, server: &Arc<ServerConfig>) -> Box<S
     Box::new(pair.server)
 }
 
+/// Moves everything `from` has to send into `to`, and lets `to` process it.
+fn pipe<A, B>(from: &mut ConnectionCommon<A>, to: &mut ConnectionCommon<B>) {
+    let mut wire = Vec::new();
+    while from.wants_write() {
+        from.write_tls(&mut wire).expect("write to a Vec");
+    }
+    let mut rest = &wire[..];
+    while !rest.is_empty() {
+        to.read_tls(&mut rest).expect("read from a slice");
+        to.process_new_packets().expect("process");
+    }
+}
+
 /// The same with rustls's buffered ServerConnection.
 fn idle_buffered(client: &Arc<ClientConfig>, server: &Arc<ServerConfig>) -> Box<ServerConnection> {
     let name = ServerName::try_from("localhost").expect("name");
     let mut client = ClientConnection::new(client.clone(), name).expect("client");
     let mut server = Box::new(ServerConnection::new(server.clone()).expect("server"));
-    let mut wire = Vec::new();
-    let mut round = |client: &mut ClientConnection, server: &mut ServerConnection| {
-        wire.clear();
-        while client.wants_write() {
-            client.write_tls(&mut wire).expect("client write");
-        }
-        let mut rest = &wire[..];
-        while !rest.is_empty() {
-            server.read_tls(&mut rest).expect("server read");
-            server.process_new_packets().expect("server process");
-        }
-        wire.clear();
-        while server.wants_write() {
-            server.write_tls(&mut wire).expect("server write");
-        }
-        let mut rest = &wire[..];
-        while !rest.is_empty() {
-            client.read_tls(&mut rest).expect("client read");
-            client.process_new_packets().expect("client process");
-        }
+    let round = |client: &mut ClientConnection, server: &mut ServerConnection| {
+        pipe(client, server);
+        pipe(server, client);
     };
     while client.is_handshaking() || server.is_handshaking() {
         round(&mut client, &mut server);

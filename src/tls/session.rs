@@ -131,12 +131,7 @@ impl ServerSession {
 
         let driven = match self.pending.take() {
             Some(mut pending) => {
-                if pending.bytes.len() + ciphertext.len() > MAX_PENDING_INPUT {
-                    return Err(self.fail(TlsFailure::new(
-                        self.corrupt_kind(),
-                        format!("more than {MAX_PENDING_INPUT} bytes of incomplete TLS input"),
-                    )));
-                }
+                self.check_pending_len(pending.bytes.len() + ciphertext.len())?;
                 pending.bytes.extend_from_slice(ciphertext);
                 let driven =
                     self.drive_and_flush(&mut pending.bytes, Some(plaintext), out, Action::None)?;
@@ -150,12 +145,7 @@ impl ServerSession {
                 let driven =
                     self.drive_and_flush(ciphertext, Some(plaintext), out, Action::None)?;
                 let rest = &ciphertext[driven.consumed..];
-                if rest.len() > MAX_PENDING_INPUT {
-                    return Err(self.fail(TlsFailure::new(
-                        self.corrupt_kind(),
-                        format!("more than {MAX_PENDING_INPUT} bytes of incomplete TLS input"),
-                    )));
-                }
+                self.check_pending_len(rest.len())?;
                 if !rest.is_empty() {
                     self.pending = Some(Box::new(PendingInput {
                         bytes: rest.to_vec(),
@@ -310,13 +300,20 @@ impl ServerSession {
         failure
     }
 
-    /// Corrupt input is a handshake failure before the handshake is done.
-    fn corrupt_kind(&self) -> FailureKind {
-        if self.conn.is_handshaking() {
+    /// Fails the session if `len` bytes of incomplete input would exceed
+    /// [`MAX_PENDING_INPUT`] (a handshake failure before the handshake is
+    /// done, a corrupt record after).
+    fn check_pending_len(&mut self, len: usize) -> Result<(), TlsFailure> {
+        if len <= MAX_PENDING_INPUT {
+            return Ok(());
+        }
+        let kind = if self.conn.is_handshaking() {
             FailureKind::Handshake
         } else {
             FailureKind::CorruptRecord
-        }
+        };
+        let detail = format!("more than {MAX_PENDING_INPUT} bytes of incomplete TLS input");
+        Err(self.fail(TlsFailure::new(kind, detail)))
     }
 
     /// Checks that the stream starts like a TLS handshake record (content type

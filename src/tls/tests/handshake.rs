@@ -176,10 +176,7 @@ fn tls13_only_server_refuses_a_tls12_only_client() {
     let mut pki = Pki::new(KeyKind::EcdsaP256);
     pki.server_files.versions = TlsVersions::Tls13Only;
     let mut pair = Pair::new(&tls12_only_client(&pki), &pki.server_config());
-    match pair.run() {
-        Err(PairError::Server(failure)) => assert_eq!(failure.kind(), FailureKind::Handshake),
-        other => panic!("expected a server handshake failure, got {other:?}"),
-    }
+    assert_eq!(pair.server_failure().kind(), FailureKind::Handshake);
     assert!(matches!(
         pair.client.process_new_packets(),
         Err(rustls::Error::AlertReceived(_))
@@ -198,19 +195,15 @@ fn no_common_cipher_suite_is_a_handshake_failure() {
     };
     let client = pki.rustls_client(provider, &[&rustls::version::TLS12]);
     let mut pair = Pair::new(&client, &pki.server_config());
-    match pair.run() {
-        Err(PairError::Server(failure)) => {
-            assert_eq!(failure.kind(), FailureKind::Handshake);
-            assert!(
-                matches!(
-                    failure.rustls_error(),
-                    Some(rustls::Error::PeerIncompatible(_))
-                ),
-                "{failure:?}"
-            );
-        }
-        other => panic!("expected a server handshake failure, got {other:?}"),
-    }
+    let failure = pair.server_failure();
+    assert_eq!(failure.kind(), FailureKind::Handshake);
+    assert!(
+        matches!(
+            failure.rustls_error(),
+            Some(rustls::Error::PeerIncompatible(_))
+        ),
+        "{failure:?}"
+    );
 }
 
 #[test]

@@ -96,23 +96,16 @@ pub struct Ca {
 impl Ca {
     /// A self-signed ECDSA P-256 root named `common_name`.
     pub fn new(common_name: &str) -> Ca {
-        let key = KeyKind::EcdsaP256.generate();
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
-        let cert = params.self_signed(&key).expect("self-sign ca");
-        Ca {
-            cert_pem: cert.pem(),
-            params,
-            key,
-        }
+        Ca::make(common_name, None)
     }
 
     /// An intermediate CA issued by this one.
     pub fn intermediate(&self, common_name: &str) -> Ca {
+        Ca::make(common_name, Some(self))
+    }
+
+    /// An ECDSA P-256 CA signed by `parent`, or by itself.
+    fn make(common_name: &str, parent: Option<&Ca>) -> Ca {
         let key = KeyKind::EcdsaP256.generate();
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -120,8 +113,13 @@ impl Ca {
         params
             .distinguished_name
             .push(DnType::CommonName, common_name);
-        let issuer = Issuer::from_params(&self.params, &self.key);
-        let cert = params.signed_by(&key, &issuer).expect("sign intermediate");
+        let cert = match parent {
+            None => params.self_signed(&key),
+            Some(parent) => {
+                params.signed_by(&key, &Issuer::from_params(&parent.params, &parent.key))
+            }
+        }
+        .expect("sign ca");
         Ca {
             cert_pem: cert.pem(),
             params,
@@ -376,6 +374,15 @@ impl Pair {
             }
         }
         panic!("handshake did not settle in 32 rounds");
+    }
+
+    /// Runs the handshake expecting the server to fail it; returns the
+    /// failure after delivering the server's alert to the client.
+    pub fn server_failure(&mut self) -> TlsFailure {
+        match self.run() {
+            Err(PairError::Server(failure)) => failure,
+            other => panic!("expected the server to fail the handshake, got {other:?}"),
+        }
     }
 
     /// Sends `data` from the server to the client; returns what the client read.
