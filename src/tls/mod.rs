@@ -16,6 +16,7 @@
 //! Nothing here blocks, spawns a thread or needs an async runtime.
 
 mod client_config;
+mod drive;
 mod error;
 mod identity;
 mod pem;

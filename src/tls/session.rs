@@ -19,11 +19,9 @@
 use std::sync::Arc;
 
 use rustls::server::UnbufferedServerConnection;
-use rustls::unbuffered::{
-    ConnectionState, EncodeError, EncryptError, InsufficientSizeError, UnbufferedStatus,
-};
 use rustls::{ProtocolVersion, ServerConfig, SupportedCipherSuite};
 
+use super::drive::{drive, flush_alerts, Action, DriveError, Driven};
 use super::error::{FailureKind, TlsFailure};
 use super::identity::PeerIdentity;
 use crate::protocol::frame::MAGIC;
@@ -93,27 +91,6 @@ struct PendingInput {
     bytes: Vec<u8>,
 }
 
-/// What the drive loop should do once rustls allows application data.
-#[derive(Clone, Copy)]
-enum Action<'a> {
-    /// Nothing: only process input.
-    None,
-    /// Encrypt these bytes.
-    Encrypt(&'a [u8]),
-    /// Send close_notify.
-    CloseNotify,
-}
-
-/// The result of one drive loop over a buffer.
-struct Driven {
-    /// Bytes at the front of the buffer that rustls is done with.
-    consumed: usize,
-    /// The peer's close_notify was processed.
-    peer_closed: bool,
-    /// The [`Action`] was carried out.
-    acted: bool,
-}
-
 impl ServerSession {
     /// A session that will handshake with `config` (normally the one built by
     /// [`load_server_config`](super::load_server_config); a reload swaps the
@@ -154,12 +131,7 @@ impl ServerSession {
 
         let driven = match self.pending.take() {
             Some(mut pending) => {
-                if pending.bytes.len() + ciphertext.len() > MAX_PENDING_INPUT {
-                    return Err(self.fail(TlsFailure::new(
-                        self.corrupt_kind(),
-                        format!("more than {MAX_PENDING_INPUT} bytes of incomplete TLS input"),
-                    )));
-                }
+                self.check_pending_len(pending.bytes.len() + ciphertext.len())?;
                 pending.bytes.extend_from_slice(ciphertext);
                 let driven =
                     self.drive_and_flush(&mut pending.bytes, Some(plaintext), out, Action::None)?;
@@ -173,12 +145,7 @@ impl ServerSession {
                 let driven =
                     self.drive_and_flush(ciphertext, Some(plaintext), out, Action::None)?;
                 let rest = &ciphertext[driven.consumed..];
-                if rest.len() > MAX_PENDING_INPUT {
-                    return Err(self.fail(TlsFailure::new(
-                        self.corrupt_kind(),
-                        format!("more than {MAX_PENDING_INPUT} bytes of incomplete TLS input"),
-                    )));
-                }
+                self.check_pending_len(rest.len())?;
                 if !rest.is_empty() {
                     self.pending = Some(Box::new(PendingInput {
                         bytes: rest.to_vec(),
@@ -333,13 +300,20 @@ impl ServerSession {
         failure
     }
 
-    /// Corrupt input is a handshake failure before the handshake is done.
-    fn corrupt_kind(&self) -> FailureKind {
-        if self.conn.is_handshaking() {
+    /// Fails the session if `len` bytes of incomplete input would exceed
+    /// [`MAX_PENDING_INPUT`] (a handshake failure before the handshake is
+    /// done, a corrupt record after).
+    fn check_pending_len(&mut self, len: usize) -> Result<(), TlsFailure> {
+        if len <= MAX_PENDING_INPUT {
+            return Ok(());
+        }
+        let kind = if self.conn.is_handshaking() {
             FailureKind::Handshake
         } else {
             FailureKind::CorruptRecord
-        }
+        };
+        let detail = format!("more than {MAX_PENDING_INPUT} bytes of incomplete TLS input");
+        Err(self.fail(TlsFailure::new(kind, detail)))
     }
 
     /// Checks that the stream starts like a TLS handshake record (content type
@@ -413,191 +387,6 @@ impl ServerSession {
                 };
                 Err(self.fail(failure))
             }
-        }
-    }
-}
-
-/// Why [`drive`] stopped early.
-enum DriveError {
-    Rustls(rustls::Error),
-    Ours(TlsFailure),
-}
-
-impl From<rustls::Error> for DriveError {
-    fn from(e: rustls::Error) -> Self {
-        DriveError::Rustls(e)
-    }
-}
-
-/// Runs rustls's state machine over `buffer` until it needs more input,
-/// handing over every record it produces and every plaintext byte it
-/// decrypts, and performing `action` when application data is allowed.
-/// On error, also returns how much of `buffer` had been consumed.
-fn drive(
-    conn: &mut UnbufferedServerConnection,
-    buffer: &mut [u8],
-    mut plaintext: Option<&mut Vec<u8>>,
-    out: &mut Vec<u8>,
-    action: Action<'_>,
-) -> Result<Driven, (usize, DriveError)> {
-    let mut driven = Driven {
-        consumed: 0,
-        peer_closed: false,
-        acted: false,
-    };
-    // Every turn consumes input, emits a record or ends the loop; the bound
-    // only turns a rustls bug into an error instead of a hang.
-    let max_turns = buffer.len() + 1024;
-    for _ in 0..max_turns {
-        let UnbufferedStatus { mut discard, state } =
-            conn.process_tls_records(&mut buffer[driven.consumed..]);
-        let base = driven.consumed;
-        let state = state.map_err(|e| (base + discard, DriveError::from(e)))?;
-        let stop = match state {
-            ConnectionState::ReadTraffic(mut traffic) => {
-                while let Some(record) = traffic.next_record() {
-                    let record = record.map_err(|e| (base + discard, e.into()))?;
-                    discard += record.discard;
-                    match plaintext.as_deref_mut() {
-                        Some(plaintext) => plaintext.extend_from_slice(record.payload),
-                        None => {
-                            return Err((
-                                base + discard,
-                                DriveError::Ours(TlsFailure::new(
-                                    FailureKind::Internal,
-                                    "application data decrypted while sending",
-                                )),
-                            ))
-                        }
-                    }
-                }
-                false
-            }
-            ConnectionState::ReadEarlyData(mut early) => {
-                // 0-RTT is never enabled (max_early_data_size is 0), so rustls
-                // cannot get here; drop such data rather than trust it.
-                while early.next_record().is_some() {}
-                false
-            }
-            ConnectionState::EncodeTlsData(mut encode) => {
-                append_record(out, |buf| encode.encode(buf)).map_err(|e| {
-                    let detail = format!("encoding a handshake record: {e}");
-                    (
-                        base + discard,
-                        DriveError::Ours(TlsFailure::new(FailureKind::Internal, detail)),
-                    )
-                })?;
-                false
-            }
-            ConnectionState::TransmitTlsData(transmit) => {
-                // The records are already in `out`, which the caller sends.
-                transmit.done();
-                false
-            }
-            ConnectionState::PeerClosed => {
-                driven.peer_closed = true;
-                false
-            }
-            ConnectionState::WriteTraffic(mut write) => {
-                let done = match action {
-                    Action::None => Ok(()),
-                    Action::Encrypt(data) => append_record(out, |buf| write.encrypt(data, buf)),
-                    Action::CloseNotify => append_record(out, |buf| write.queue_close_notify(buf)),
-                };
-                done.map_err(|e| {
-                    let detail = format!("encrypting: {e}");
-                    (
-                        base + discard,
-                        DriveError::Ours(TlsFailure::new(FailureKind::Internal, detail)),
-                    )
-                })?;
-                driven.acted = !matches!(action, Action::None);
-                true
-            }
-            // BlockedHandshake, Closed, and states added by later rustls versions.
-            _ => true,
-        };
-        driven.consumed += discard;
-        if stop {
-            return Ok(driven);
-        }
-    }
-    Err((
-        driven.consumed,
-        DriveError::Ours(TlsFailure::new(
-            FailureKind::Internal,
-            "rustls made no progress",
-        )),
-    ))
-}
-
-/// Appends the alert rustls queued when it failed (it must be encoded like
-/// any record). Only while records are queued: each call then hands one
-/// over without touching the input again, which would fail a second time.
-fn flush_alerts(conn: &mut UnbufferedServerConnection, rest: &mut [u8], out: &mut Vec<u8>) {
-    for _ in 0..16 {
-        if !conn.wants_write() {
-            return;
-        }
-        match conn.process_tls_records(rest).state {
-            Ok(ConnectionState::EncodeTlsData(mut encode)) => {
-                if append_record(out, |buf| encode.encode(buf)).is_err() {
-                    return;
-                }
-            }
-            _ => return,
-        }
-    }
-}
-
-/// The size a rustls writer asked for when the buffer was too small.
-trait RequiredSize {
-    fn required_size(&self) -> Option<usize>;
-}
-
-impl RequiredSize for EncodeError {
-    fn required_size(&self) -> Option<usize> {
-        match self {
-            EncodeError::InsufficientSize(InsufficientSizeError { required_size }) => {
-                Some(*required_size)
-            }
-            _ => None,
-        }
-    }
-}
-
-impl RequiredSize for EncryptError {
-    fn required_size(&self) -> Option<usize> {
-        match self {
-            EncryptError::InsufficientSize(InsufficientSizeError { required_size }) => {
-                Some(*required_size)
-            }
-            _ => None,
-        }
-    }
-}
-
-/// Appends what `write` produces to `out`: asks with an empty slice first,
-/// since rustls then reports the exact size without doing any work, then
-/// writes into exactly that much room.
-fn append_record<E: RequiredSize>(
-    out: &mut Vec<u8>,
-    mut write: impl FnMut(&mut [u8]) -> Result<usize, E>,
-) -> Result<(), E> {
-    let size = match write(&mut []) {
-        Ok(_) => return Ok(()),
-        Err(e) => e.required_size().ok_or(e)?,
-    };
-    let start = out.len();
-    out.resize(start + size, 0);
-    match write(&mut out[start..]) {
-        Ok(written) => {
-            out.truncate(start + written);
-            Ok(())
-        }
-        Err(e) => {
-            out.truncate(start);
-            Err(e)
         }
     }
 }

@@ -11,16 +11,9 @@ use super::tls::{policy, Eof, FailureKind, TlsVersions};
 
 /// A rustls client that only speaks TLS 1.2, trusting `pki`'s CA.
 fn tls12_only_client(pki: &Pki) -> Arc<ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in super::tls::load_certificates(&pki.ca_file).unwrap() {
-        roots.add(cert).unwrap();
-    }
-    Arc::new(
-        ClientConfig::builder_with_provider(policy::crypto_provider())
-            .with_protocol_versions(&[&rustls::version::TLS12])
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
+    pki.rustls_client(
+        (*policy::crypto_provider()).clone(),
+        &[&rustls::version::TLS12],
     )
 }
 
@@ -183,10 +176,7 @@ fn tls13_only_server_refuses_a_tls12_only_client() {
     let mut pki = Pki::new(KeyKind::EcdsaP256);
     pki.server_files.versions = TlsVersions::Tls13Only;
     let mut pair = Pair::new(&tls12_only_client(&pki), &pki.server_config());
-    match pair.run() {
-        Err(PairError::Server(failure)) => assert_eq!(failure.kind(), FailureKind::Handshake),
-        other => panic!("expected a server handshake failure, got {other:?}"),
-    }
+    assert_eq!(pair.server_failure().kind(), FailureKind::Handshake);
     assert!(matches!(
         pair.client.process_new_packets(),
         Err(rustls::Error::AlertReceived(_))
@@ -203,27 +193,17 @@ fn no_common_cipher_suite_is_a_handshake_failure() {
         ],
         ..(*policy::crypto_provider()).clone()
     };
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add_parsable_certificates(super::tls::load_certificates(&pki.ca_file).unwrap());
-    let client = ClientConfig::builder_with_provider(Arc::new(provider))
-        .with_protocol_versions(&[&rustls::version::TLS12])
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let mut pair = Pair::new(&Arc::new(client), &pki.server_config());
-    match pair.run() {
-        Err(PairError::Server(failure)) => {
-            assert_eq!(failure.kind(), FailureKind::Handshake);
-            assert!(
-                matches!(
-                    failure.rustls_error(),
-                    Some(rustls::Error::PeerIncompatible(_))
-                ),
-                "{failure:?}"
-            );
-        }
-        other => panic!("expected a server handshake failure, got {other:?}"),
-    }
+    let client = pki.rustls_client(provider, &[&rustls::version::TLS12]);
+    let mut pair = Pair::new(&client, &pki.server_config());
+    let failure = pair.server_failure();
+    assert_eq!(failure.kind(), FailureKind::Handshake);
+    assert!(
+        matches!(
+            failure.rustls_error(),
+            Some(rustls::Error::PeerIncompatible(_))
+        ),
+        "{failure:?}"
+    );
 }
 
 #[test]
@@ -265,4 +245,28 @@ fn an_ip_address_server_name_is_verified_against_ip_sans() {
     pair.client = ClientConnection::new(pki.client_config(None), name).unwrap();
     pair.run().unwrap();
     assert!(super::tls::server_name("not a host").is_err());
+}
+
+#[test]
+fn a_ticket_resumes_the_session_without_a_full_handshake() {
+    let pki = Pki::new(KeyKind::EcdsaP256);
+    let client = super::tls::load_client_config(&pki.client_options(None)).unwrap();
+    let server = pki.server_config();
+    let mut first = handshaked(&client, &server);
+    assert_eq!(first.server_sends(b"x"), b"x", "delivers the ticket too");
+    assert_eq!(
+        first.client.handshake_kind(),
+        Some(rustls::HandshakeKind::Full)
+    );
+    let second = handshaked(&client, &server);
+    assert_eq!(
+        second.client.handshake_kind(),
+        Some(rustls::HandshakeKind::Resumed)
+    );
+    // A new configuration (a reload) has a new ticket key: full handshake again.
+    let third = handshaked(&client, &pki.server_config());
+    assert_eq!(
+        third.client.handshake_kind(),
+        Some(rustls::HandshakeKind::Full)
+    );
 }

@@ -2,7 +2,7 @@
 
 use rcgen::SanType;
 
-use super::support::{Ca, KeyKind, Pair, PairError, Pki};
+use super::support::{Ca, KeyKind, Pair, Pki};
 use super::tls::{FailureKind, PeerIdentity};
 
 /// A PKI whose server requires client certificates issued by its CA.
@@ -56,16 +56,12 @@ fn a_good_client_certificate_is_accepted_and_its_names_are_reported() {
 fn a_missing_client_certificate_fails_the_handshake() {
     let pki = mtls_pki();
     let mut pair = Pair::new(&pki.client_config(None), &pki.server_config());
-    match pair.run() {
-        Err(PairError::Server(failure)) => {
-            assert_eq!(failure.kind(), FailureKind::Handshake);
-            assert_eq!(
-                failure.rustls_error(),
-                Some(&rustls::Error::NoCertificatesPresented)
-            );
-        }
-        other => panic!("expected a server handshake failure, got {other:?}"),
-    }
+    let failure = pair.server_failure();
+    assert_eq!(failure.kind(), FailureKind::Handshake);
+    assert_eq!(
+        failure.rustls_error(),
+        Some(&rustls::Error::NoCertificatesPresented)
+    );
     assert!(!pair.server.can_send());
     // The server's alert told the client why (delivered by `run`).
     assert!(matches!(
@@ -83,21 +79,17 @@ fn a_client_certificate_from_another_ca_fails_the_handshake() {
         &pki.client_config(Some(("client", &client))),
         &pki.server_config(),
     );
-    match pair.run() {
-        Err(PairError::Server(failure)) => {
-            assert_eq!(failure.kind(), FailureKind::Handshake);
-            assert!(
-                matches!(
-                    failure.rustls_error(),
-                    Some(rustls::Error::InvalidCertificate(
-                        rustls::CertificateError::UnknownIssuer
-                    ))
-                ),
-                "{failure:?}"
-            );
-        }
-        other => panic!("expected a server handshake failure, got {other:?}"),
-    }
+    let failure = pair.server_failure();
+    assert_eq!(failure.kind(), FailureKind::Handshake);
+    assert!(
+        matches!(
+            failure.rustls_error(),
+            Some(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer
+            ))
+        ),
+        "{failure:?}"
+    );
     assert_eq!(pair.server.peer_identity(), None);
 }
 

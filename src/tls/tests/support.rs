@@ -14,8 +14,12 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, RsaKeySize, SanType,
 };
+use rustls::client::Resumption;
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection, ServerConfig};
+use rustls::{
+    ClientConfig, ClientConnection, RootCertStore, ServerConfig, SupportedProtocolVersion,
+};
 
 use super::tls::{ReadOutcome, ServerSession, TlsFailure};
 
@@ -92,23 +96,16 @@ pub struct Ca {
 impl Ca {
     /// A self-signed ECDSA P-256 root named `common_name`.
     pub fn new(common_name: &str) -> Ca {
-        let key = KeyKind::EcdsaP256.generate();
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
-        let cert = params.self_signed(&key).expect("self-sign ca");
-        Ca {
-            cert_pem: cert.pem(),
-            params,
-            key,
-        }
+        Ca::make(common_name, None)
     }
 
     /// An intermediate CA issued by this one.
     pub fn intermediate(&self, common_name: &str) -> Ca {
+        Ca::make(common_name, Some(self))
+    }
+
+    /// An ECDSA P-256 CA signed by `parent`, or by itself.
+    fn make(common_name: &str, parent: Option<&Ca>) -> Ca {
         let key = KeyKind::EcdsaP256.generate();
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -116,8 +113,13 @@ impl Ca {
         params
             .distinguished_name
             .push(DnType::CommonName, common_name);
-        let issuer = Issuer::from_params(&self.params, &self.key);
-        let cert = params.signed_by(&key, &issuer).expect("sign intermediate");
+        let cert = match parent {
+            None => params.self_signed(&key),
+            Some(parent) => {
+                params.signed_by(&key, &Issuer::from_params(&parent.params, &parent.key))
+            }
+        }
+        .expect("sign ca");
         Ca {
             cert_pem: cert.pem(),
             params,
@@ -208,20 +210,57 @@ impl Pki {
         super::tls::load_server_config(&self.server_files).expect("server config")
     }
 
-    /// A client configuration trusting this CA, with an optional client
+    /// The options for a client trusting this CA, with an optional client
     /// certificate (written to the temp dir under `name`).
-    pub fn client_config(&self, client_cert: Option<(&str, &Issued)>) -> Arc<ClientConfig> {
+    pub fn client_options(
+        &self,
+        client_cert: Option<(&str, &Issued)>,
+    ) -> super::tls::ClientTlsOptions {
         let client_cert = client_cert.map(|(name, issued)| super::tls::ClientCertFiles {
             cert_chain: self.dir.write(&format!("{name}.pem"), &issued.cert_pem),
             private_key: self.dir.write(&format!("{name}.key"), &issued.key_pem),
         });
-        super::tls::load_client_config(&super::tls::ClientTlsOptions {
+        super::tls::ClientTlsOptions {
             verification: super::tls::ServerVerification::CaFile(self.ca_file.clone()),
             client_cert,
             versions: super::tls::TlsVersions::default(),
-        })
-        .expect("client config")
+        }
     }
+
+    /// A client configuration from [`Pki::client_options`], with session
+    /// resumption off so that every handshake is a full one.
+    pub fn client_config(&self, client_cert: Option<(&str, &Issued)>) -> Arc<ClientConfig> {
+        let config = super::tls::load_client_config(&self.client_options(client_cert))
+            .expect("client config");
+        without_resumption(&config)
+    }
+
+    /// A client trusting this CA built with rustls directly, for clients
+    /// tether's builder does not make (TLS 1.2 only, other suites or
+    /// groups); no resumption.
+    pub fn rustls_client(
+        &self,
+        provider: CryptoProvider,
+        versions: &[&'static SupportedProtocolVersion],
+    ) -> Arc<ClientConfig> {
+        let mut roots = RootCertStore::empty();
+        for cert in super::tls::load_certificates(&self.ca_file).expect("ca file") {
+            roots.add(cert).expect("ca certificate");
+        }
+        let config = ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(versions)
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        without_resumption(&config)
+    }
+}
+
+/// A copy of `config` that never resumes a session.
+pub fn without_resumption(config: &ClientConfig) -> Arc<ClientConfig> {
+    let mut config = config.clone();
+    config.resumption = Resumption::disabled();
+    Arc::new(config)
 }
 
 /// Which side of a [`Pair`] failed.
@@ -335,6 +374,15 @@ impl Pair {
             }
         }
         panic!("handshake did not settle in 32 rounds");
+    }
+
+    /// Runs the handshake expecting the server to fail it; returns the
+    /// failure after delivering the server's alert to the client.
+    pub fn server_failure(&mut self) -> TlsFailure {
+        match self.run() {
+            Err(PairError::Server(failure)) => failure,
+            other => panic!("expected the server to fail the handshake, got {other:?}"),
+        }
     }
 
     /// Sends `data` from the server to the client; returns what the client read.
