@@ -248,6 +248,26 @@ typedef struct {
      * Frames a connection may send in a burst above `rate_limit`. Default 100.
      */
     uint32_t rate_burst;
+    /**
+     * PEM certificate chain (the server's certificate first) for
+     * `tether_listen_tls`; NULL (the default): no TLS. The path is read by
+     * `tether_new`, which loads the file; it need not outlive the call.
+     */
+    const char *tls_cert_file;
+    /**
+     * PEM private key of that certificate (RSA, ECDSA or Ed25519); needed
+     * with `tls_cert_file`.
+     */
+    const char *tls_key_file;
+    /**
+     * PEM CA certificates for mutual TLS: when set, TLS clients must present
+     * a certificate one of them signed. NULL (the default): none asked.
+     */
+    const char *tls_client_ca_file;
+    /**
+     * Nonzero: TLS 1.3 only. 0 (the default): TLS 1.2 and 1.3.
+     */
+    int tls13_only;
 } tether_config_t;
 
 /**
@@ -331,21 +351,6 @@ int tether_new(const tether_config_t *config,
                const tether_callbacks_t *callbacks,
                void *user,
                tether_t **out);
-
-/**
- * Starts listening on `addr`, an `"IP:PORT"` string (`"127.0.0.1:0"`,
- * `"[::1]:7700"`; port 0 picks a free port), and stores the bound port in
- * `*bound_port` unless it is NULL. May be called more than once.
- *
- * Returns `TETHER_OK`; `TETHER_ERR_NULL`; `TETHER_ERR_INVALID` for an
- * unparsable address; `TETHER_ERR_IO` (with `errno`, e.g. EADDRINUSE);
- * `TETHER_ERR_BUSY` from inside a callback.
- *
- * # Safety
- * `t` is NULL or a live handle; `addr` is NULL or NUL-terminated;
- * `bound_port` is NULL or writable.
- */
-int tether_listen(tether_t *t, const char *addr, uint16_t *bound_port);
 
 /**
  * Runs the loop on the calling thread until a graceful stop has finished
@@ -527,6 +532,66 @@ int tether_ctx_close(tether_ctx_t *ctx, uint64_t conn, uint16_t code, const char
  * points to `buf_len` writable bytes.
  */
 int tether_ctx_peer_addr(tether_ctx_t *ctx, uint64_t conn, char *buf, size_t buf_len);
+
+/**
+ * Inside a callback: with mutual TLS, writes who `conn`'s verified client
+ * certificate says it is, as a NUL-terminated string into `buf` of
+ * `buf_len` bytes: the subject's common name, or when it has none its first
+ * subject alternative name (`DNS:host`, `URI:...`, `email:...`, `IP:...`).
+ * Call it from `on_open` to authorize the peer (auth tokens still apply).
+ *
+ * Returns the string's length (without the NUL); `TETHER_ERR_GONE` if
+ * `conn` is gone, not on a mutual-TLS listener, or its certificate names
+ * nobody; `TETHER_ERR_INVALID` if `buf` is too small (nothing written);
+ * `TETHER_ERR_NULL`.
+ *
+ * # Safety
+ * `ctx` is NULL or the handle of the callback now running; `buf` is NULL or
+ * points to `buf_len` writable bytes.
+ */
+int tether_ctx_peer_identity(tether_ctx_t *ctx, uint64_t conn, char *buf, size_t buf_len);
+
+/**
+ * Starts listening on `addr`, an `"IP:PORT"` string (`"127.0.0.1:0"`,
+ * `"[::1]:7700"`; port 0 picks a free port), and stores the bound port in
+ * `*bound_port` unless it is NULL. May be called more than once.
+ *
+ * Returns `TETHER_OK`; `TETHER_ERR_NULL`; `TETHER_ERR_INVALID` for an
+ * unparsable address; `TETHER_ERR_IO` (with `errno`, e.g. EADDRINUSE);
+ * `TETHER_ERR_BUSY` from inside a callback.
+ *
+ * # Safety
+ * `t` is NULL or a live handle; `addr` is NULL or NUL-terminated;
+ * `bound_port` is NULL or writable.
+ */
+int tether_listen(tether_t *t, const char *addr, uint16_t *bound_port);
+
+/**
+ * Like `tether_listen`, for a TLS listener: connections accepted there
+ * handshake with the certificate and key of the configuration
+ * (`tls_cert_file`, `tls_key_file`; mutual TLS with `tls_client_ca_file`).
+ *
+ * Returns as `tether_listen`, and `TETHER_ERR_INVALID` if the handle was
+ * created without a TLS certificate.
+ *
+ * # Safety
+ * As `tether_listen`.
+ */
+int tether_listen_tls(tether_t *t, const char *addr, uint16_t *bound_port);
+
+/**
+ * Re-reads the TLS certificate, key and client CA files named in the
+ * configuration (what a server does on SIGHUP): new handshakes use them,
+ * open connections are untouched. On a bad file the old ones stay and the
+ * reason is logged.
+ *
+ * Returns `TETHER_OK`; `TETHER_ERR_INVALID` if a file is bad or the handle
+ * has no TLS; `TETHER_ERR_NULL`; `TETHER_ERR_BUSY` from inside a callback.
+ *
+ * # Safety
+ * `t` is NULL or a live handle.
+ */
+int tether_reload_tls(tether_t *t);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -34,16 +34,18 @@
 // otherwise look for the submodules beside it instead of in src/ffi/.
 #[path = "ffi/callback.rs"]
 mod callback;
+#[path = "ffi/listen.rs"]
+mod listen;
 #[path = "ffi/types.rs"]
 mod types;
 
 pub use callback::*;
+pub use listen::*;
 pub use types::*;
 
 use std::cell::UnsafeCell;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::io;
-use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -212,13 +214,26 @@ pub unsafe extern "C" fn tether_new(
         }
         // SAFETY: `out` is non-null and writable (the caller's contract).
         unsafe { out.write(std::ptr::null_mut()) };
-        // SAFETY: NULL or a valid config (the caller's contract); copied out.
-        let config = unsafe { config.as_ref() }.map_or_else(Config::default, |c| c.to_config());
+        // SAFETY: NULL or a valid config whose path fields are NULL or
+        // NUL-terminated (the caller's contract); copied out.
+        let config = match unsafe { config.as_ref() } {
+            None => Config::default(),
+            Some(c) => match unsafe { c.to_config() } {
+                Some(config) => config,
+                None => {
+                    log::error!("tether_new: tls_cert_file and tls_key_file go together");
+                    return TETHER_ERR_INVALID;
+                }
+            },
+        };
         // SAFETY: NULL or valid callbacks (the caller's contract); copied out.
         let callbacks = unsafe { callbacks.as_ref() }.copied().unwrap_or_default();
         let reactor = match Reactor::new(config, CallbackApp { callbacks, user }) {
             Ok(r) => r,
-            Err(e) => return io_error_code(&e),
+            Err(e) => {
+                log::error!("tether_new: {e}");
+                return io_error_code(&e);
+            }
         };
         let handle = Box::new(tether_t {
             stop: reactor.stop_handle(),
@@ -232,51 +247,6 @@ pub unsafe extern "C" fn tether_new(
         // SAFETY: as above; the handle is owned by the caller until tether_free.
         unsafe { out.write(Box::into_raw(handle)) };
         TETHER_OK
-    })
-}
-
-/// Starts listening on `addr`, an `"IP:PORT"` string (`"127.0.0.1:0"`,
-/// `"[::1]:7700"`; port 0 picks a free port), and stores the bound port in
-/// `*bound_port` unless it is NULL. May be called more than once.
-///
-/// Returns `TETHER_OK`; `TETHER_ERR_NULL`; `TETHER_ERR_INVALID` for an
-/// unparsable address; `TETHER_ERR_IO` (with `errno`, e.g. EADDRINUSE);
-/// `TETHER_ERR_BUSY` from inside a callback.
-///
-/// # Safety
-/// `t` is NULL or a live handle; `addr` is NULL or NUL-terminated;
-/// `bound_port` is NULL or writable.
-#[no_mangle]
-pub unsafe extern "C" fn tether_listen(
-    t: *mut tether_t,
-    addr: *const c_char,
-    bound_port: *mut u16,
-) -> c_int {
-    guard(|| {
-        if addr.is_null() {
-            return TETHER_ERR_NULL;
-        }
-        // SAFETY: non-null and NUL-terminated (the caller's contract).
-        let addr = unsafe { CStr::from_ptr(addr) };
-        let Some(addr) = addr
-            .to_str()
-            .ok()
-            .and_then(|s| s.trim().parse::<SocketAddr>().ok())
-        else {
-            return TETHER_ERR_INVALID;
-        };
-        let listen = |r: &mut Reactor<CallbackApp>| match r.listen(addr) {
-            Ok(bound) => {
-                // SAFETY: NULL or writable (the caller's contract).
-                if let Some(port) = unsafe { bound_port.as_mut() } {
-                    *port = bound.port();
-                }
-                TETHER_OK
-            }
-            Err(e) => io_error_code(&e),
-        };
-        // SAFETY: `t` is NULL or live (the caller's contract).
-        unsafe { with_reactor(t, listen) }
     })
 }
 

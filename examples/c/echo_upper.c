@@ -15,7 +15,10 @@
  * Usage:
  *   echo_upper [--listen IP:PORT] [--heartbeat-ms N] [--min-heartbeat-ms N]
  *              [--miss N] [--handshake-timeout-ms N] [--linger-ms N] [--tick-ms N]
- * Prints "listening on IP:PORT" on stdout once ready; logs go to stderr.
+ *              [--tls-listen IP:PORT --tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
+ * Prints "listening on IP:PORT" on stdout once ready (then, with --tls-listen,
+ * "listening on IP:PORT tls"); logs go to stderr. With --tls-client-ca, each
+ * client's certificate name is logged as it connects.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -60,7 +63,12 @@ static void on_open(void *user, tether_ctx_t *ctx, uint64_t conn) {
     char peer[64] = "?";
     tether_ctx_peer_addr(ctx, conn, peer, sizeof peer);
     svc->opened++;
-    fprintf(stderr, "open %llu from %s\n", (unsigned long long)conn, peer);
+    char who[256];
+    if (tether_ctx_peer_identity(ctx, conn, who, sizeof who) > 0) {
+        fprintf(stderr, "open %llu from %s as %s\n", (unsigned long long)conn, peer, who);
+    } else {
+        fprintf(stderr, "open %llu from %s\n", (unsigned long long)conn, peer);
+    }
 }
 
 static void on_message(void *user, tether_ctx_t *ctx, uint64_t conn, const uint8_t *data,
@@ -116,8 +124,16 @@ static int die(const char *what, int rc) {
     return 1;
 }
 
+/* Prints "listening on HOST:PORT[ tls]" with the real port (the flag may say port 0). */
+static void announce(const char *addr, uint16_t port, const char *suffix) {
+    const char *colon = strrchr(addr, ':');
+    int host_len = colon ? (int)(colon - addr) : (int)strlen(addr);
+    printf("listening on %.*s:%u%s\n", host_len, addr, (unsigned)port, suffix);
+}
+
 int main(int argc, char **argv) {
     const char *listen = "127.0.0.1:7701";
+    const char *tls_listen = NULL;
     tether_config_t cfg;
     tether_config_default(&cfg);
     for (int i = 1; i < argc; i++) {
@@ -137,6 +153,14 @@ int main(int argc, char **argv) {
             cfg.linger_ms = parse_u32(flag, value);
         } else if (strcmp(flag, "--tick-ms") == 0) {
             cfg.tick_ms = parse_u32(flag, value);
+        } else if (strcmp(flag, "--tls-listen") == 0 && value) {
+            tls_listen = value;
+        } else if (strcmp(flag, "--tls-cert") == 0 && value) {
+            cfg.tls_cert_file = value;
+        } else if (strcmp(flag, "--tls-key") == 0 && value) {
+            cfg.tls_key_file = value;
+        } else if (strcmp(flag, "--tls-client-ca") == 0 && value) {
+            cfg.tls_client_ca_file = value;
         } else {
             fprintf(stderr, "echo_upper: unknown flag %s\n", flag);
             return 2;
@@ -160,6 +184,14 @@ int main(int argc, char **argv) {
     if (rc != TETHER_OK) {
         tether_free(t);
         return die(listen, rc);
+    }
+    uint16_t tls_port = 0;
+    if (tls_listen) {
+        rc = tether_listen_tls(t, tls_listen, &tls_port);
+        if (rc != TETHER_OK) {
+            tether_free(t);
+            return die(tls_listen, rc);
+        }
     }
 
     /* The program's own event sources: a self-pipe for signals and a timer. */
@@ -185,10 +217,10 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
-    /* Print the address with the real port (the flag may say port 0). */
-    const char *colon = strrchr(listen, ':');
-    int host_len = colon ? (int)(colon - listen) : (int)strlen(listen);
-    printf("listening on %.*s:%u\n", host_len, listen, (unsigned)port);
+    announce(listen, port, "");
+    if (tls_listen) {
+        announce(tls_listen, tls_port, " tls");
+    }
     fflush(stdout);
 
     unsigned long long ticks = 0;

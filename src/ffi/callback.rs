@@ -201,26 +201,72 @@ pub unsafe extern "C" fn tether_ctx_peer_addr(
         if buf.is_null() {
             return TETHER_ERR_NULL;
         }
-        let write_addr = |c: &mut Ctx<'_>| {
-            let Some(addr) = c.peer_addr(ConnId::from_u64(conn)) else {
-                return TETHER_ERR_GONE;
-            };
-            let text = addr.to_string();
-            if text.len() >= buf_len {
-                return TETHER_ERR_INVALID;
-            }
-            // SAFETY: `buf` has `buf_len` > text.len() writable bytes (the
-            // caller's contract), so the text and its NUL fit; the source is
-            // a fresh String, so the regions cannot overlap.
-            unsafe {
-                std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), text.len());
-                buf.add(text.len()).write(0);
-            }
-            c_int::try_from(text.len()).unwrap_or(TETHER_ERR_INVALID)
+        let write_addr = |c: &mut Ctx<'_>| match c.peer_addr(ConnId::from_u64(conn)) {
+            // SAFETY: `buf` has `buf_len` writable bytes (the caller's contract).
+            Some(addr) => unsafe { write_c_string(&addr.to_string(), buf, buf_len) },
+            None => TETHER_ERR_GONE,
         };
         // SAFETY: `ctx` is NULL or the running callback's handle (the caller's contract).
         unsafe { with_ctx(ctx, write_addr) }
     })
+}
+
+/// Inside a callback: with mutual TLS, writes who `conn`'s verified client
+/// certificate says it is, as a NUL-terminated string into `buf` of
+/// `buf_len` bytes: the subject's common name, or when it has none its first
+/// subject alternative name (`DNS:host`, `URI:...`, `email:...`, `IP:...`).
+/// Call it from `on_open` to authorize the peer (auth tokens still apply).
+///
+/// Returns the string's length (without the NUL); `TETHER_ERR_GONE` if
+/// `conn` is gone, not on a mutual-TLS listener, or its certificate names
+/// nobody; `TETHER_ERR_INVALID` if `buf` is too small (nothing written);
+/// `TETHER_ERR_NULL`.
+///
+/// # Safety
+/// `ctx` is NULL or the handle of the callback now running; `buf` is NULL or
+/// points to `buf_len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn tether_ctx_peer_identity(
+    ctx: *mut tether_ctx_t,
+    conn: u64,
+    buf: *mut c_char,
+    buf_len: usize,
+) -> c_int {
+    guard(|| {
+        if buf.is_null() {
+            return TETHER_ERR_NULL;
+        }
+        let write_identity = |c: &mut Ctx<'_>| {
+            let identity = c.peer_identity(ConnId::from_u64(conn));
+            let name =
+                identity.and_then(|id| id.common_name.or_else(|| id.sans.into_iter().next()));
+            match name {
+                // SAFETY: `buf` has `buf_len` writable bytes (the caller's contract).
+                Some(name) => unsafe { write_c_string(&name, buf, buf_len) },
+                None => TETHER_ERR_GONE,
+            }
+        };
+        // SAFETY: `ctx` is NULL or the running callback's handle (the caller's contract).
+        unsafe { with_ctx(ctx, write_identity) }
+    })
+}
+
+/// Copies `text` and a NUL into `buf`: its length, or `TETHER_ERR_INVALID`
+/// (nothing written) when it does not fit or holds a NUL itself.
+///
+/// # Safety
+/// `buf` points to `buf_len` writable bytes.
+unsafe fn write_c_string(text: &str, buf: *mut c_char, buf_len: usize) -> c_int {
+    if text.len() >= buf_len || text.as_bytes().contains(&0) {
+        return TETHER_ERR_INVALID;
+    }
+    // SAFETY: `buf` has `buf_len` > text.len() writable bytes (the caller's
+    // contract), so the text and its NUL fit; the source is not `buf`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), text.len());
+        buf.add(text.len()).write(0);
+    }
+    c_int::try_from(text.len()).unwrap_or(TETHER_ERR_INVALID)
 }
 
 /// Queues `message` to `conn` if it is open (or opened by this batch):

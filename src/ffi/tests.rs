@@ -17,12 +17,65 @@ fn config_default_is_the_rust_default_and_round_trips() {
     // SAFETY: just initialised by tether_config_default.
     let c = unsafe { c.assume_init() };
     assert_eq!(c, tether_config_t::from_config(&Config::default()));
-    assert_eq!(c.to_config(), Config::default());
+    // SAFETY: the TLS path fields are NULL.
+    assert_eq!(unsafe { c.to_config() }, Some(Config::default()));
     // SAFETY: NULL is allowed and reported.
     assert_eq!(
         unsafe { tether_config_default(ptr::null_mut()) },
         TETHER_ERR_NULL
     );
+}
+
+#[test]
+fn tls_from_c_needs_a_certificate_and_key_and_reloads() {
+    use crate::tls::tests::support::{KeyKind, Pki};
+    let pki = Pki::new(KeyKind::EcdsaP256);
+    let path =
+        |p: &std::path::Path| std::ffi::CString::new(p.to_str().expect("utf-8")).expect("no NUL");
+    let cert = path(&pki.server_files.cert_chain);
+    let key = path(&pki.server_files.private_key);
+    let addr = c"127.0.0.1:0";
+    let mut c = tether_config_t::from_config(&Config::default());
+    let mut t: *mut tether_t = ptr::null_mut();
+    // SAFETY: valid pointers throughout; each handle made here is freed here.
+    unsafe {
+        // Plain handle: no TLS listener possible, no reload.
+        assert_eq!(
+            tether_new(&c, ptr::null(), ptr::null_mut(), &mut t),
+            TETHER_OK
+        );
+        assert_eq!(
+            tether_listen_tls(t, addr.as_ptr(), ptr::null_mut()),
+            TETHER_ERR_INVALID
+        );
+        assert_eq!(tether_reload_tls(t), TETHER_ERR_INVALID);
+        assert_eq!(tether_free(t), TETHER_OK);
+        // A key without its certificate.
+        c.tls_key_file = key.as_ptr();
+        assert_eq!(
+            tether_new(&c, ptr::null(), ptr::null_mut(), &mut t),
+            TETHER_ERR_INVALID
+        );
+        assert!(t.is_null());
+        // Both: a TLS listener, and a reload that works, then one that keeps the old files.
+        c.tls_cert_file = cert.as_ptr();
+        assert_eq!(
+            tether_new(&c, ptr::null(), ptr::null_mut(), &mut t),
+            TETHER_OK
+        );
+        let mut port = 0u16;
+        assert_eq!(tether_listen_tls(t, addr.as_ptr(), &mut port), TETHER_OK);
+        assert_ne!(port, 0);
+        assert_eq!(tether_reload_tls(t), TETHER_OK);
+        std::fs::write(&pki.server_files.private_key, b"not a key").expect("overwrite key");
+        assert_eq!(tether_reload_tls(t), TETHER_ERR_INVALID);
+        assert_eq!(tether_free(t), TETHER_OK);
+        // A bad file at creation is refused.
+        assert_eq!(
+            tether_new(&c, ptr::null(), ptr::null_mut(), &mut t),
+            TETHER_ERR_INVALID
+        );
+    }
 }
 
 #[test]
@@ -148,6 +201,8 @@ struct Host {
     messages: Vec<(u64, Vec<u8>)>,
     /// What each `tether_ctx_send` returned (the bridge tests).
     send_results: Vec<c_int>,
+    /// The mutual-TLS identity seen (the bridge tests).
+    identity: Option<String>,
 }
 
 impl Default for Host {
@@ -160,6 +215,7 @@ impl Default for Host {
             peer: None,
             messages: Vec::new(),
             send_results: Vec::new(),
+            identity: None,
         }
     }
 }
@@ -348,6 +404,10 @@ mod bridge {
             if n > 0 {
                 seen.peer = Some(CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned());
             }
+            let n = tether_ctx_peer_identity(ctx, conn, buf.as_mut_ptr(), buf.len());
+            if n > 0 {
+                seen.identity = Some(CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned());
+            }
             tether_ctx_close(ctx, conn, 0, c"done".as_ptr());
         }
     }
@@ -407,6 +467,13 @@ mod bridge {
         conns.open.insert(conn);
         let addr: SocketAddr = "127.0.0.9:4321".parse().expect("address");
         conns.addrs.insert(conn, addr);
+        conns.identities.insert(
+            conn,
+            crate::tls::PeerIdentity {
+                common_name: None,
+                sans: vec!["DNS:device-7.example".into()],
+            },
+        );
         app.on_message(
             MessageEvent {
                 conn,
@@ -438,6 +505,7 @@ mod bridge {
         assert_eq!(seen.messages, [(conn.to_u64(), b"abc".to_vec())]);
         assert_eq!(seen.send_results, [TETHER_OK, TETHER_ERR_GONE, TETHER_OK]);
         assert_eq!(seen.peer.as_deref(), Some("127.0.0.9:4321"));
+        assert_eq!(seen.identity.as_deref(), Some("DNS:device-7.example"));
         assert_eq!(seen.closed, [(conn.to_u64(), 0)]);
     }
 }

@@ -2,10 +2,13 @@
 //! the configuration struct and the callback table. Everything here is
 //! `#[repr(C)]` or a constant, copied by value across the boundary.
 
-use std::ffi::{c_int, c_void};
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 
 use super::callback::tether_ctx_t;
 use crate::config::Config;
+use crate::tls::{ServerTlsFiles, TlsVersions};
 
 /// Success.
 pub const TETHER_OK: c_int = 0;
@@ -102,6 +105,18 @@ pub struct tether_config_t {
     pub rate_limit: u32,
     /// Frames a connection may send in a burst above `rate_limit`. Default 100.
     pub rate_burst: u32,
+    /// PEM certificate chain (the server's certificate first) for
+    /// `tether_listen_tls`; NULL (the default): no TLS. The path is read by
+    /// `tether_new`, which loads the file; it need not outlive the call.
+    pub tls_cert_file: *const c_char,
+    /// PEM private key of that certificate (RSA, ECDSA or Ed25519); needed
+    /// with `tls_cert_file`.
+    pub tls_key_file: *const c_char,
+    /// PEM CA certificates for mutual TLS: when set, TLS clients must present
+    /// a certificate one of them signed. NULL (the default): none asked.
+    pub tls_client_ca_file: *const c_char,
+    /// Nonzero: TLS 1.3 only. 0 (the default): TLS 1.2 and 1.3.
+    pub tls13_only: c_int,
 }
 
 impl tether_config_t {
@@ -121,12 +136,38 @@ impl tether_config_t {
             max_output: c.max_output,
             rate_limit: c.rate_limit,
             rate_burst: c.rate_burst,
+            tls_cert_file: std::ptr::null(),
+            tls_key_file: std::ptr::null(),
+            tls_client_ca_file: std::ptr::null(),
+            tls13_only: 0,
         }
     }
 
-    /// The full configuration: these knobs over the Rust defaults.
-    pub(super) fn to_config(self) -> Config {
-        Config {
+    /// The full configuration: these knobs over the Rust defaults; `None`
+    /// when the TLS fields do not go together (a certificate without a key,
+    /// or a key or CA without a certificate).
+    ///
+    /// # Safety
+    /// Each `tls_*_file` is NULL or NUL-terminated.
+    pub(super) unsafe fn to_config(self) -> Option<Config> {
+        // SAFETY: NULL or NUL-terminated (the caller's contract).
+        let path = |p: *const c_char| unsafe { path_arg(p) };
+        let tls = match (path(self.tls_cert_file), path(self.tls_key_file)) {
+            (None, None) if self.tls_client_ca_file.is_null() => None,
+            (Some(cert_chain), Some(private_key)) => Some(ServerTlsFiles {
+                cert_chain,
+                private_key,
+                client_ca: path(self.tls_client_ca_file),
+                versions: if self.tls13_only != 0 {
+                    TlsVersions::Tls13Only
+                } else {
+                    TlsVersions::Tls12And13
+                },
+            }),
+            _ => return None,
+        };
+        Some(Config {
+            tls,
             heartbeat_ms: self.heartbeat_ms,
             min_heartbeat_ms: self.min_heartbeat_ms,
             max_heartbeat_ms: self.max_heartbeat_ms,
@@ -141,8 +182,21 @@ impl tether_config_t {
             rate_limit: self.rate_limit,
             rate_burst: self.rate_burst,
             ..Config::default()
-        }
+        })
     }
+}
+
+/// A C path string as a `PathBuf` (its bytes as they are); NULL: `None`.
+///
+/// # Safety
+/// `p` is NULL or NUL-terminated.
+unsafe fn path_arg(p: *const c_char) -> Option<PathBuf> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: non-null and NUL-terminated (the caller's contract).
+    let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
+    Some(PathBuf::from(std::ffi::OsStr::from_bytes(bytes)))
 }
 
 /// A connection finished its handshake and may be sent to. `conn` names it

@@ -25,7 +25,7 @@ mod server_config;
 mod session;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use client_config::{
     load_client_config, server_name, ClientCertFiles, ClientTlsOptions, ServerVerification,

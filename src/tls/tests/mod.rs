@@ -10,4 +10,4 @@ mod failures;
 mod handshake;
 mod identity;
 mod mtls;
-mod support;
+pub(crate) mod support;
