@@ -135,10 +135,13 @@ impl<A: App> Reactor<A> {
             reaping: false,
             backlogged: false,
             refused: full,
-            tls,
+            tls: tls.is_some(),
         });
         if full {
             self.core.refusing += 1;
+        }
+        if let Some(tls) = tls {
+            self.core.tls.insert(id.key, tls);
         }
         self.core.mark_dirty(id);
         if !full {

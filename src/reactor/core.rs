@@ -5,6 +5,7 @@
 use mio::net::TcpStream;
 use mio::{Interest, Poll, Token};
 use slab::Slab;
+use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 
@@ -37,8 +38,9 @@ pub(super) struct Entry {
     pub(super) backlogged: bool,
     /// Accepted only to be told SERVER_FULL.
     pub(super) refused: bool,
-    /// The TLS session of a connection accepted on a TLS listener.
-    pub(super) tls: Option<Box<TlsConn>>,
+    /// Accepted on a TLS listener: its session is in `Core::tls` (kept
+    /// there, not here, so a plain connection pays nothing for TLS).
+    pub(super) tls: bool,
 }
 
 /// Generations wrap within 30 bits, keeping connection tokens below every reserved token.
@@ -71,6 +73,8 @@ pub(super) struct Core {
     pub(super) limits: ConnLimits,
     /// The current tick, read once per turn.
     pub(super) now: Tick,
+    /// The TLS side of each connection accepted on a TLS listener, by slab key.
+    pub(super) tls: HashMap<u32, Box<TlsConn>>,
     /// Buffers TLS connections borrow while they read or write.
     pub(super) tls_scratch: TlsScratch,
 }
@@ -85,6 +89,7 @@ impl Core {
             refusing: 0,
             config,
             now: 0,
+            tls: HashMap::new(),
             tls_scratch: TlsScratch::default(),
         }
     }
@@ -114,8 +119,30 @@ impl Core {
             .map(|e| (e, limits, now))
     }
 
+    /// [`Core::parts`] with the connection's TLS side, for a TLS connection.
+    pub(super) fn tls_parts(
+        &mut self,
+        id: ConnId,
+    ) -> Option<(&mut Entry, &mut TlsConn, &ConnLimits, Tick)> {
+        let now = self.now;
+        let limits = &self.limits;
+        let e = self
+            .conns
+            .get_mut(id.key as usize)
+            .filter(|e| e.id.generation == id.generation && e.tls)?;
+        let tls = self.tls.get_mut(&id.key)?;
+        Some((e, tls, limits, now))
+    }
+
+    /// The TLS side of a live TLS connection.
+    pub(super) fn tls_of(&self, id: ConnId) -> Option<&TlsConn> {
+        self.entry(id).filter(|e| e.tls)?;
+        self.tls.get(&id.key).map(|t| &**t)
+    }
+
     pub(super) fn remove(&mut self, id: ConnId) -> Option<Entry> {
         self.entry_mut(id)?;
+        self.tls.remove(&id.key);
         self.conns.try_remove(id.key as usize)
     }
 
@@ -151,16 +178,26 @@ impl Core {
         let Some(e) = self.conns.get_mut(id.key as usize).filter(|e| e.id == id) else {
             return;
         };
+        let mut tls = if e.tls {
+            self.tls.get_mut(&id.key).map(|t| &mut **t)
+        } else {
+            None
+        };
         e.dirty = false;
         let counts = e.conn.take_counts();
         stats.frames_in += u64::from(counts.frames_in);
         stats.frames_out += u64::from(counts.frames_out);
         stats.pings += u64::from(counts.pings_in);
-        flush(e, limits, stats, scratch);
+        flush(e, tls.as_deref_mut(), limits, stats, scratch);
         if e.conn.enforce_output_limit(self.now, limits) {
-            flush(e, limits, stats, scratch); // the GOAWAY, after the frame in flight
+            // the GOAWAY, after the frame in flight
+            flush(e, tls.as_deref_mut(), limits, stats, scratch);
         }
-        if e.conn.wants_shutdown_write() && ready_to_shut(e, limits, stats, scratch) {
+        if e.conn.wants_shutdown_write()
+            && tls
+                .as_deref_mut()
+                .is_none_or(|tls| ready_to_shut(e, tls, limits, stats, scratch))
+        {
             match shutdown_write(&e.stream) {
                 Ok(()) => e.conn.handle_write_shut(),
                 Err(err) => {
@@ -176,7 +213,7 @@ impl Core {
             }
             return;
         }
-        let wanted = if e.conn.wants_write() || e.tls.as_ref().is_some_and(|t| t.wants_write()) {
+        let wanted = if e.conn.wants_write() || tls.is_some_and(|t| t.wants_write()) {
             Interest::READABLE | Interest::WRITABLE
         } else {
             Interest::READABLE
@@ -207,9 +244,15 @@ impl Core {
 }
 
 /// Writes queued output until it is all out or the socket is full.
-fn flush(e: &mut Entry, limits: &ConnLimits, stats: &mut Stats, scratch: &mut TlsScratch) {
-    if e.tls.is_some() {
-        flush_tls(e, limits, stats, scratch);
+fn flush(
+    e: &mut Entry,
+    tls: Option<&mut TlsConn>,
+    limits: &ConnLimits,
+    stats: &mut Stats,
+    scratch: &mut TlsScratch,
+) {
+    if let Some(tls) = tls {
+        flush_tls(e, tls, limits, stats, scratch);
         return;
     }
     while e.conn.wants_write() {
@@ -249,6 +292,6 @@ impl Conns for Core {
     }
 
     fn peer_identity(&self, conn: ConnId) -> Option<PeerIdentity> {
-        self.entry(conn)?.tls.as_ref()?.session.peer_identity()
+        self.tls_of(conn)?.session.peer_identity()
     }
 }

@@ -102,11 +102,7 @@ impl<A: App> Reactor<A> {
         scratch.plain.clear();
         scratch.cipher.clear();
         let clock_read = self.clock_read;
-        let Some((e, limits, now)) = self.core.parts(id) else {
-            self.core.tls_scratch = scratch;
-            return;
-        };
-        let Some(tls) = e.tls.as_deref_mut() else {
+        let Some((e, tls, limits, now)) = self.core.tls_parts(id) else {
             self.core.tls_scratch = scratch;
             return;
         };
@@ -136,7 +132,15 @@ impl<A: App> Reactor<A> {
                 peer_closed = outcome.peer_closed;
             }
             Err(failure) => {
-                fail(e, limits, now, &failure, first_byte, &mut self.stats.tls);
+                fail(
+                    e,
+                    tls,
+                    limits,
+                    now,
+                    &failure,
+                    first_byte,
+                    &mut self.stats.tls,
+                );
                 log::debug!("{id} {failure}");
             }
         }
@@ -154,14 +158,12 @@ impl<A: App> Reactor<A> {
     /// The peer's EOF on a TLS connection: how the TLS stream ended, then
     /// the connection's own EOF handling.
     pub(super) fn tls_eof(&mut self, id: ConnId) {
-        let Some((e, limits, now)) = self.core.parts(id) else {
+        let Some((e, tls, limits, now)) = self.core.tls_parts(id) else {
             return;
         };
-        if let Some(tls) = e.tls.as_deref_mut() {
-            if let Err(failure) = tls.session.read_eof() {
-                self.stats.tls.record_failure(failure.kind());
-                log::debug!("{id} {failure}");
-            }
+        if let Err(failure) = tls.session.read_eof() {
+            self.stats.tls.record_failure(failure.kind());
+            log::debug!("{id} {failure}");
         }
         e.conn.handle_eof(now, limits);
     }
@@ -172,6 +174,7 @@ impl<A: App> Reactor<A> {
 /// already queued).
 fn fail(
     e: &mut Entry,
+    tls: &mut TlsConn,
     limits: &ConnLimits,
     now: crate::time::Tick,
     failure: &TlsFailure,
@@ -179,15 +182,13 @@ fn fail(
     stats: &mut TlsStats,
 ) {
     stats.record_failure(failure.kind());
-    if let Some(tls) = e.tls.as_deref_mut() {
-        if failure.kind() == FailureKind::NotTls && first_byte == Some(MAGIC) {
-            // A tether client without TLS: one plaintext GOAWAY it can read.
-            stats.plaintext_refused += 1;
-            tls.queue(&encode_goaway(
-                GoawayCode::ProtocolError,
-                "this port speaks TLS; connect with TLS",
-            ));
-        }
+    if failure.kind() == FailureKind::NotTls && first_byte == Some(MAGIC) {
+        // A tether client without TLS: one plaintext GOAWAY it can read.
+        stats.plaintext_refused += 1;
+        tls.queue(&encode_goaway(
+            GoawayCode::ProtocolError,
+            "this port speaks TLS; connect with TLS",
+        ));
     }
     e.conn.handle_transport_failure(now, limits);
 }
@@ -196,13 +197,11 @@ fn fail(
 /// its queued frames, until all is out or the socket is full.
 pub(super) fn flush_tls(
     e: &mut Entry,
+    tls: &mut TlsConn,
     limits: &ConnLimits,
     stats: &mut Stats,
     scratch: &mut TlsScratch,
 ) {
-    let Some(tls) = e.tls.as_deref_mut() else {
-        return;
-    };
     loop {
         if let Some(unsent) = tls.unsent.as_deref_mut() {
             match send_once(&e.stream, &unsent.bytes[unsent.sent..]) {
@@ -273,23 +272,21 @@ pub(super) fn flush_tls(
 }
 
 /// Whether a closing TLS connection may shut its write side: close_notify
-/// is produced once, and must be out first. Plain connections always may.
+/// is produced once, and must be out first.
 pub(super) fn ready_to_shut(
     e: &mut Entry,
+    tls: &mut TlsConn,
     limits: &ConnLimits,
     stats: &mut Stats,
     scratch: &mut TlsScratch,
 ) -> bool {
-    let Some(tls) = e.tls.as_deref_mut() else {
-        return true;
-    };
     if !tls.close_queued {
         tls.close_queued = true;
         scratch.cipher.clear();
         // Mid-handshake there is nothing to send; a failed session has said its alert.
         let _ = tls.session.close(&mut scratch.cipher);
         tls.queue(&scratch.cipher);
-        flush_tls(e, limits, stats, scratch);
+        flush_tls(e, tls, limits, stats, scratch);
     }
-    e.tls.as_ref().is_none_or(|tls| tls.unsent.is_none())
+    tls.unsent.is_none()
 }

@@ -71,7 +71,7 @@ impl<A: App> Reactor<A> {
                 }
                 break;
             }
-            let tls = e.tls.is_some();
+            let tls = e.tls;
             match read_once(&mut e.stream, &mut buf) {
                 ReadOutcome::Data(n) => {
                     taken += n;
@@ -127,8 +127,7 @@ impl<A: App> Reactor<A> {
                     };
                     let identity = self
                         .core
-                        .entry(id)
-                        .and_then(|e| e.tls.as_ref())
+                        .tls_of(id)
                         .and_then(|tls| tls.session.peer_identity());
                     let event = HelloEvent {
                         conn: id,
@@ -257,7 +256,7 @@ pub(super) fn render_metrics<A: App>(
         connections: core.conns.len(),
         output_bytes: core.conns.iter().map(|(_, e)| e.conn.output_len()).sum(),
         wheel_entries: wheel.len(),
-        tls_connections: core.conns.iter().filter(|(_, e)| e.tls.is_some()).count(),
+        tls_connections: core.tls.len(),
     };
     let mut out = Exposition::with_capacity(4096);
     stats.write_metrics(&gauges, &mut out);
