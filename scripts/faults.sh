@@ -20,9 +20,12 @@
 #              blackholed; the adaptive client converges below the timeout,
 #              reconnects and resumes; publishes are accounted for (below).
 #
-# Prints a table (case, expectation, result, observed); exits 1 on any FAIL.
-# Everything it creates (namespaces, processes, temp dir) is removed on exit;
-# every wait is bounded. Binaries come from $CARGO_TARGET_DIR (or target/),
+# Prints a table (case, expectation, result, observed); exits 1 on any FAIL,
+# and 1 too when something it needs is missing (a tool, an iptables that works
+# in a namespace, a settable conntrack timeout): a case never skips. The tools
+# are installed by scripts/test.sh. Everything it creates (namespaces,
+# processes, temp dir) is removed on exit; every wait is bounded. Binaries come
+# from $FAULTS_BIN_DIR (default $CARGO_TARGET_DIR/debug, or target/debug),
 # built first unless FAULTS_NO_BUILD=1. Logs: $FAULTS_KEEP=1 keeps the temp dir.
 
 set -u
@@ -57,6 +60,15 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 2
 fi
 
+missing=()
+for tool in ip sysctl curl jq awk; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "faults.sh: missing ${missing[*]} (scripts/test.sh installs them)" >&2
+    exit 1
+fi
+
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 if [ "${FAULTS_NO_BUILD:-0}" != 1 ]; then
     (cd "$ROOT" && cargo build --quiet --bin tether --bin tether-load --example fault_client) || {
@@ -64,9 +76,11 @@ if [ "${FAULTS_NO_BUILD:-0}" != 1 ]; then
         exit 1
     }
 fi
-TETHER=$TARGET/debug/tether
-LOAD=$TARGET/debug/tether-load
-FC=$TARGET/debug/examples/fault_client
+# The directory of the profile the binaries were built with (the tests pass theirs).
+BIN_DIR=${FAULTS_BIN_DIR:-$TARGET/debug}
+TETHER=$BIN_DIR/tether
+LOAD=$BIN_DIR/tether-load
+FC=$BIN_DIR/examples/fault_client
 for b in "$TETHER" "$LOAD" "$FC"; do
     [ -x "$b" ] || {
         echo "faults.sh: missing $b" >&2
@@ -107,11 +121,11 @@ trap 'if [ -e "$WORK/time-limit" ]; then echo "faults.sh: time limit of ${TIME_L
 WATCHDOG_PID=$!
 
 if ! ensure_iptables; then
-    echo "faults.sh: no working iptables (tried apt-get install iptables)" >&2
-    for c in "${case_list[@]}"; do record "$c" "-" "iptables unavailable in a namespace" SKIP; done
+    for c in "${case_list[@]}"; do record "$c" "iptables works in a namespace" "no (see above)" FAIL; done
     print_table
-    exit 0
+    exit 1
 fi
+echo "faults.sh: using $IPT ($("$IPT" --version 2>/dev/null))" >&2
 
 # --- server helpers ---------------------------------------------------------
 
@@ -420,7 +434,8 @@ case_nat() {
         ipt -A FORWARD -m conntrack --ctstate INVALID -j DROP
         in_rt sysctl -qw net.netfilter.nf_conntrack_tcp_loose=0 2>/dev/null
         if ! in_rt sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_established="$t" 2>/dev/null; then
-            record nat "-" "net.netfilter.nf_conntrack_tcp_timeout_established cannot be set in a namespace" SKIP
+            record nat "conntrack established timeout settable in the router namespace" \
+                "no: net.netfilter.nf_conntrack_tcp_timeout_established cannot be set" FAIL
             return
         fi
         ipt -F FORWARD

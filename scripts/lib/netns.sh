@@ -122,25 +122,34 @@ router_flush() {
     ipt -P FORWARD ACCEPT
 }
 
-# Makes sure an iptables that works inside a namespace is present (nft
-# backend first, then legacy); installs the package when missing.
+# Picks the iptables binary that can do everything the cases need inside a
+# fresh namespace (random loss, conntrack states, MASQUERADE): `iptables`
+# (whichever backend the system's alternative points to), then iptables-nft,
+# then iptables-legacy. Installing it is scripts/test.sh's job; here a missing
+# or unusable iptables is an error naming what failed.
 ensure_iptables() {
     if ! command -v iptables >/dev/null 2>&1; then
-        echo "installing iptables (apt-get)" >&2
-        apt-get install -y iptables >/dev/null 2>&1 ||
-            { apt-get update >/dev/null 2>&1 && apt-get install -y iptables >/dev/null 2>&1; } ||
-            return 1
+        echo "iptables is not installed (scripts/test.sh installs it: apt-get install iptables)" >&2
+        return 1
     fi
-    ip netns add tprobe 2>/dev/null || true
-    local rc=1 cand
+    local cand err rc tried=()
     for cand in iptables iptables-nft iptables-legacy; do
-        if command -v "$cand" >/dev/null 2>&1 &&
-            ip netns exec tprobe "$cand" -A FORWARD -m statistic --mode random --probability 0.5 -j DROP >/dev/null 2>&1; then
+        command -v "$cand" >/dev/null 2>&1 || continue
+        ip netns add tprobe 2>/dev/null || true
+        err=$({
+            ip netns exec tprobe "$cand" -A FORWARD -m statistic --mode random --probability 0.5 -j DROP &&
+                ip netns exec tprobe "$cand" -A FORWARD -m conntrack --ctstate INVALID -j DROP &&
+                ip netns exec tprobe "$cand" -t nat -A POSTROUTING -o lo -j MASQUERADE
+        } 2>&1)
+        rc=$?
+        ip netns del tprobe 2>/dev/null || true
+        if [ $rc -eq 0 ]; then
             IPT=$cand
-            rc=0
-            break
+            return 0
         fi
+        tried+=("$cand: ${err:-exit $rc}")
     done
-    ip netns del tprobe 2>/dev/null || true
-    return $rc
+    printf 'no iptables works inside a network namespace:\n' >&2
+    printf '  %s\n' "${tried[@]}" >&2
+    return 1
 }
