@@ -1,20 +1,96 @@
 //! Connects to a tether server, sends a few messages, prints the echoes and
-//! the client's status events, then closes politely.
+//! the client's status events, then closes politely; in plaintext, or over
+//! TLS with `--tls`.
 //!
 //! ```text
-//! cargo run --example client -- [ADDR] [COUNT]     # default 127.0.0.1:7600, 3
+//! cargo run --example client -- [ADDR] [COUNT] [TLS flags]   # default 127.0.0.1:7600, 3
+//! cargo run --example client -- localhost:7601 --tls --tls-ca ca.pem
 //! ```
 
+use std::process::ExitCode;
 use std::time::Duration;
 
-use tether::client::{AdaptiveConfig, Client, ClientConfig};
+use tether::cli::args::{Arg, ArgParser, CliError};
+use tether::client::{AdaptiveConfig, Client, ClientConfig, TlsFlags, TLS_FLAGS_USAGE};
 
-fn main() -> std::io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let addr = args.next().unwrap_or_else(|| "127.0.0.1:7600".to_owned());
-    let count: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(3);
+const USAGE: &str = "\
+usage: client [ADDR] [COUNT] [flags]   (ADDR 127.0.0.1:7600, COUNT 3)
 
-    let config = ClientConfig {
+";
+
+/// What the command line asks for.
+struct Args {
+    addr: String,
+    count: usize,
+    tls: TlsFlags,
+}
+
+fn parse_args() -> Result<Option<Args>, CliError> {
+    let mut args = Args {
+        addr: "127.0.0.1:7600".to_owned(),
+        count: 3,
+        tls: TlsFlags::default(),
+    };
+    let mut positionals = 0;
+    let mut p = ArgParser::new(std::env::args_os().skip(1));
+    while let Some(arg) = p.next_arg() {
+        match arg {
+            Arg::Positional(value) => {
+                match positionals {
+                    0 => args.addr = value,
+                    1 => args.count = tether::cli::args::parse_value("COUNT", &value, "a number")?,
+                    _ => return Err(CliError(format!("unexpected argument {value:?}"))),
+                }
+                positionals += 1;
+            }
+            Arg::Flag(flag) if flag == "-h" || flag == "--help" => return Ok(None),
+            Arg::Flag(flag) => {
+                if !args.tls.parse_flag(&flag, &mut p)? {
+                    return Err(CliError(format!("unknown flag {flag:?} (see --help)")));
+                }
+            }
+        }
+    }
+    args.tls.validate()?;
+    Ok(Some(args))
+}
+
+/// The host part of `HOST:PORT` or `[V6]:PORT`: the name TLS verifies by default.
+fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            print!("{USAGE}{TLS_FLAGS_USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("client: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let tls = match args.tls.load(host_of(&args.addr)) {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("client: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args, ClientConfig { tls, ..config() }) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("client: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn config() -> ClientConfig {
+    ClientConfig {
         heartbeat_ms: 10_000,
         adaptive: Some(AdaptiveConfig {
             floor: Duration::from_secs(5),
@@ -22,7 +98,11 @@ fn main() -> std::io::Result<()> {
             ..AdaptiveConfig::default()
         }),
         ..ClientConfig::default()
-    };
+    }
+}
+
+fn run(args: &Args, config: ClientConfig) -> std::io::Result<()> {
+    let addr = &args.addr;
     let mut client = Client::connect(addr.as_str(), config)?;
     print_events(&mut client);
     println!(
@@ -32,7 +112,7 @@ fn main() -> std::io::Result<()> {
             .map_or_else(|| "-".to_owned(), |s| s.to_string())
     );
 
-    for i in 0..count {
+    for i in 0..args.count {
         let message = format!("hello #{i} from the tether example client");
         client.send(message.as_bytes())?;
         match client.recv_timeout(Duration::from_secs(5))? {

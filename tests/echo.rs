@@ -4,7 +4,7 @@
 mod common;
 
 use common::{pattern, Server};
-use tether::protocol::{encode_frame, FrameType};
+use tether::protocol::FrameType;
 
 #[test]
 fn empty_message_comes_back_as_one_empty_frame() {
@@ -46,49 +46,7 @@ fn pipelined_messages_come_back_in_order() {
 fn one_mebibyte_fragmented_with_pings_between_fragments() {
     let server = Server::start(&[]);
     let mut c = server.open(0);
-    let w = c.welcome.expect("welcome");
-    let msg = pattern(1 << 20, 7);
-    let frag = 16 * 1024;
-    let chunks: Vec<&[u8]> = msg.chunks(frag).collect();
-    assert_eq!(chunks.len(), 64);
-    let mut wire = Vec::new();
-    for (i, chunk) in chunks.iter().enumerate() {
-        let last = i + 1 == chunks.len();
-        wire.extend_from_slice(&encode_frame(FrameType::Data, !last, chunk));
-        // A PING after every fragment, including the last one.
-        wire.extend_from_slice(&encode_frame(
-            FrameType::Ping,
-            false,
-            &(i as u32).to_be_bytes(),
-        ));
-    }
-    c.send_raw(&wire);
-
-    let mut pongs = Vec::new();
-    let mut reply = Vec::new();
-    let mut reply_done = false;
-    while !(reply_done && pongs.len() == chunks.len()) {
-        let f = c.recv_frame();
-        match f.kind {
-            FrameType::Pong => pongs.push(f.payload.to_vec()),
-            FrameType::Data => {
-                assert!(!reply_done, "DATA after the reply was complete");
-                assert!(
-                    f.payload.len() <= w.max_frame as usize,
-                    "reply frame of {} bytes is above the server's max_frame",
-                    f.payload.len()
-                );
-                reply.extend_from_slice(&f.payload);
-                reply_done = !f.more;
-            }
-            other => panic!("unexpected {other} {}", common::describe(&f)),
-        }
-    }
-    for (i, p) in pongs.iter().enumerate() {
-        assert_eq!(p, &(i as u32).to_be_bytes(), "PONG {i} out of order");
-    }
-    assert_eq!(reply.len(), msg.len());
-    assert!(reply == msg, "the 1 MiB reply differs from the message");
+    c.echo_fragmented_with_pings(1 << 20, 16 * 1024);
 }
 
 #[test]

@@ -1,21 +1,33 @@
-//! A blocking driver: the [`ClientMachine`] over a `std::net::TcpStream`.
+//! A blocking driver: the [`ClientMachine`] over a `std::net::TcpStream`,
+//! in plaintext or TLS (`ClientConfig::tls`; see `transport`).
 //!
 //! One thread, no runtime. The socket's read timeout is set to the time until
 //! the machine's next deadline, so a blocked `recv_timeout` wakes exactly
 //! when a heartbeat is due (never spinning), and reconnects with backoff and
 //! session resume happen inside it, transparently. While no socket is open
 //! (waiting out a backoff delay) the thread sleeps until the next attempt.
+//!
+//! Over TLS every connection makes a new handshake (resuming the TLS session
+//! when it can) inside the machine's handshake deadline; closing sends our
+//! GOAWAY, then `close_notify`, then FIN, and reads on to the server's
+//! `close_notify`, which is its end of stream.
 
 use bytes::Bytes;
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::io;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use super::backoff::SplitMix64;
 use super::machine::{ClientMachine, SendError};
 use super::{ClientConfig, ClientEvent, DisconnectReason};
 use crate::protocol::SessionId;
+use transport::{ReadResult, Transport};
+
+mod transport;
+
+#[cfg(test)]
+mod tests;
 
 /// Bytes read per `read` call; one buffer for the client's lifetime.
 const READ_BUF_LEN: usize = 16 * 1024;
@@ -38,7 +50,7 @@ fn deadline_after(d: Duration) -> Instant {
 pub struct Client {
     machine: ClientMachine,
     addrs: Vec<SocketAddr>,
-    stream: Option<TcpStream>,
+    stream: Option<Transport>,
     write_shut: bool,
     messages: VecDeque<Bytes>,
     events: VecDeque<ClientEvent>,
@@ -222,9 +234,9 @@ impl Client {
             self.stream = None;
         }
         if self.machine.wants_shutdown_write() && !self.write_shut {
-            if let Some(stream) = &self.stream {
-                // NotConnected here just means the peer is already gone; EOF will follow.
-                let _ = stream.shutdown(Shutdown::Write);
+            if let Some(stream) = &mut self.stream {
+                // A peer already gone shows up as EOF or an error on the next read.
+                stream.shutdown_write();
             }
             self.write_shut = true;
         }
@@ -260,7 +272,17 @@ impl Client {
                         last_err = e;
                         continue;
                     }
-                    self.stream = Some(stream);
+                    // A fresh TLS session per connection (resuming the last
+                    // one through the shared configuration's cache).
+                    let tls = match self.machine.config().tls.as_ref().map(|t| t.connection()) {
+                        None => None,
+                        Some(Ok(session)) => Some(session),
+                        Some(Err(e)) => {
+                            last_err = io::Error::other(format!("TLS: {e}"));
+                            break;
+                        }
+                    };
+                    self.stream = Some(Transport::new(stream, tls));
                     self.write_shut = false;
                     self.machine.handle_connected(Instant::now());
                     return;
@@ -279,7 +301,7 @@ impl Client {
                 continue; // no socket: the machine is between connections
             };
             if let Err(e) = stream.write_all(&bytes) {
-                // write_all already retried Interrupted; anything else ends the connection.
+                // Interrupted was already retried; anything else ends the connection.
                 self.machine.handle_io_error(&e.to_string(), now);
                 self.last_error = Some(e);
             }
@@ -290,24 +312,17 @@ impl Client {
         let Some(stream) = self.stream.as_mut() else {
             return;
         };
-        let result = stream
-            .set_read_timeout(Some(wait))
-            .and_then(|()| stream.read(&mut self.read_buf));
+        let result = stream.read(&mut self.read_buf, wait);
         let now = Instant::now();
         match result {
-            Ok(0) => self.machine.handle_eof(now),
-            Ok(n) => self.machine.handle_bytes(&self.read_buf[..n], now),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
-            Err(e) => {
+            ReadResult::Eof => self.machine.handle_eof(now),
+            ReadResult::Data(n) => self.machine.handle_bytes(&self.read_buf[..n], now),
+            ReadResult::Nothing => {}
+            ReadResult::Failed(e) => {
                 self.machine.handle_io_error(&e.to_string(), now);
                 self.last_error = Some(e);
             }
+            ReadResult::Tls(e) => self.machine.handle_tls_error(e, now),
         }
     }
 
@@ -329,6 +344,9 @@ impl Client {
             Some(DisconnectReason::Closed) => {
                 io::Error::new(io::ErrorKind::NotConnected, "client closed")
             }
+            // The TlsError itself, so a caller can tell a certificate
+            // problem by type (`get_ref` and `downcast_ref`) as well as by text.
+            Some(DisconnectReason::Tls(e)) => io::Error::new(io::ErrorKind::InvalidData, e),
             Some(
                 reason @ (DisconnectReason::DeadPeer { .. }
                 | DisconnectReason::Eof

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use super::adaptive::AdaptiveHeartbeat;
 use super::backoff::{Backoff, RandomSource};
-use super::{ClientConfig, ClientEvent, DisconnectReason};
+use super::{ClientConfig, ClientEvent, DisconnectReason, TlsError};
 use crate::protocol::{
     encode_frame, encode_goaway, encode_message, FrameDecoder, FrameType, GoawayCode, Hello,
     ProtocolError, SessionId, Welcome,
@@ -270,14 +270,26 @@ impl ClientMachine {
 
     /// A socket error (reset, broken pipe, write timeout): the connection is gone.
     pub fn handle_io_error(&mut self, error: &str, now: Instant) {
+        self.transport_failed(DisconnectReason::Io(error.to_owned()), now);
+    }
+
+    /// TLS failed on the connection (the driver's TLS layer sorted why): it
+    /// is gone like after a socket error, and a certificate problem ends the
+    /// client (see [`DisconnectReason::is_final`]).
+    pub fn handle_tls_error(&mut self, error: TlsError, now: Instant) {
+        self.transport_failed(DisconnectReason::Tls(error), now);
+    }
+
+    /// The socket or the TLS layer under it failed with `reason`.
+    fn transport_failed(&mut self, reason: DisconnectReason, now: Instant) {
         match &self.state {
-            State::Handshaking { .. } | State::Open => {
-                self.end_connection(DisconnectReason::Io(error.to_owned()), now)
-            }
+            State::Handshaking { .. } | State::Open => self.end_connection(reason, now),
             // A close was already under way; the error just cuts the drain short.
-            State::Closing { reason, .. } => {
-                let reason = reason.clone();
-                self.end_connection(reason, now)
+            State::Closing {
+                reason: closing, ..
+            } => {
+                let closing = closing.clone();
+                self.end_connection(closing, now)
             }
             State::Connecting | State::Waiting { .. } | State::Closed => {}
         }

@@ -13,7 +13,10 @@
 //! - [`adaptive`]: the heartbeat interval that learns how long the path
 //!   (a NAT, a middlebox) tolerates silence.
 //! - [`blocking`]: a small driver over `std::net::TcpStream` for programs
-//!   that just want `connect`, `send`, `recv_timeout` and `close`.
+//!   that just want `connect`, `send`, `recv_timeout` and `close`, in
+//!   plaintext or over TLS ([`ClientTls`], rustls).
+//! - [`tls`] and [`tls_flags`]: the TLS settings and errors, and the
+//!   command-line flags that build them.
 //!
 //! Delivery is at-most-once: a message written into a connection that then
 //! dies may be lost. Session resume (HELLO RESUME) lets the server keep what it
@@ -23,11 +26,15 @@ pub mod adaptive;
 pub mod backoff;
 pub mod blocking;
 pub mod machine;
+pub mod tls;
+pub mod tls_flags;
 
 pub use adaptive::{AdaptiveConfig, AdaptiveHeartbeat};
 pub use backoff::{Backoff, BackoffConfig, Jitter, RandomSource, SplitMix64};
 pub use blocking::Client;
 pub use machine::{ClientMachine, SendError};
+pub use tls::{ClientTls, TlsError};
+pub use tls_flags::{TlsFlags, TLS_FLAGS_USAGE};
 
 use bytes::Bytes;
 use std::fmt;
@@ -62,6 +69,11 @@ pub struct ClientConfig {
     pub backoff: BackoffConfig,
     /// Tune the heartbeat to the path; `None` always uses the negotiated interval.
     pub adaptive: Option<AdaptiveConfig>,
+    /// Speak TLS to the server (`None`: plaintext). The handshake timeout
+    /// then also bounds the TLS handshake, and every reconnect makes a new
+    /// TLS handshake (resuming the TLS session when the server allows it).
+    /// The state machine itself never looks at this: it is the driver's.
+    pub tls: Option<ClientTls>,
 }
 
 impl Default for ClientConfig {
@@ -77,6 +89,7 @@ impl Default for ClientConfig {
             reconnect: true,
             backoff: BackoffConfig::default(),
             adaptive: None,
+            tls: None,
         }
     }
 }
@@ -153,6 +166,9 @@ pub enum DisconnectReason {
     Goaway(Goaway),
     /// The server broke the protocol; we sent GOAWAY with the matching code.
     Protocol(ProtocolError),
+    /// TLS failed: a rejected certificate, a server that does not speak TLS,
+    /// a corrupt or truncated stream.
+    Tls(TlsError),
     /// We closed it (`close()`).
     Closed,
 }
@@ -160,10 +176,21 @@ pub enum DisconnectReason {
 impl DisconnectReason {
     /// Whether reconnecting cannot help: the server refused us for good, gave
     /// our session to someone else, or we asked to close.
+    ///
+    /// A TLS certificate problem is final too, either way round (we rejected
+    /// the server's certificate, or it rejected ours): like GOAWAY
+    /// UNAUTHORIZED it is a mismatch of configuration that the same
+    /// configuration retried cannot fix, and one that may be an attacker in
+    /// the middle, which should reach the application at once rather than
+    /// hide behind retries that each cost the server a handshake. An
+    /// application that wants to wait out a certificate rotation can build a
+    /// new `Client` with a new configuration. Other TLS failures (a corrupt or
+    /// truncated stream) reconnect like socket errors.
     pub fn is_final(&self) -> bool {
         match self {
             DisconnectReason::Goaway(g) => is_final_code(g.code),
             DisconnectReason::Closed => true,
+            DisconnectReason::Tls(e) => e.is_certificate(),
             DisconnectReason::ConnectFailed(_)
             | DisconnectReason::HandshakeTimeout
             | DisconnectReason::DeadPeer { .. }
@@ -201,6 +228,7 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::Io(e) => write!(f, "socket error: {e}"),
             DisconnectReason::Goaway(g) => write!(f, "server sent GOAWAY {}: {}", g.code, g.reason),
             DisconnectReason::Protocol(e) => write!(f, "protocol error: {e}"),
+            DisconnectReason::Tls(e) => write!(f, "{e}"),
             DisconnectReason::Closed => f.write_str("closed by the client"),
         }
     }

@@ -1,6 +1,7 @@
-//! A tiny blocking client over `std::net::TcpStream` that speaks the wire
-//! protocol through `tether::protocol`: handshakes (fresh or resuming),
-//! frames and messages out, and checked expectations on what comes back.
+//! A tiny blocking client over `std::net::TcpStream` (or any byte stream:
+//! `tls` wraps one in TLS) that speaks the wire protocol through
+//! `tether::protocol`: handshakes (fresh or resuming), frames and messages
+//! out, and checked expectations on what comes back.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -13,6 +14,7 @@ use tether::protocol::{
 };
 
 use super::server::Server;
+use super::wire::pattern;
 
 /// How long any single blocking read may wait before the test fails.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,10 +32,10 @@ pub enum Read1 {
     Eof,
 }
 
-/// A blocking test client.
-pub struct Client {
+/// A blocking test client over `S`: a `TcpStream` unless said otherwise.
+pub struct Client<S = TcpStream> {
     /// The socket (exposed for shutdown, linger and raw writes).
-    pub stream: TcpStream,
+    pub stream: S,
     /// Received bytes not yet decoded start at `rx_pos` (compacted now and
     /// then, so a fast stream of small frames is not quadratic).
     rx: Vec<u8>,
@@ -72,13 +74,46 @@ impl Client {
 
     /// Wraps an already-connected stream.
     pub fn from_stream(stream: TcpStream) -> Client {
-        stream.set_nodelay(true).expect("nodelay");
-        stream
-            .set_read_timeout(Some(READ_TIMEOUT))
-            .expect("read timeout");
-        stream
-            .set_write_timeout(Some(Duration::from_secs(10)))
-            .expect("write timeout");
+        set_test_timeouts(&stream);
+        Client::over(stream)
+    }
+
+    /// Half-closes the write side (the server sees EOF).
+    pub fn shutdown_write(&mut self) {
+        self.stream
+            .shutdown(Shutdown::Write)
+            .expect("shutdown(Write)");
+    }
+
+    /// Sets SO_LINGER to zero so that dropping the client sends an RST.
+    pub fn set_reset_on_drop(&self) {
+        socket2::SockRef::from(&self.stream)
+            .set_linger(Some(Duration::ZERO))
+            .expect("SO_LINGER 0");
+    }
+
+    /// Drops the connection abruptly: SO_LINGER 0, so the server sees a
+    /// reset, never a GOAWAY NORMAL.
+    pub fn abort(self) {
+        self.set_reset_on_drop();
+        drop(self);
+    }
+}
+
+/// TCP_NODELAY and the tests' read and write timeouts on `stream`.
+pub fn set_test_timeouts(stream: &TcpStream) {
+    stream.set_nodelay(true).expect("nodelay");
+    stream
+        .set_read_timeout(Some(READ_TIMEOUT))
+        .expect("read timeout");
+    stream
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .expect("write timeout");
+}
+
+impl<S: Read + Write> Client<S> {
+    /// Speaks the protocol over `stream`, which is already set up.
+    pub fn over(stream: S) -> Client<S> {
         Client {
             stream,
             rx: Vec::new(),
@@ -296,20 +331,6 @@ impl Client {
         }
     }
 
-    /// Half-closes the write side (the server sees EOF).
-    pub fn shutdown_write(&mut self) {
-        self.stream
-            .shutdown(Shutdown::Write)
-            .expect("shutdown(Write)");
-    }
-
-    /// Sets SO_LINGER to zero so that dropping the client sends an RST.
-    pub fn set_reset_on_drop(&self) {
-        socket2::SockRef::from(&self.stream)
-            .set_linger(Some(Duration::ZERO))
-            .expect("SO_LINGER 0");
-    }
-
     /// A PING round trip: everything sent before it has been handled by the
     /// server, and nothing else was received meanwhile (a stray delivery fails).
     pub fn sync(&mut self) {
@@ -329,11 +350,54 @@ impl Client {
         self.send_raw(&encode_goaway(GoawayCode::Normal, "bye"));
     }
 
-    /// Drops the connection abruptly: SO_LINGER 0, so the server sees a
-    /// reset, never a GOAWAY NORMAL.
-    pub fn abort(self) {
-        self.set_reset_on_drop();
-        drop(self);
+    /// Sends a `len`-byte message in fragments of `frag` bytes with a PING
+    /// after every fragment (the last one too), all in one write; then
+    /// expects every PONG in order and the echo, whole, in frames no larger
+    /// than the server's `max_frame`.
+    pub fn echo_fragmented_with_pings(&mut self, len: usize, frag: usize) {
+        let w = self.welcome.expect("welcome");
+        let msg = pattern(len, 7);
+        let chunks: Vec<&[u8]> = msg.chunks(frag).collect();
+        let mut wire = Vec::new();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let last = i + 1 == chunks.len();
+            wire.extend_from_slice(&encode_frame(FrameType::Data, !last, chunk));
+            wire.extend_from_slice(&encode_frame(
+                FrameType::Ping,
+                false,
+                &(i as u32).to_be_bytes(),
+            ));
+        }
+        self.send_raw(&wire);
+
+        let mut pongs = Vec::new();
+        let mut reply = Vec::new();
+        let mut reply_done = false;
+        while !(reply_done && pongs.len() == chunks.len()) {
+            let f = self.recv_frame();
+            match f.kind {
+                FrameType::Pong => pongs.push(f.payload.to_vec()),
+                FrameType::Data => {
+                    assert!(!reply_done, "DATA after the reply was complete");
+                    assert!(
+                        f.payload.len() <= w.max_frame as usize,
+                        "reply frame of {} bytes is above the server's max_frame",
+                        f.payload.len()
+                    );
+                    reply.extend_from_slice(&f.payload);
+                    reply_done = !f.more;
+                }
+                other => panic!("unexpected {other} {}", describe(&f)),
+            }
+        }
+        for (i, p) in pongs.iter().enumerate() {
+            assert_eq!(p, &(i as u32).to_be_bytes(), "PONG {i} out of order");
+        }
+        assert_eq!(reply.len(), msg.len());
+        assert!(
+            reply == msg,
+            "the {len}-byte reply differs from the message"
+        );
     }
 }
 

@@ -10,6 +10,8 @@
 //! - [`pubsub`]: the pub/sub message layouts and client conveniences;
 //! - [`http`]: raw HTTP for the metrics endpoint;
 //! - [`proxy`]: a TCP proxy that blackholes idle connections like a NAT;
+//! - [`tls`]: certificates made at test time, TLS client configurations and
+//!   the raw client over TLS;
 //! - [`paths`] and [`temp`]: where the crate and its build live, temporary files.
 //!
 //! Every wait is bounded: reads have a timeout, waits for a process or a
@@ -25,6 +27,7 @@ pub mod proxy;
 pub mod pubsub;
 pub mod server;
 pub mod temp;
+pub mod tls;
 pub mod wire;
 
 // Tests name every helper `common::X`; each uses only some of them.

@@ -2,6 +2,7 @@
 //! prints `listening on IP:PORT` first, such as the C example) started on a
 //! free port, its stderr collected, killed and reaped on drop; the flags that
 //! give it short timers; and runs of the binary that must exit on their own.
+//! With `--tls-listen` it also waits for the `listening on IP:PORT tls` line.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -79,8 +80,11 @@ pub fn tether_command(args: &[&str]) -> Command {
 /// A running server process, killed (SIGKILL) and reaped on drop.
 pub struct Server {
     child: Child,
-    /// The address it printed in its `listening on` line.
+    /// The address it printed in its first `listening on` line.
     pub addr: SocketAddr,
+    /// The address of its first TLS listener (`listening on IP:PORT tls`),
+    /// when started with `--tls-listen`.
+    pub tls_addr: Option<SocketAddr>,
     /// Its process id.
     pub pid: i32,
     /// The metrics address, when started with `--metrics`.
@@ -98,12 +102,14 @@ impl Server {
     }
 
     /// Spawns `command`, whose first stdout line must be `listening on
-    /// IP:PORT`, and waits for that line. With `--metrics` among its
-    /// arguments, also waits for the `metrics on http://IP:PORT/metrics` line
-    /// on stderr. Stdio is piped here: the caller sets the rest (arguments,
+    /// IP:PORT` (with ` tls` after it for a TLS listener), and waits for that
+    /// line. With `--tls-listen` among its arguments, also waits for the
+    /// first TLS listener's line; with `--metrics`, for the `metrics on
+    /// http://IP:PORT/metrics` line on stderr. Stdio is piped here: the caller sets the rest (arguments,
     /// environment, `pre_exec`).
     pub fn spawn(mut command: Command) -> Server {
         let wants_metrics = command.get_args().any(|a| a == "--metrics");
+        let wants_tls = command.get_args().any(|a| a == "--tls-listen");
         let name = Path::new(command.get_program())
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -121,10 +127,10 @@ impl Server {
         // Both readers keep draining after what they wait for, so the server
         // can never block (or get EPIPE) writing to a full pipe.
         thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let first = lines.next();
-            let _ = tx.send(first);
-            for _ in lines {}
+            for line in BufReader::new(stdout).lines() {
+                let _ = tx.send(Some(line));
+            }
+            let _ = tx.send(None);
         });
         let log = Arc::new(Mutex::new(Vec::new()));
         let (mtx, mrx) = mpsc::channel();
@@ -153,14 +159,25 @@ impl Server {
                 );
             }
         };
-        let addr = line
-            .strip_prefix("listening on ")
-            .and_then(|a| a.trim().parse::<SocketAddr>().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("unexpected first stdout line from {command:?}: {line:?}")
-            });
+        let Some((addr, is_tls)) = parse_listening(&line) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("unexpected first stdout line from {command:?}: {line:?}")
+        };
+        let mut tls_addr = is_tls.then_some(addr);
+        // The TLS listeners' lines follow the plaintext ones.
+        while wants_tls && tls_addr.is_none() {
+            match rx.recv_timeout(STARTUP_TIMEOUT) {
+                Ok(Some(Ok(line))) => {
+                    tls_addr = parse_listening(&line).and_then(|(a, tls)| tls.then_some(a));
+                }
+                other => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("{command:?} printed no `listening on IP:PORT tls` line: got {other:?}");
+                }
+            }
+        }
         let metrics = wants_metrics.then(|| {
             // Logged before `listening on` is printed, so it is already on its way.
             let text = mrx
@@ -172,6 +189,7 @@ impl Server {
         Server {
             child,
             addr,
+            tls_addr,
             pid,
             metrics,
             stderr: log,
@@ -249,6 +267,17 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
+}
+
+/// `listening on IP:PORT` → (the address, false); `listening on IP:PORT
+/// tls` → (the address, true); anything else → `None`.
+fn parse_listening(line: &str) -> Option<(SocketAddr, bool)> {
+    let rest = line.strip_prefix("listening on ")?.trim();
+    let (addr, tls) = match rest.strip_suffix(" tls") {
+        Some(addr) => (addr, true),
+        None => (rest, false),
+    };
+    Some((addr.trim().parse().ok()?, tls))
 }
 
 /// Runs `tether ARGS...` expecting it to exit on its own (startup errors,

@@ -8,9 +8,15 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 
 use tether::cli::args::{Arg, ArgParser, CliError};
+use tether::client::{TlsFlags, TLS_FLAGS_USAGE};
 
-/// Usage text for `--help`.
-pub const USAGE: &str = "\
+/// Usage text for `--help`: the generator's own flags, the client TLS
+/// flags it shares with the example client, and how a run ends.
+pub fn usage() -> String {
+    format!("{USAGE_HEAD}{TLS_FLAGS_USAGE}{USAGE_TAIL}")
+}
+
+const USAGE_HEAD: &str = "\
 tether-load: a single-threaded load generator speaking the tether protocol.
 
 usage: tether-load MODE [flags]        (or --mode MODE)
@@ -41,6 +47,10 @@ flags:
   --json                      print one JSON object on stdout instead of the table
   -h, --help                  this text
 
+TLS, for every mode (the TLS handshake is part of the connect; its time is reported):
+";
+
+const USAGE_TAIL: &str = "
 Every run is bounded: ramp-up (at most 60 s), warmup, duration, then at most
 2 s to drain replies and 2 s to close politely. Exit 0 on success, 1 when the
 run had too many errors or no connection came up, 2 on a usage error.
@@ -131,6 +141,8 @@ pub struct Args {
     pub max_error_pct: f64,
     /// JSON output instead of the table.
     pub json: bool,
+    /// Speak TLS, and how (`--tls` and the flags that go with it).
+    pub tls: TlsFlags,
 }
 
 impl Default for Args {
@@ -153,6 +165,7 @@ impl Default for Args {
             server_pid: None,
             max_error_pct: 1.0,
             json: false,
+            tls: TlsFlags::default(),
         }
     }
 }
@@ -245,7 +258,11 @@ where
             "--token" => a.token = p.value()?.into_bytes(),
             "--server-pid" => a.server_pid = Some(p.parsed(NUMBER)?),
             "--max-error-pct" => a.max_error_pct = p.parsed(NUMBER)?,
-            _ => return Err(CliError(format!("unknown flag {flag:?} (see --help)"))),
+            _ => {
+                if !a.tls.parse_flag(&flag, &mut p)? {
+                    return Err(CliError(format!("unknown flag {flag:?} (see --help)")));
+                }
+            }
         }
     }
     validate(&a)?;
@@ -290,7 +307,7 @@ fn validate(a: &Args) -> Result<(), CliError> {
     if a.sources.iter().any(|s| s.is_ipv4() != a.addr.is_ipv4()) {
         return err("--sources: address family differs from --addr");
     }
-    Ok(())
+    a.tls.validate()
 }
 
 #[cfg(test)]
@@ -323,7 +340,8 @@ mod tests {
             "echo --addr 127.0.0.1:9 --connections 5 --duration 2.5 --warmup 1 \
              --depth 3 --payload 0 --size 100 --heartbeat-ms 500 --rate 7 --channel c \
              --sources 127.0.0.2-127.0.0.4 --connect-concurrency 9 --token tk \
-             --server-pid 42 --max-error-pct 0.5 --json",
+             --server-pid 42 --max-error-pct 0.5 --json --tls --tls-ca ca.pem \
+             --tls-server-name localhost --tls-cert c.pem --tls-key c.key",
         );
         assert_eq!(a.mode, Mode::Echo);
         assert_eq!(a.addr.port(), 9);
@@ -342,6 +360,29 @@ mod tests {
         assert_eq!(a.server_pid, Some(42));
         assert_eq!(a.max_error_pct, 0.5);
         assert!(a.json);
+        assert!(a.tls.enabled && !a.tls.insecure);
+        assert_eq!(a.tls.ca.as_deref(), Some(std::path::Path::new("ca.pem")));
+        assert_eq!(a.tls.server_name.as_deref(), Some("localhost"));
+        assert_eq!(a.tls.cert.as_deref(), Some(std::path::Path::new("c.pem")));
+        assert_eq!(a.tls.key.as_deref(), Some(std::path::Path::new("c.key")));
+        assert!(run("churn --tls --tls-insecure").tls.insecure);
+    }
+
+    #[test]
+    fn help_lists_the_tls_flags() {
+        let text = usage();
+        for flag in [
+            "--tls ",
+            "--tls-ca FILE",
+            "--tls-insecure",
+            "--tls-server-name NAME",
+            "--tls-cert FILE",
+            "--tls-key FILE",
+            "--connect-concurrency",
+            "Every run is bounded",
+        ] {
+            assert!(text.contains(flag), "{flag} missing from the help");
+        }
     }
 
     #[test]
@@ -448,6 +489,13 @@ mod tests {
                 "--connections x --help",
                 "--connections: expected a number, got \"x\"",
             ),
+            ("--tls-ca ca.pem", "--tls-ca: only with --tls"),
+            ("--tls --tls-cert c.pem", "--tls-cert: needs --tls-key"),
+            (
+                "--tls --tls-insecure --tls-ca ca.pem",
+                "--tls-insecure: not with --tls-ca (one names whom to trust, the other trusts anyone)",
+            ),
+            ("--tls --tls-key", "--tls-key: missing value"),
         ];
         for (line, message) in table {
             assert_eq!(parse(line), Err(CliError(message.to_string())), "{line:?}");

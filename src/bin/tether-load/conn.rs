@@ -1,7 +1,8 @@
 //! One generator connection: its socket, where it is in its life, and the few
 //! counters a workload keeps. No buffer is held while a connection is idle:
 //! `decoder` and `out` hold no heap except while a frame is split across
-//! reads or the kernel's send buffer is full.
+//! reads or the kernel's send buffer is full. A TLS connection also holds
+//! its rustls session (boxed, so a plaintext connection pays one pointer).
 
 use mio::net::TcpStream;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -11,6 +12,19 @@ use std::net::{IpAddr, SocketAddr};
 use crate::stats::ErrorKind;
 use crate::wire;
 use tether::protocol::FrameDecoder;
+
+/// A connection's TLS session: rustls's buffered client, which holds the
+/// records it has read and the ones it has yet to write.
+#[derive(Debug)]
+pub struct TlsConn {
+    /// The rustls session.
+    pub session: rustls::ClientConnection,
+    /// When the TCP connect completed (ns since the run started): the TLS
+    /// handshake's time is measured from here.
+    pub connected_ns: u64,
+    /// Our close_notify is queued (it goes out before the FIN).
+    pub close_notify_sent: bool,
+}
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,8 +65,11 @@ pub struct Conn {
     pub role: Role,
     /// Frame decoding; holds bytes only of a frame split across reads.
     pub decoder: FrameDecoder,
-    /// Bytes the kernel would not take yet (empty, unallocated, otherwise).
+    /// Bytes the kernel would not take yet (empty, unallocated, otherwise);
+    /// over TLS, plaintext that rustls would not take yet.
     pub out: Vec<u8>,
+    /// The TLS session, from the TCP connect on; `None` in plaintext.
+    pub tls: Option<Box<TlsConn>>,
     /// WRITABLE is in the registered interest.
     pub write_interest: bool,
     /// Shut the write side down once `out` drains (polite close).
@@ -87,6 +104,7 @@ impl Conn {
             role,
             decoder: wire::decoder(),
             out: Vec::new(),
+            tls: None,
             write_interest: true,
             fin_pending: false,
             got_goaway: false,
@@ -108,7 +126,9 @@ impl Conn {
 
     /// Whether the registered interest should include WRITABLE.
     pub fn wants_write(&self) -> bool {
-        self.phase == Phase::Connecting || !self.out.is_empty()
+        self.phase == Phase::Connecting
+            || !self.out.is_empty()
+            || self.tls.as_ref().is_some_and(|t| t.session.wants_write())
     }
 }
 

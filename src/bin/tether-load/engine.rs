@@ -1,10 +1,12 @@
 //! The generator's event loop: one `mio::Poll` over a slab of connections.
 //!
 //! This file owns the transport and the run's stages: paced connects, the
-//! handshake, reads into one shared buffer, writes from one shared scratch
-//! buffer (a connection keeps bytes only when the kernel would not take them),
-//! deadlines, polite closes, and reclaiming slots at the end of each turn.
-//! What each mode sends and expects lives in `modes.rs`.
+//! handshake, reads into one shared buffer, deadlines and reclaiming slots at
+//! the end of each turn; `engine/write.rs` the writes from one shared scratch
+//! buffer (a connection keeps bytes only when the kernel would not take them)
+//! and polite closes.
+//! What each mode sends and expects lives in `modes.rs`; TLS under the
+//! connections in `engine/tls.rs` (the plaintext path only branches to it).
 
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
@@ -12,6 +14,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io;
 use std::time::{Duration, Instant};
+use tether::client::ClientTls;
 use tether::protocol::{encode_goaway, FrameType, GoawayCode, Hello, ProtocolError};
 use tether::reactor::io::{read_once, shutdown_write, ReadOutcome};
 
@@ -22,6 +25,8 @@ use crate::wire;
 
 mod stages;
 mod timers;
+mod tls;
+mod write;
 pub use stages::{Stage, Window};
 
 /// Shared read buffer: large enough that a burst of replies is one read.
@@ -52,6 +57,8 @@ const MAX_SLEEP_NS: u64 = 100_000_000;
 pub struct Engine {
     /// The command line.
     pub args: Args,
+    /// TLS settings for every connection (`--tls`), or plaintext.
+    tls: Option<ClientTls>,
     poll: Poll,
     /// Every live connection; the key is half of the mio token.
     pub conns: Slab<Conn>,
@@ -115,8 +122,8 @@ fn split_token(token: Token) -> (usize, u32) {
 }
 
 impl Engine {
-    /// A generator for `args`, not yet started.
-    pub fn new(args: Args, progress: bool) -> io::Result<Engine> {
+    /// A generator for `args`, over TLS with `tls`, not yet started.
+    pub fn new(args: Args, tls: Option<ClientTls>, progress: bool) -> io::Result<Engine> {
         let hello = Hello {
             heartbeat_ms: args.heartbeat_ms,
             token: bytes::Bytes::from(args.token.clone()),
@@ -155,7 +162,13 @@ impl Engine {
             last_progress_msgs: 0,
             progress,
             args,
+            tls,
         })
+    }
+
+    /// Whether the run speaks TLS.
+    pub fn speaks_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     fn clock(&mut self) -> u64 {
@@ -363,6 +376,9 @@ impl Engine {
                 Ok(false) => return,
                 Ok(true) => {
                     self.set_phase(key, Phase::Handshaking);
+                    if self.tls.is_some() && !self.start_tls(key) {
+                        return;
+                    }
                     self.wbuf.extend_from_slice(&self.hello);
                     self.flush(key);
                 }
@@ -380,22 +396,15 @@ impl Engine {
     }
 
     fn read_ready(&mut self, key: usize, read_closed: bool) {
+        if self.conns.get(key).is_some_and(|c| c.tls.is_some()) {
+            self.read_ready_tls(key);
+            return;
+        }
         let mut rbuf = std::mem::take(&mut self.rbuf);
         while let Some(c) = self.conns.get_mut(key).filter(|c| c.phase != Phase::Dead) {
             match read_once(&mut c.stream, &mut rbuf) {
                 ReadOutcome::Data(n) => {
-                    let mut decoder = std::mem::replace(&mut c.decoder, wire::decoder());
-                    self.clock();
-                    let result = decoder.feed_ref(&rbuf[..n], |frame| {
-                        self.on_frame(key, frame.kind, frame.more, frame.payload)
-                    });
-                    if let Some(c) = self.conns.get_mut(key) {
-                        c.decoder = decoder;
-                    }
-                    if let Err(e) = result {
-                        self.protocol_error(key, e.to_string());
-                    }
-                    self.flush(key);
+                    self.deliver(key, &rbuf[..n]);
                     // A short read drained the socket and epoll (edge-triggered)
                     // reports the next arrival; skip the read that would say
                     // EAGAIN. Not when the FIN is already in: no later edge
@@ -417,6 +426,26 @@ impl Engine {
             }
         }
         self.rbuf = rbuf;
+    }
+
+    /// Decodes and handles the frames in `data` (bytes read from `key`, or
+    /// over TLS decrypted), then flushes what they produced.
+    fn deliver(&mut self, key: usize, data: &[u8]) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let mut decoder = std::mem::replace(&mut c.decoder, wire::decoder());
+        self.clock();
+        let result = decoder.feed_ref(data, |frame| {
+            self.on_frame(key, frame.kind, frame.more, frame.payload)
+        });
+        if let Some(c) = self.conns.get_mut(key) {
+            c.decoder = decoder;
+        }
+        if let Err(e) = result {
+            self.protocol_error(key, e.to_string());
+        }
+        self.flush(key);
     }
 
     fn on_eof(&mut self, key: usize) {
@@ -512,80 +541,5 @@ impl Engine {
                 false
             }
         }
-    }
-
-    /// Writes the scratch buffer to `key` (after anything already queued).
-    pub fn flush(&mut self, key: usize) {
-        let Some(c) = self.conns.get_mut(key).filter(|c| c.phase != Phase::Dead) else {
-            self.wbuf.clear();
-            return;
-        };
-        if !self.wbuf.is_empty() {
-            c.last_tx_ns = self.now_ns;
-            if c.out.is_empty() {
-                match conn::write_some(&mut c.stream, &self.wbuf) {
-                    Ok(n) => c.out.extend_from_slice(&self.wbuf[n..]),
-                    Err(e) => {
-                        log::debug!("write failed: {e}");
-                        self.wbuf.clear();
-                        self.fail(key, ErrorKind::Reset);
-                        return;
-                    }
-                }
-            } else {
-                c.out.extend_from_slice(&self.wbuf);
-            }
-            self.wbuf.clear();
-        } else if !c.out.is_empty() {
-            match conn::write_some(&mut c.stream, &c.out) {
-                Ok(n) => {
-                    c.out.drain(..n);
-                }
-                Err(e) => {
-                    log::debug!("write failed: {e}");
-                    self.fail(key, ErrorKind::Reset);
-                    return;
-                }
-            }
-        }
-        if c.out.is_empty() {
-            // Free the backlog's memory: an idle connection holds no buffer.
-            c.out = Vec::new();
-            if c.fin_pending {
-                c.fin_pending = false;
-                if let Err(e) = shutdown_write(&c.stream) {
-                    log::debug!("shutdown failed: {e}");
-                }
-            }
-        }
-        let wants = c.wants_write();
-        if wants != c.write_interest {
-            c.write_interest = wants;
-            let token = token_of(key, c.generation);
-            let interest = if wants {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
-            if self
-                .poll
-                .registry()
-                .reregister(&mut c.stream, token, interest)
-                .is_err()
-            {
-                self.fail(key, ErrorKind::Reset);
-            }
-        }
-    }
-
-    /// GOAWAY NORMAL, FIN once it is flushed, then read to the server's EOF.
-    pub fn close_politely(&mut self, key: usize) {
-        self.wbuf
-            .extend_from_slice(&encode_goaway(GoawayCode::Normal, "load done"));
-        if let Some(c) = self.conns.get_mut(key) {
-            c.fin_pending = true;
-        }
-        self.set_phase(key, Phase::Closing);
-        self.flush(key);
     }
 }

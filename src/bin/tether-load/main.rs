@@ -26,16 +26,25 @@ mod wire;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use args::{parse_args, Command, USAGE};
+use args::{parse_args, usage, Command};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = match parse_args(std::env::args_os().skip(1)) {
         Ok(Command::Run(a)) => *a,
         Ok(Command::Help) => {
-            print!("{USAGE}");
+            print!("{}", usage());
             return ExitCode::SUCCESS;
         }
+        Err(e) => {
+            eprintln!("tether-load: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // The TLS files are read here, before any connection: a bad one is a
+    // usage error naming the file. The default name to verify is --addr's IP.
+    let tls = match args.tls.load(&args.addr.ip().to_string()) {
+        Ok(tls) => tls,
         Err(e) => {
             eprintln!("tether-load: {e}");
             return ExitCode::from(2);
@@ -50,7 +59,7 @@ fn main() -> ExitCode {
         eprintln!("tether-load: --server-pid: cannot read /proc for that process");
         return ExitCode::from(2);
     }
-    let mut engine = match engine::Engine::new(args, std::io::stderr().is_terminal()) {
+    let mut engine = match engine::Engine::new(args, tls, std::io::stderr().is_terminal()) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("tether-load: {e}");

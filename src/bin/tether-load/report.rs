@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use hdrhistogram::Histogram;
+
 use crate::engine::Engine;
 use crate::stats::ProcSample;
 
@@ -23,6 +25,49 @@ pub struct Latency {
     pub max_ns: u64,
     /// Mean.
     pub mean_ns: f64,
+}
+
+impl Latency {
+    /// The percentiles of `h`; `None` when it holds no sample.
+    pub fn of(h: &Histogram<u64>) -> Option<Latency> {
+        (!h.is_empty()).then(|| Latency {
+            count: h.len(),
+            p50_ns: h.value_at_quantile(0.50),
+            p90_ns: h.value_at_quantile(0.90),
+            p99_ns: h.value_at_quantile(0.99),
+            p999_ns: h.value_at_quantile(0.999),
+            max_ns: h.max(),
+            mean_ns: h.mean(),
+        })
+    }
+
+    /// The JSON object of these percentiles, in microseconds.
+    fn to_json(self) -> String {
+        let us = |ns: u64| json_f64(ns as f64 / 1e3);
+        format!(
+            "{{\"count\":{},\"p50\":{},\"p90\":{},\"p99\":{},\"p99_9\":{},\"max\":{},\"mean\":{}}}",
+            self.count,
+            us(self.p50_ns),
+            us(self.p90_ns),
+            us(self.p99_ns),
+            us(self.p999_ns),
+            us(self.max_ns),
+            json_f64(self.mean_ns / 1e3)
+        )
+    }
+}
+
+/// The TLS handshakes of a run that speaks TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct TlsReport {
+    /// Handshakes completed.
+    pub handshakes: u64,
+    /// Of those, resumed sessions.
+    pub resumed: u64,
+    /// Handshakes per second from the first to the latest.
+    pub per_sec: Option<f64>,
+    /// Time from TCP connect to TLS established.
+    pub time: Option<Latency>,
 }
 
 /// A process's resource use over the measured window.
@@ -79,6 +124,10 @@ pub struct Report {
     pub extras: Vec<(&'static str, u64)>,
     /// The first protocol violation seen.
     pub first_protocol_error: Option<String>,
+    /// The TLS handshakes, when the run speaks TLS.
+    pub tls: Option<TlsReport>,
+    /// The first TLS failure seen.
+    pub first_tls_error: Option<String>,
     /// The server's resource use, with `--server-pid`.
     pub server: Option<Usage>,
     /// The generator's own CPU use.
@@ -89,15 +138,12 @@ impl Report {
     /// Collects the report of a finished run and decides pass or fail.
     pub fn from_engine(e: &Engine, server_baseline: Option<ProcSample>) -> Report {
         let w = &e.window;
-        let h = &e.stats.latency;
-        let latency = (!h.is_empty()).then(|| Latency {
-            count: h.len(),
-            p50_ns: h.value_at_quantile(0.50),
-            p90_ns: h.value_at_quantile(0.90),
-            p99_ns: h.value_at_quantile(0.99),
-            p999_ns: h.value_at_quantile(0.999),
-            max_ns: h.max(),
-            mean_ns: h.mean(),
+        let latency = Latency::of(&e.stats.latency);
+        let tls = e.speaks_tls().then(|| TlsReport {
+            handshakes: e.stats.tls.handshakes,
+            resumed: e.stats.tls.resumed,
+            per_sec: e.stats.tls.rate_per_sec(),
+            time: Latency::of(&e.stats.tls.time),
         });
         let usage = |pid: u32, pair: Option<(ProcSample, ProcSample)>, base: Option<ProcSample>| {
             pair.map(|(a, b)| Usage {
@@ -127,13 +173,18 @@ impl Report {
             unanswered: w.unanswered,
             extras: e.extras(),
             first_protocol_error: e.stats.first_protocol_error.clone(),
+            tls,
+            first_tls_error: e.stats.first_tls_error.clone(),
             server: usage(e.args.server_pid.unwrap_or(0), w.server, server_baseline),
             load: usage(0, w.load, None),
         };
         r.failure = if let Some(f) = &e.fatal {
             Some(f.clone())
         } else if r.handshakes == 0 {
-            Some("no connection came up".to_string())
+            Some(match &r.first_tls_error {
+                Some(t) => format!("no connection came up (first TLS error: {t})"),
+                None => "no connection came up".to_string(),
+            })
         } else {
             let limit = e.args.max_error_pct / 100.0 * r.started.max(1) as f64;
             (r.error_total() as f64 > limit).then(|| {
@@ -217,6 +268,29 @@ impl Report {
         if let Some(p) = &self.first_protocol_error {
             let _ = writeln!(o, "  first protocol error: {p}");
         }
+        if let Some(t) = &self.tls {
+            let _ = write!(
+                o,
+                "  tls          {} handshakes ({} resumed)",
+                t.handshakes, t.resumed
+            );
+            if let Some(rate) = t.per_sec {
+                let _ = write!(o, ", {rate:.1} handshakes/s");
+            }
+            if let Some(l) = &t.time {
+                let _ = write!(
+                    o,
+                    ", connect->TLS us p50 {:.1}  p99 {:.1}  max {:.1}",
+                    us(l.p50_ns),
+                    us(l.p99_ns),
+                    us(l.max_ns)
+                );
+            }
+            let _ = writeln!(o);
+        }
+        if let Some(t) = &self.first_tls_error {
+            let _ = writeln!(o, "  first TLS error: {t}");
+        }
         let _ = writeln!(o, "  unanswered   {}", self.unanswered);
         if !self.extras.is_empty() {
             let _ = writeln!(o, "  {:<12} {}", self.mode, counts(&self.extras));
@@ -273,23 +347,10 @@ impl Report {
         let _ = write!(o, "\"duration_s\":{},", json_f64(self.duration_secs));
         let _ = write!(o, "\"messages\":{},", self.messages);
         let _ = write!(o, "\"msgs_per_sec\":{},", json_f64(self.msgs_per_sec()));
-        match &self.latency {
-            Some(l) => {
-                let us = |ns: u64| json_f64(ns as f64 / 1e3);
-                let _ = write!(
-                    o,
-                    "\"latency_us\":{{\"count\":{},\"p50\":{},\"p90\":{},\"p99\":{},\"p99_9\":{},\"max\":{},\"mean\":{}}},",
-                    l.count,
-                    us(l.p50_ns),
-                    us(l.p90_ns),
-                    us(l.p99_ns),
-                    us(l.p999_ns),
-                    us(l.max_ns),
-                    json_f64(l.mean_ns / 1e3)
-                );
-            }
-            None => o.push_str("\"latency_us\":null,"),
-        }
+        let latency = self
+            .latency
+            .map_or_else(|| "null".to_string(), Latency::to_json);
+        let _ = write!(o, "\"latency_us\":{latency},");
         let _ = write!(o, "\"errors\":{},", json_counts(&self.errors));
         let _ = write!(o, "\"error_total\":{},", self.error_total());
         let _ = write!(o, "\"goaways\":{},", json_counts(&self.goaways));
@@ -299,6 +360,24 @@ impl Report {
             o,
             "\"first_protocol_error\":{},",
             json_opt_str(self.first_protocol_error.as_deref())
+        );
+        match &self.tls {
+            Some(t) => {
+                let time = t.time.map_or_else(|| "null".to_string(), Latency::to_json);
+                let _ = write!(
+                    o,
+                    "\"tls\":{{\"handshakes\":{},\"resumed\":{},\"handshakes_per_sec\":{},\"handshake_us\":{time}}},",
+                    t.handshakes,
+                    t.resumed,
+                    json_opt_f64(t.per_sec)
+                );
+            }
+            None => o.push_str("\"tls\":null,"),
+        }
+        let _ = write!(
+            o,
+            "\"first_tls_error\":{},",
+            json_opt_str(self.first_tls_error.as_deref())
         );
         match &self.server {
             Some(s) => {
@@ -404,108 +483,4 @@ fn json_str(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sample() -> Report {
-        Report {
-            mode: "pingpong",
-            addr: "127.0.0.1:7600".to_string(),
-            ok: true,
-            target: 10,
-            started: 10,
-            handshakes: 10,
-            peak_open: 10,
-            open_at_start: 10,
-            open_at_end: 10,
-            ramp_secs: 0.5,
-            duration_secs: 2.0,
-            messages: 1000,
-            latency: Some(Latency {
-                count: 1000,
-                p50_ns: 45_500,
-                p90_ns: 60_000,
-                p99_ns: 99_000,
-                p999_ns: 120_000,
-                max_ns: 1_000_000,
-                mean_ns: 50_250.0,
-            }),
-            errors: vec![("reset", 0), ("timeout", 2)],
-            goaways: vec![("IDLE_TIMEOUT", 2)],
-            server: Some(Usage {
-                pid: 7,
-                cpu_ns: 500_000_000,
-                rss_baseline_bytes: 1_000_000,
-                rss_end_bytes: 1_100_000,
-            }),
-            ..Report::default()
-        }
-    }
-
-    #[test]
-    fn json_has_the_fields_scripts_read() {
-        let j = sample().to_json();
-        assert!(j.starts_with('{') && j.ends_with('}'));
-        for needle in [
-            "\"mode\":\"pingpong\"",
-            "\"ok\":true",
-            "\"failure\":null",
-            "\"msgs_per_sec\":500,",
-            "\"p50\":45.5,",
-            "\"p99\":99,",
-            "\"p99_9\":120,",
-            "\"max\":1000,",
-            "\"errors\":{\"reset\":0,\"timeout\":2}",
-            "\"error_total\":2",
-            "\"goaways\":{\"IDLE_TIMEOUT\":2}",
-            "\"cpu_us_per_msg\":500,",
-            "\"rss_bytes_per_conn\":10000}",
-            "\"load\":null",
-            "\"mode_counters\":{}",
-        ] {
-            assert!(j.contains(needle), "{needle} missing from {j}");
-        }
-    }
-
-    #[test]
-    fn json_nulls_for_missing_parts() {
-        let r = Report {
-            mode: "idle",
-            failure: Some("no connection came up".to_string()),
-            ..Report::default()
-        };
-        let j = r.to_json();
-        assert!(j.contains("\"latency_us\":null"));
-        assert!(j.contains("\"server\":null"));
-        assert!(j.contains("\"failure\":\"no connection came up\""));
-        assert!(j.contains("\"msgs_per_sec\":0,"));
-    }
-
-    #[test]
-    fn json_strings_are_escaped() {
-        assert_eq!(json_str("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
-        assert_eq!(json_f64(f64::NAN), "null");
-        assert_eq!(json_f64(1.5), "1.5");
-        assert_eq!(json_f64(2.0), "2");
-        assert_eq!(json_f64(0.0), "0");
-        assert_eq!(json_f64(0.0004), "0");
-    }
-
-    #[test]
-    fn table_shows_percentiles_errors_and_result() {
-        let t = sample().to_table();
-        assert!(t.contains("p50 45.5  p90 60.0  p99 99.0  p99.9 120.0  max 1000.0"));
-        assert!(t.contains("500.0 msgs/s"));
-        assert!(t.contains("errors       timeout 2"));
-        assert!(t.contains("goaways      IDLE_TIMEOUT 2"));
-        assert!(t.contains("500.000 us/msg"));
-        assert!(t.contains("(10000 B/conn over baseline)"));
-        assert!(t.contains("result       ok"));
-        let mut failed = sample();
-        failed.failure = Some("boom".to_string());
-        failed.errors = vec![("reset", 0)];
-        let t = failed.to_table();
-        assert!(t.contains("errors       none"));
-        assert!(t.contains("result       FAILED: boom"));
-    }
-}
+mod tests;

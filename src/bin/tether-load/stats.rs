@@ -22,11 +22,14 @@ pub enum ErrorKind {
     Protocol,
     /// The server sent a GOAWAY we did not ask for (codes counted separately).
     Goaway,
+    /// TLS failed: a rejected certificate, a server that does not speak TLS,
+    /// a corrupt record, an end of stream without close_notify.
+    Tls,
 }
 
 impl ErrorKind {
     /// Every kind, in report order.
-    pub const ALL: [ErrorKind; 7] = [
+    pub const ALL: [ErrorKind; 8] = [
         ErrorKind::ConnectRefused,
         ErrorKind::ConnectFailed,
         ErrorKind::Reset,
@@ -34,6 +37,7 @@ impl ErrorKind {
         ErrorKind::Timeout,
         ErrorKind::Protocol,
         ErrorKind::Goaway,
+        ErrorKind::Tls,
     ];
 
     /// The kind's label in reports.
@@ -46,6 +50,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Protocol => "protocol",
             ErrorKind::Goaway => "goaway",
+            ErrorKind::Tls => "tls",
         }
     }
 
@@ -75,6 +80,56 @@ pub struct Stats {
     pub peak_open: usize,
     /// First protocol error seen, for the report.
     pub first_protocol_error: Option<String>,
+    /// First TLS error seen, for the report.
+    pub first_tls_error: Option<String>,
+    /// TLS handshakes, when the run speaks TLS.
+    pub tls: TlsStats,
+}
+
+/// The TLS handshakes of a run: how many, how fast, how long each took.
+pub struct TlsStats {
+    /// Handshakes completed.
+    pub handshakes: u64,
+    /// Of those, how many resumed an earlier session (no certificate
+    /// exchange, no signature: cheaper for the server).
+    pub resumed: u64,
+    /// When the first and the latest handshake completed (ns since start).
+    pub first_ns: u64,
+    /// See `first_ns`.
+    pub last_ns: u64,
+    /// Time from TCP connect to TLS established, ns, over the whole run
+    /// (most handshakes happen during the ramp-up, before the window).
+    pub time: Histogram<u64>,
+}
+
+impl TlsStats {
+    fn new() -> Result<TlsStats, hdrhistogram::CreationError> {
+        Ok(TlsStats {
+            handshakes: 0,
+            resumed: 0,
+            first_ns: 0,
+            last_ns: 0,
+            time: Histogram::new_with_bounds(1, 100_000_000_000, 3)?,
+        })
+    }
+
+    /// A handshake completed at `now_ns` after `took_ns`.
+    pub fn handshake(&mut self, now_ns: u64, took_ns: u64, resumed: bool) {
+        if self.handshakes == 0 {
+            self.first_ns = now_ns;
+        }
+        self.last_ns = now_ns;
+        self.handshakes += 1;
+        self.resumed += u64::from(resumed);
+        self.time.saturating_record(took_ns.max(1));
+    }
+
+    /// Handshakes completed per second between the first and the latest:
+    /// the rate the generator and the server achieved together.
+    pub fn rate_per_sec(&self) -> Option<f64> {
+        let span = self.last_ns.saturating_sub(self.first_ns);
+        (self.handshakes > 1 && span > 0).then(|| (self.handshakes - 1) as f64 * 1e9 / span as f64)
+    }
 }
 
 impl Stats {
@@ -91,6 +146,8 @@ impl Stats {
             handshakes: 0,
             peak_open: 0,
             first_protocol_error: None,
+            first_tls_error: None,
+            tls: TlsStats::new()?,
         })
     }
 
@@ -225,6 +282,21 @@ mod tests {
         assert_eq!(s.error_total(), 2);
         assert!(s.error_counts().contains(&("reset", 2)));
         assert_eq!(s.goaway_counts(), vec![("IDLE_TIMEOUT", 1), ("UNKNOWN", 1)]);
+    }
+
+    #[test]
+    fn tls_handshake_rate_spans_first_to_latest() {
+        let mut s = Stats::new().expect("histogram");
+        assert_eq!(s.tls.rate_per_sec(), None);
+        s.tls.handshake(1_000_000_000, 500_000, false);
+        assert_eq!(s.tls.rate_per_sec(), None);
+        s.tls.handshake(1_500_000_000, 700_000, true);
+        s.tls.handshake(2_000_000_000, 600_000, true);
+        assert_eq!(s.tls.rate_per_sec(), Some(2.0));
+        assert_eq!((s.tls.handshakes, s.tls.resumed), (3, 2));
+        assert_eq!(s.tls.time.len(), 3);
+        s.error(ErrorKind::Tls);
+        assert!(s.error_counts().contains(&("tls", 1)));
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub(super) fn config() -> ClientConfig {
             healthy_after: secs(5),
         },
         adaptive: None,
+        tls: None,
     }
 }
 
