@@ -169,19 +169,20 @@ fn plaintext_client_on_the_tls_port_gets_a_clean_close() {
             Err(e) => panic!("expected a clean close after {got:?}, got {e}"),
         }
     }
-    match got.first() {
-        None => {}
-        Some(0xA5) => match decode_frame(&got, 65535) {
-            Ok(Status::Complete((f, _))) => {
-                assert_eq!(f.kind, FrameType::Goaway);
-                let g = Goaway::decode(&f.payload).expect("GOAWAY");
-                assert_eq!(g.code, GoawayCode::ProtocolError);
-            }
-            other => panic!("undecodable answer {got:?}: {other:?}"),
-        },
-        // A TLS alert record.
-        Some(0x15) => {}
-        Some(_) => panic!("unexpected answer to a plaintext HELLO: {got:?}"),
+    // The server recognises the frame magic and says, in the clear, what is wrong.
+    assert_eq!(
+        got.first(),
+        Some(&0xA5),
+        "expected a plaintext GOAWAY, got {got:?}"
+    );
+    match decode_frame(&got, 65535) {
+        Ok(Status::Complete((f, _))) => {
+            assert_eq!(f.kind, FrameType::Goaway);
+            let g = Goaway::decode(&f.payload).expect("GOAWAY");
+            assert_eq!(g.code, GoawayCode::ProtocolError);
+            assert!(g.reason.contains("TLS"), "reason: {:?}", g.reason);
+        }
+        other => panic!("undecodable answer {got:?}: {other:?}"),
     }
     drop(c);
     assert_fds_back(&server, baseline);
@@ -450,4 +451,55 @@ fn tether_load_speaks_tls_in_every_mode() {
     ]);
     assert_eq!(code, Some(1), "{stdout}");
     assert!(stdout.contains("TLS certificate problem"), "{stdout}");
+}
+
+#[test]
+fn tls_metrics_count_handshakes_failures_and_plaintext_clients() {
+    let pki = TestPki::new();
+    let server = start(&pki, &["--metrics", "127.0.0.1:0"]);
+    let mut good = open_tls(&server, &pki.main);
+    let mut plain = Client::connect(tls_addr(&server));
+    plain.send_hello(0);
+    let mut rest = Vec::new();
+    let _ = plain.stream.read_to_end(&mut rest);
+    let garbage = {
+        let mut s = TcpStream::connect(tls_addr(&server)).expect("connect");
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n").expect("write");
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        rest
+    };
+    assert!(
+        !garbage.starts_with(&[0xA5]),
+        "no tether GOAWAY for a non-tether peer"
+    );
+    assert!(wait_until(Duration::from_secs(5), || {
+        server.metric("tether_tls_failures_total{reason=\"not_tls\"}") == 2
+    }));
+    assert_eq!(server.metric("tether_tls_handshakes_total"), 1);
+    assert_eq!(server.metric("tether_tls_plaintext_refused_total"), 1);
+    assert_eq!(server.metric("tether_tls_handshake_seconds_count"), 1);
+    assert_eq!(server.metric("tether_tls_connections"), 1);
+    assert_eq!(
+        server.metric("tether_connections_closed_total{reason=\"tls_failed\"}"),
+        2
+    );
+    good.send_message(b"still here", 65535);
+    assert_eq!(good.recv_message(), b"still here".to_vec());
+}
+
+#[test]
+fn a_silent_tls_peer_is_evicted_with_goaway_then_close_notify() {
+    let pki = TestPki::new();
+    let server = start(&pki, common::FAST_HEARTBEAT);
+    let baseline = server.settled_fd_count();
+    let started = Instant::now();
+    let mut c = open_tls(&server, &pki.main);
+    // Heartbeat 100 ms × miss 2: evicted after about 200 ms of silence.
+    c.expect_goaway(GoawayCode::IdleTimeout);
+    assert!(started.elapsed() >= Duration::from_millis(190));
+    // close_notify reads as a clean end of the TLS stream.
+    c.expect_clean_eof();
+    drop(c);
+    assert_fds_back(&server, baseline);
 }
