@@ -4,7 +4,9 @@
 #   scripts/loadtest.sh [quick|full]
 #
 # quick (default) finishes within about a minute once built; full is larger
-# (19,000 idle connections, longer runs). For each scenario the server is
+# (19,000 idle connections, longer runs). pingpong and churn each have a TLS
+# twin (`-tls`: TLS-only server, a throwaway certificate) run right after them.
+# For each scenario the server is
 # started with flags that suit it, tether-load runs with --json and
 # --server-pid (so it samples the server's CPU and RSS exactly over the
 # measured window), and this script also samples the server's CPU seconds
@@ -69,6 +71,14 @@ start_server() {
     return 1
 }
 
+# The TLS scenarios: a throwaway certificate, the server's TLS-only flags and
+# the load generator's, so a plain scenario and its TLS twin run back to back.
+# shellcheck source=scripts/lib/test_cert.sh
+source "$(dirname "$0")/lib/test_cert.sh"
+make_test_cert "$WORK"
+TLS_SERVER="--listen none --tls-listen 127.0.0.1:0 --tls-cert $WORK/cert.pem --tls-key $WORK/key.pem"
+TLS_LOAD=(--tls --tls-ca "$WORK/cert.pem")
+
 # scenario NAME "SERVER FLAGS" LOAD ARGS...
 scenario() {
     local name=$1 server_flags=$2
@@ -110,17 +120,22 @@ fanout() {
 : >"$RESULTS"
 if [[ "$PROFILE" == quick ]]; then
     scenario pingpong "--app echo" pingpong --connections 1000 --depth 1 --payload 16 --duration 5
+    scenario pingpong-tls "--app echo $TLS_SERVER" pingpong --connections 1000 --depth 1 --payload 16 --duration 5 "${TLS_LOAD[@]}"
     scenario echo "--app echo" echo --connections 200 --depth 2 --size 256 --duration 5
     scenario idle "--app echo --max-heartbeat-ms 600000" idle --connections 10000 --heartbeat-ms 2000 --duration 5
     scenario churn "--app echo" churn --rate 500 --duration 5
+    scenario churn-tls "--app echo $TLS_SERVER" churn --rate 500 --duration 5 "${TLS_LOAD[@]}"
     fanout fanout --connections 500 --rate 50 --size 64 --duration 5
 else
     scenario pingpong "--app echo" pingpong --connections 1000 --depth 1 --payload 16 --duration 20 --warmup 2
+    scenario pingpong-tls "--app echo $TLS_SERVER" pingpong --connections 1000 --depth 1 --payload 16 --duration 20 --warmup 2 "${TLS_LOAD[@]}"
     scenario pingpong-5k-d4 "--app echo" pingpong --connections 5000 --depth 4 --payload 16 --duration 20 --warmup 2
     scenario echo "--app echo" echo --connections 1000 --depth 2 --size 1024 --duration 20 --warmup 2
     scenario echo-64k "--app echo" echo --connections 100 --depth 1 --size 65536 --duration 20 --warmup 2
     scenario idle "--app echo --max-heartbeat-ms 600000" idle --connections 19000 --heartbeat-ms 10000 --duration 30
     scenario churn "--app echo" churn --rate 1000 --duration 20 --sources 127.0.0.2-127.0.0.40
+    scenario churn-tls "--app echo $TLS_SERVER" churn --rate 1000 --duration 20 --sources 127.0.0.2-127.0.0.40 "${TLS_LOAD[@]}"
+    scenario idle-tls "--app echo --max-heartbeat-ms 600000 $TLS_SERVER" idle --connections 10000 --heartbeat-ms 10000 --duration 30 "${TLS_LOAD[@]}"
     fanout fanout --connections 5000 --rate 10 --size 64 --duration 20 --warmup 2
 fi
 

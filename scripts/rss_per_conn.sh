@@ -79,12 +79,9 @@ echo "building release binary in $TARGET_DIR ..." >&2
 LISTEN=(--listen 127.0.0.1:0)
 CLIENT_TLS=()
 if ((TLS)); then
-    command -v openssl >/dev/null || die "openssl is required for --tls"
-    # A throwaway ECDSA P-256 certificate for localhost, made for this run.
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-        -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -days 1 -subj /CN=localhost \
-        -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null \
-        || die "openssl could not make a test certificate"
+    # shellcheck source=scripts/lib/test_cert.sh
+    source "$ROOT/scripts/lib/test_cert.sh"
+    make_test_cert "$WORK" || die "no test certificate"
     LISTEN=(--listen none --tls-listen 127.0.0.1:0 --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem")
     CLIENT_TLS=(--tls "$WORK/cert.pem")
 fi

@@ -19,16 +19,9 @@ use crate::protocol::{
     encode_frame, encode_goaway, FrameDecoder, FrameType, Goaway, GoawayCode, Hello, SessionId,
     Welcome,
 };
-// support.rs reaches tether's TLS module as `super::tls`.
 use crate::tls;
-
-// The TLS unit tests' PKI helpers, included here too: they live in the
-// private `tls::tests`, which this module cannot reach by path of modules.
-#[allow(clippy::duplicate_mod)]
-#[path = "../../tls/tests/support.rs"]
-mod support;
-
-use support::{KeyKind, Pki};
+// The TLS unit tests' PKI helpers.
+use crate::tls::tests::support::{KeyKind, Pki};
 
 /// Bounds every blocking call of the test server, so a broken client fails
 /// the test instead of hanging it.
@@ -424,11 +417,10 @@ fn reconnect_resumes_the_tls_session() {
         (config.clone(), Script::CloseAfterWelcome),
         (config, Script::Echo),
     ]);
-    let mut client = Client::connect(
-        server.addr,
-        client_config(localhost(pki.client_config(None))),
-    )
-    .expect("connect");
+    // tether's own client config, which resumes (the helper's disables it).
+    let resuming = tls::load_client_config(&pki.client_options(None)).expect("client config");
+    let mut client =
+        Client::connect(server.addr, client_config(localhost(resuming))).expect("connect");
     // The server's orderly close (close_notify, FIN) is an EOF: the client
     // reconnects on its own.
     let mut events: Vec<ClientEvent> = client.events().collect();
