@@ -161,9 +161,12 @@ impl<A: App> Reactor<A> {
         let Some((e, tls, limits, now)) = self.core.tls_parts(id) else {
             return;
         };
-        if let Err(failure) = tls.session.read_eof() {
-            self.stats.tls.record_failure(failure.kind());
-            log::debug!("{id} {failure}");
+        // A session that already failed was counted then; its EOF is just the end.
+        if tls.session.failure().is_none() {
+            if let Err(failure) = tls.session.read_eof() {
+                self.stats.tls.record_failure(failure.kind());
+                log::debug!("{id} {failure}");
+            }
         }
         e.conn.handle_eof(now, limits);
     }
