@@ -77,7 +77,7 @@ start_server() {
 source "$(dirname "$0")/lib/test_cert.sh"
 make_test_cert "$WORK"
 TLS_SERVER="--listen none --tls-listen 127.0.0.1:0 --tls-cert $WORK/cert.pem --tls-key $WORK/key.pem"
-TLS_LOAD=(--tls --tls-ca "$WORK/cert.pem")
+TLS_LOAD=(--tls --tls-ca "$WORK/ca.pem")
 
 # scenario NAME "SERVER FLAGS" LOAD ARGS...
 scenario() {

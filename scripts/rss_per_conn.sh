@@ -83,7 +83,7 @@ if ((TLS)); then
     source "$ROOT/scripts/lib/test_cert.sh"
     make_test_cert "$WORK" || die "no test certificate"
     LISTEN=(--listen none --tls-listen 127.0.0.1:0 --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem")
-    CLIENT_TLS=(--tls "$WORK/cert.pem")
+    CLIENT_TLS=(--tls "$WORK/ca.pem")
 fi
 
 RUST_LOG=${RUST_LOG:-warn} "$BIN" "${LISTEN[@]}" \
