@@ -197,18 +197,12 @@ pub unsafe extern "C" fn tether_ctx_peer_addr(
     buf: *mut c_char,
     buf_len: usize,
 ) -> c_int {
-    guard(|| {
-        if buf.is_null() {
-            return TETHER_ERR_NULL;
-        }
-        let write_addr = |c: &mut Ctx<'_>| match c.peer_addr(ConnId::from_u64(conn)) {
-            // SAFETY: `buf` has `buf_len` writable bytes (the caller's contract).
-            Some(addr) => unsafe { write_c_string(&addr.to_string(), buf, buf_len) },
-            None => TETHER_ERR_GONE,
-        };
-        // SAFETY: `ctx` is NULL or the running callback's handle (the caller's contract).
-        unsafe { with_ctx(ctx, write_addr) }
-    })
+    // SAFETY: the caller's contract, passed on.
+    unsafe {
+        write_answer(ctx, buf, buf_len, |c| {
+            c.peer_addr(ConnId::from_u64(conn)).map(|a| a.to_string())
+        })
+    }
 }
 
 /// Inside a callback: with mutual TLS, writes who `conn`'s verified client
@@ -232,22 +226,41 @@ pub unsafe extern "C" fn tether_ctx_peer_identity(
     buf: *mut c_char,
     buf_len: usize,
 ) -> c_int {
+    // SAFETY: the caller's contract, passed on.
+    unsafe {
+        write_answer(ctx, buf, buf_len, |c| {
+            let identity = c.peer_identity(ConnId::from_u64(conn))?;
+            identity
+                .common_name
+                .or_else(|| identity.sans.into_iter().next())
+        })
+    }
+}
+
+/// The body of the `tether_ctx_*` calls that answer with a string: `answer`
+/// runs on the callback's context; its text goes into `buf` (see
+/// [`write_c_string`]), `None` is `TETHER_ERR_GONE`.
+///
+/// # Safety
+/// `ctx` is NULL or the handle of the callback now running; `buf` is NULL or
+/// points to `buf_len` writable bytes.
+unsafe fn write_answer(
+    ctx: *mut tether_ctx_t,
+    buf: *mut c_char,
+    buf_len: usize,
+    answer: impl FnOnce(&mut Ctx<'_>) -> Option<String>,
+) -> c_int {
     guard(|| {
         if buf.is_null() {
             return TETHER_ERR_NULL;
         }
-        let write_identity = |c: &mut Ctx<'_>| {
-            let identity = c.peer_identity(ConnId::from_u64(conn));
-            let name =
-                identity.and_then(|id| id.common_name.or_else(|| id.sans.into_iter().next()));
-            match name {
-                // SAFETY: `buf` has `buf_len` writable bytes (the caller's contract).
-                Some(name) => unsafe { write_c_string(&name, buf, buf_len) },
-                None => TETHER_ERR_GONE,
-            }
+        let write = |c: &mut Ctx<'_>| match answer(c) {
+            // SAFETY: `buf` has `buf_len` writable bytes (the caller's contract).
+            Some(text) => unsafe { write_c_string(&text, buf, buf_len) },
+            None => TETHER_ERR_GONE,
         };
         // SAFETY: `ctx` is NULL or the running callback's handle (the caller's contract).
-        unsafe { with_ctx(ctx, write_identity) }
+        unsafe { with_ctx(ctx, write) }
     })
 }
 

@@ -224,6 +224,15 @@ impl Server {
         self.exit
     }
 
+    /// Waits (at most 5 s) for the graceful stop a signal began, and checks
+    /// it ended with status 0; `after` says which stop, for the message.
+    pub fn expect_clean_exit(&mut self, after: &str) {
+        let status = self
+            .wait_exit(Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("server still running 5 s after {after}"));
+        assert_eq!(status.code(), Some(0), "exit status after {after}");
+    }
+
     /// Waits up to `timeout` for the process to exit.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
