@@ -18,12 +18,13 @@ use tether::protocol::{encode_frame, encode_goaway, FrameType, GoawayCode, Hello
 type Harness = fn(&[u8]);
 
 /// Every fuzz target and the harness it calls.
-const TARGETS: [(&str, Harness); 5] = [
+const TARGETS: [(&str, Harness); 6] = [
     ("frame_decoder", fuzzing::frame_decoder),
     ("hello", fuzzing::hello),
     ("pubsub_op", fuzzing::pubsub_op),
     ("conn_machine", fuzzing::conn_machine),
     ("pubsub_state", fuzzing::pubsub_state),
+    ("pubsub_v2_ops", fuzzing::pubsub_v2_ops),
 ];
 
 fn corpus_dir(target: &str) -> PathBuf {
@@ -110,6 +111,7 @@ fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
         "pubsub_op" => pubsub_op_seeds(),
         "conn_machine" => conn_machine_seeds(),
         "pubsub_state" => pubsub_state_seeds(),
+        "pubsub_v2_ops" => pubsub_v2_ops_seeds(),
         other => panic!("unknown target {other}"),
     };
     seeds.into_iter().map(|(n, b)| (n.to_string(), b)).collect()
@@ -254,6 +256,103 @@ fn pubsub_op_seeds() -> Vec<(String, Vec<u8>)> {
         .into_iter()
         .map(|(n, sel, m)| (n.to_string(), cat(&[&[sel], &m])))
         .collect()
+}
+
+/// The payload test vectors of docs/protocol.md §7.9.
+const V2_VECTORS: [(&str, &str); 13] = [
+    ("subscribe", "01 00 00 00 01 00 04 6e 65 77 73"),
+    (
+        "subscribe-position",
+        "01 00 00 00 02 01 04 6e 65 77 73 01 23 45 67 89 ab cd ef 00 00 00 00 00 00 00 29",
+    ),
+    (
+        "subscribed",
+        "02 00 00 00 01 00 00 00 01 23 45 67 89 ab cd ef 00 00 00 00 00 00 00 2b 00 00 00 00",
+    ),
+    (
+        "subscribed-recovered",
+        "02 00 00 00 02 00 03 00 01 23 45 67 89 ab cd ef 00 00 00 00 00 00 00 2b 00 00 00 02",
+    ),
+    (
+        "subscribed-epoch-changed",
+        "02 00 00 00 02 00 01 01 9a 3c 5e 7f 10 32 54 76 00 00 00 00 00 00 00 07 00 00 00 00",
+    ),
+    (
+        "subscribe-refused",
+        "02 00 00 00 05 02 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00",
+    ),
+    ("unsubscribe", "03 00 00 00 03 04 6e 65 77 73"),
+    ("unsubscribed", "04 00 00 00 03 00"),
+    ("publish", "05 00 00 00 04 04 6e 65 77 73 68 69"),
+    ("publish-no-ack", "05 00 00 00 00 04 6e 65 77 73 68 69"),
+    (
+        "publish-ack",
+        "06 00 00 00 04 00 01 23 45 67 89 ab cd ef 00 00 00 00 00 00 00 2c",
+    ),
+    (
+        "publish-unavailable",
+        "06 00 00 00 04 05 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00",
+    ),
+    (
+        "publication",
+        "07 01 23 45 67 89 ab cd ef 00 00 00 00 00 00 00 2a 04 6e 65 77 73 68 69",
+    ),
+];
+
+/// First byte: max_frame index for PUBLICATION frames (low 3 bits); then the
+/// message: the §7.9 vectors, then edge and PROTOCOL_ERROR cases of §7.2.
+fn pubsub_v2_ops_seeds() -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = V2_VECTORS
+        .iter()
+        .map(|(name, h)| (format!("vec-{name}"), cat(&[&[7], &hex(h)])))
+        .collect();
+    let vector = |i: usize| hex(V2_VECTORS[i].1);
+    let (sub_pos, reply) = (vector(1), vector(3));
+    let mut unknown_numbers = reply.clone();
+    unknown_numbers[5..8].copy_from_slice(&[9, 0xff, 7]);
+    let mut zero_epoch = sub_pos.clone();
+    zero_epoch[11..19].fill(0);
+    let long = [b'c'; 255];
+    let cases: Vec<(&str, u8, Vec<u8>)> = vec![
+        ("publish-split-1", 0, vector(8)),
+        (
+            "publication-split-3",
+            2,
+            cat(&[&vector(12)[..17], &[255], &long, &[9; 40]]),
+        ),
+        (
+            "publish-channel-255-split-16",
+            4,
+            cat(&[&[5, 0, 0, 0, 7, 255], &long, b"body"]),
+        ),
+        ("subscribe-empty-channel", 7, vec![1, 0, 0, 0, 1, 0, 0]),
+        ("unsubscribe-empty-channel", 7, vec![3, 0, 0, 0, 1, 0]),
+        ("publish-empty-channel", 3, vec![5, 0, 0, 0, 1, 0, b'x']),
+        ("reply-unknown-numbers", 7, unknown_numbers),
+        ("empty", 7, vec![]),
+        ("unknown-op", 7, vec![0x08, 0, 0]),
+        ("v1-subscribe", 7, b"Snews".to_vec()),
+        ("v1-delivery", 7, b"M\x04newshi".to_vec()),
+        ("subscribe-truncated", 7, sub_pos[..20].to_vec()),
+        ("subscribe-trailing", 7, cat(&[&sub_pos, b"x"])),
+        ("subscribe-reserved-flags", 7, vec![1, 0, 0, 0, 1, 0x80, 0]),
+        ("subscribe-zero-epoch", 7, zero_epoch),
+        ("unsubscribe-trailing", 7, cat(&[&vector(6), b"x"])),
+        ("publish-channel-overrun", 7, vec![5, 0, 0, 0, 1, 255, b'a']),
+        ("reply-short", 7, reply[..27].to_vec()),
+        ("ack-long", 7, cat(&[&vector(10), &[0]])),
+        (
+            "publication-overrun",
+            7,
+            cat(&[&vector(12)[..17], &[9, b'a']]),
+        ),
+    ];
+    out.extend(
+        cases
+            .into_iter()
+            .map(|(n, sel, m)| (n.to_string(), cat(&[&[sel], &m]))),
+    );
+    out
 }
 
 /// A [`Cmd`] script for `conn_machine`.

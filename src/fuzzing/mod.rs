@@ -28,9 +28,11 @@ use crate::time::Tick;
 
 mod conn_machine;
 mod pubsub_state;
+mod pubsub_v2_ops;
 
 pub use conn_machine::{conn_config, conn_flags, conn_machine, Cmd, CONN_TOKEN};
 pub use pubsub_state::pubsub_state;
+pub use pubsub_v2_ops::pubsub_v2_ops;
 
 /// Reads a fuzz input front to back; past the end every byte reads as zero.
 #[derive(Debug)]
@@ -218,6 +220,10 @@ pub fn hello(data: &[u8]) {
 // ---------------------------------------------------------------------------
 // 3. pubsub_op
 
+/// `max_frame` choices for a delivery's frames in [`pubsub_op`] and
+/// [`pubsub_v2_ops`], from the low three bits of the first byte.
+const DELIVERY_MAX_FRAMES: [usize; 8] = [1, 2, 3, 8, 16, 64, 256, 65535];
+
 /// Decodes `wire` as DATA frames of at most `max_frame` bytes and returns the
 /// one message they carry (checking the fragmentation on the way).
 fn reassemble(wire: &[u8], max_frame: usize) -> Vec<u8> {
@@ -255,7 +261,7 @@ pub fn pubsub_op(data: &[u8]) {
     let Some((&sel, rest)) = data.split_first() else {
         return;
     };
-    let max_frame = [1, 2, 3, 8, 16, 64, 256, 65535][usize::from(sel & 7)];
+    let max_frame = DELIVERY_MAX_FRAMES[usize::from(sel & 7)];
     let message = Bytes::copy_from_slice(rest);
     if let Ok(op) = parse_op(&message) {
         let again = match &op {

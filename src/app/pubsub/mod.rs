@@ -7,6 +7,7 @@
 //! connection taken over or closed may have lost data).
 
 pub mod ops;
+pub mod ops_v2;
 mod state;
 
 pub use state::{PubsubLimits, PubsubState, PubsubStats, MAX_SUBSCRIPTIONS_PER_SESSION};
