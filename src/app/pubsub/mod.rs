@@ -8,6 +8,7 @@
 
 pub mod ops;
 mod state;
+pub mod streams;
 
 pub use state::{PubsubLimits, PubsubState, PubsubStats, MAX_SUBSCRIPTIONS_PER_SESSION};
 
