@@ -292,7 +292,18 @@ impl Streams {
                 self.drop_oldest(key);
                 self.stats.trimmed_size += 1;
             }
-            self.hold(key, now, publication.clone());
+            if self.fits_alone(publication.len()) {
+                self.hold(key, now, publication.clone());
+            } else {
+                // Held, it would evict every other publication server-wide
+                // and then itself: only its own stream's (older) ones go, as
+                // the history must stay contiguous up to the top.
+                while !self.streams[key].history.is_empty() {
+                    self.drop_oldest(key);
+                    self.stats.evicted += 1;
+                }
+                self.stats.evicted += 1;
+            }
         }
         self.fit_memory();
         Published {
@@ -392,10 +403,7 @@ impl Streams {
             .idle
             .first()
             .map(|&(since, _)| self.limits.ttl.deadline_from(since));
-        match (oldest, idle) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        oldest.into_iter().chain(idle).min()
     }
 
     /// Time as far as this module knows: the latest tick passed in.
@@ -526,6 +534,12 @@ impl Streams {
         self.stats.memory -= stream.channel.len() + STREAM_OVERHEAD;
     }
 
+    /// A publication of `len` bytes fits in the memory with no other held.
+    fn fits_alone(&self, len: usize) -> bool {
+        let overheads = self.stats.memory - self.stats.held_bytes;
+        len <= self.limits.memory.saturating_sub(overheads)
+    }
+
     /// Over the memory limit: the oldest held publications go first, server-
     /// wide; with none left, idle streams, longest idle first. Streams with a
     /// subscription stay, so only their overheads can leave it above the limit.
@@ -585,18 +599,6 @@ impl Streams {
             RecoveryReason::TooFarBehind => self.stats.too_far_behind += 1,
         }
         recovery
-    }
-
-    /// Test hook: sets the channel's top (its history dropped, as offsets
-    /// follow the top), to reach the end of the numbering without 2^64 publishes.
-    #[cfg(test)]
-    pub(crate) fn set_top(&mut self, channel: &[u8], top: u64) {
-        if let Some(&key) = self.by_channel.get(channel) {
-            while !self.streams[key].history.is_empty() {
-                self.drop_oldest(key);
-            }
-            self.streams[key].top = top;
-        }
     }
 }
 

@@ -2,6 +2,19 @@
 
 use super::*;
 
+impl Streams {
+    /// Sets the channel's top (its history dropped, as offsets follow the
+    /// top), to reach the end of the numbering without 2^64 publishes.
+    fn set_top(&mut self, channel: &[u8], top: u64) {
+        if let Some(&key) = self.by_channel.get(channel) {
+            while !self.streams[key].history.is_empty() {
+                self.drop_oldest(key);
+            }
+            self.streams[key].top = top;
+        }
+    }
+}
+
 /// Epochs 101, 102, … in draw order.
 pub(super) fn counter_epochs() -> Box<dyn EpochSource> {
     let mut next = 100;
@@ -241,6 +254,22 @@ fn memory_evicts_the_oldest_publication_server_wide() {
         s.subscribe(b"b", pos(b, 0), BIG, 0).reason,
         RecoveryReason::TooFarBehind
     );
+}
+
+#[test]
+fn a_publication_too_large_to_hold_alone_leaves_other_streams_histories() {
+    // Room for two streams and 40 bytes of publications.
+    let mut s = streams(8, 100, 2 * 65 + 40);
+    let a = s.publish(b"a", 0, encoder(20)).epoch;
+    let b = s.publish(b"b", 0, encoder(16)).epoch;
+    let big = s.publish(b"b", 0, encoder(41));
+    assert_eq!((big.epoch, big.offset), (b, 2));
+    let stats = s.stats();
+    assert_eq!((stats.held, stats.evicted, stats.memory), (1, 2, 150));
+    assert_eq!(offsets(&s.subscribe(b"a", pos(a, 0), BIG, 0).replay), [1]);
+    let r = s.subscribe(b"b", pos(b, 1), BIG, 0);
+    assert_eq!(r.reason, RecoveryReason::TooFarBehind);
+    assert!(s.subscribe(b"b", pos(b, 2), BIG, 0).recovered);
 }
 
 #[test]
