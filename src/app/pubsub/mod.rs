@@ -9,6 +9,7 @@
 pub mod ops;
 pub mod ops_v2;
 mod state;
+pub mod streams;
 
 pub use state::{PubsubLimits, PubsubState, PubsubStats, MAX_SUBSCRIPTIONS_PER_SESSION};
 
