@@ -9,7 +9,8 @@
 //! - malloc's in-use bytes (adds malloc's per-chunk overhead);
 //! - the process's resident set growth;
 //! - what the server counts against `--history-memory` (held bytes plus
-//!   channel length + 64 per stream), for comparison.
+//!   `ENTRY_OVERHEAD` per held publication, plus channel length + 64 per
+//!   stream), for comparison: it should be close to the resident growth.
 //!
 //! Each publication is encoded into its own `Vec` and frozen into `Bytes`, as
 //! the server's encoder would, and held by reference count (the history keeps

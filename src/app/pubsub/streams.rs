@@ -38,6 +38,13 @@ use crate::time::{Span, Tick};
 /// a stand-in for its entry, indexes and counters.
 pub const STREAM_OVERHEAD: usize = 64;
 
+/// Bytes a held publication counts besides its own (§7.3): its history entry
+/// (48 B), the shared header `Bytes` allocates (24 B) and the allocator's
+/// rounding. Measured by `examples/history_mem.rs`: a held 64-byte
+/// publication costs about 161 B of RSS, so counting its bytes alone would
+/// let `--history-memory` undercount small publications about 2.5×.
+pub const ENTRY_OVERHEAD: usize = 96;
+
 /// How much history is held (the `--history-*` flags, §7.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistoryLimits {
@@ -502,7 +509,7 @@ impl Streams {
         });
         self.stats.held += 1;
         self.stats.held_bytes += len;
-        self.stats.memory += len;
+        self.stats.memory += len + ENTRY_OVERHEAD;
     }
 
     /// Drops the stream's oldest held publication, keeping `fronts` and the
@@ -518,7 +525,7 @@ impl Streams {
         }
         self.stats.held -= 1;
         self.stats.held_bytes -= held.publication.len();
-        self.stats.memory -= held.publication.len();
+        self.stats.memory -= held.publication.len() + ENTRY_OVERHEAD;
     }
 
     /// Forgets an idle stream: its epoch and top go with it.
@@ -536,8 +543,9 @@ impl Streams {
 
     /// A publication of `len` bytes fits in the memory with no other held.
     fn fits_alone(&self, len: usize) -> bool {
-        let overheads = self.stats.memory - self.stats.held_bytes;
-        len <= self.limits.memory.saturating_sub(overheads)
+        let held = self.stats.held_bytes + self.stats.held * ENTRY_OVERHEAD;
+        let streams = self.stats.memory - held;
+        len + ENTRY_OVERHEAD <= self.limits.memory.saturating_sub(streams)
     }
 
     /// Over the memory limit: the oldest held publications go first, server-

@@ -168,7 +168,10 @@ fn check_against_model(limits: HistoryLimits, ops: Vec<Op>) -> Result<(), TestCa
         );
         prop_assert_eq!(stats.streams, model.len());
         let overheads: usize = model.keys().map(|ch| ch.len() + STREAM_OVERHEAD).sum();
-        prop_assert_eq!(stats.memory, stats.held_bytes + overheads);
+        prop_assert_eq!(
+            stats.memory,
+            stats.held_bytes + stats.held * ENTRY_OVERHEAD + overheads
+        );
         prop_assert!(stats.held <= limits.size * model.len());
         let all_subscribed = model.values().all(|m| m.subscribers > 0);
         prop_assert!(
@@ -236,7 +239,7 @@ proptest! {
     fn matches_a_simple_model(
         size in 0usize..6,
         ttl in 1 as Tick..30,
-        memory in prop_oneof![150usize..1500, Just(BIG)],
+        memory in prop_oneof![150usize..3000, Just(BIG)],
         ops in prop::collection::vec(op(), 1..200),
     ) {
         let limits = HistoryLimits { size, ttl: Span::from_ticks(ttl), memory };

@@ -231,8 +231,10 @@ fn ttl_trims_at_the_edge_never_before() {
 
 #[test]
 fn memory_evicts_the_oldest_publication_server_wide() {
-    // Two streams of 65 bytes, room for three 20-byte publications.
-    let mut s = streams(8, 100, 2 * 65 + 60);
+    // Two streams of 65 bytes, room for three 20-byte publications (each
+    // counts its bytes and ENTRY_OVERHEAD).
+    let held = 20 + ENTRY_OVERHEAD;
+    let mut s = streams(8, 100, 2 * 65 + 3 * held);
     let a = s.publish(b"a", 0, encoder(20)).epoch;
     let b = s.publish(b"b", 0, encoder(20)).epoch;
     s.publish(b"a", 0, encoder(20));
@@ -240,7 +242,10 @@ fn memory_evicts_the_oldest_publication_server_wide() {
     s.publish(b"b", 0, encoder(20)); // evicts a:1
     s.publish(b"a", 0, encoder(20)); // evicts b:1
     let stats = s.stats();
-    assert_eq!((stats.evicted, stats.held, stats.memory), (2, 3, 190));
+    assert_eq!(
+        (stats.evicted, stats.held, stats.memory),
+        (2, 3, 2 * 65 + 3 * held)
+    );
     assert_eq!(
         offsets(&s.subscribe(b"a", pos(a, 1), BIG, 0).replay),
         [2, 3]
@@ -258,14 +263,19 @@ fn memory_evicts_the_oldest_publication_server_wide() {
 
 #[test]
 fn a_publication_too_large_to_hold_alone_leaves_other_streams_histories() {
-    // Room for two streams and 40 bytes of publications.
-    let mut s = streams(8, 100, 2 * 65 + 40);
+    // Room for two streams and two publications of 40 bytes in all (each
+    // with its ENTRY_OVERHEAD): 40 + 2 × ENTRY_OVERHEAD for publications.
+    let mut s = streams(8, 100, 2 * 65 + 40 + 2 * ENTRY_OVERHEAD);
     let a = s.publish(b"a", 0, encoder(20)).epoch;
     let b = s.publish(b"b", 0, encoder(16)).epoch;
-    let big = s.publish(b"b", 0, encoder(41));
+    // Alone it would need 137 + ENTRY_OVERHEAD, one byte more than there is.
+    let big = s.publish(b"b", 0, encoder(137));
     assert_eq!((big.epoch, big.offset), (b, 2));
     let stats = s.stats();
-    assert_eq!((stats.held, stats.evicted, stats.memory), (1, 2, 150));
+    assert_eq!(
+        (stats.held, stats.evicted, stats.memory),
+        (1, 2, 2 * 65 + 20 + ENTRY_OVERHEAD)
+    );
     assert_eq!(offsets(&s.subscribe(b"a", pos(a, 0), BIG, 0).replay), [1]);
     let r = s.subscribe(b"b", pos(b, 1), BIG, 0);
     assert_eq!(r.reason, RecoveryReason::TooFarBehind);
