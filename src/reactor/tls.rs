@@ -36,6 +36,11 @@ use crate::tls::{FailureKind, ServerSession, TlsFailure};
 /// connection copies into `unsent`.
 pub(super) const ENCRYPT_BATCH: usize = 64 * 1024;
 
+/// The most ciphertext a connection may leave unread that its own input
+/// provoked (handshake flights, alerts, key-update answers): far above any
+/// handshake flight, so only a peer that keeps asking without reading hits it.
+const MAX_PROVOKED_UNSENT: usize = 256 * 1024;
+
 /// The TLS side of a connection accepted on a TLS listener.
 pub(super) struct TlsConn {
     pub(super) session: ServerSession,
@@ -76,6 +81,11 @@ impl TlsConn {
     /// Whether ciphertext is waiting for the socket (WRITABLE interest).
     pub(super) fn wants_write(&self) -> bool {
         self.unsent.is_some()
+    }
+
+    /// Ciphertext not yet taken by the socket.
+    fn unsent_len(&self) -> usize {
+        self.unsent.as_ref().map_or(0, |u| u.bytes.len() - u.sent)
     }
 
     fn queue(&mut self, bytes: &[u8]) {
@@ -119,6 +129,12 @@ impl<A: App> Reactor<A> {
             .session
             .read_tls(ciphertext, &mut scratch.plain, &mut scratch.cipher);
         tls.queue(&scratch.cipher);
+        if tls.unsent_len() > MAX_PROVOKED_UNSENT {
+            log::debug!("{id} TLS answers pile up unread: closing");
+            e.conn.handle_reset();
+            self.core.tls_scratch = scratch;
+            return;
+        }
         let mut peer_closed = false;
         match result {
             Ok(outcome) => {

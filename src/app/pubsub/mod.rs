@@ -85,51 +85,61 @@ impl App for Pubsub {
     fn write_metrics(&self, out: &mut Exposition) {
         let s = &self.state;
         let stats = s.stats();
-        out.gauge(
-            "tether_sessions",
-            "Sessions held (attached or detached).",
-            s.session_count() as u64,
-        );
-        out.gauge(
-            "tether_sessions_detached",
-            "Sessions waiting for a resume.",
-            s.detached_count() as u64,
-        );
-        out.counter(
-            "tether_sessions_resumed_total",
-            "Sessions re-attached by HELLO RESUME.",
-            stats.resumed,
-        );
-        out.counter(
-            "tether_sessions_expired_total",
-            "Detached sessions dropped after the TTL.",
-            stats.expired,
-        );
-        out.gauge(
-            "tether_channels",
-            "Channels with at least one subscriber.",
-            s.channel_count() as u64,
-        );
-        out.gauge(
-            "tether_subscriptions",
-            "Subscriptions over all sessions.",
-            s.subscription_count() as u64,
-        );
-        out.counter(
-            "tether_publishes_total",
-            "Publish ops handled.",
-            stats.publishes,
-        );
-        out.counter(
-            "tether_deliveries_total",
-            "Deliveries sent or queued, one per subscriber.",
-            stats.deliveries,
-        );
-        out.counter(
-            "tether_deliveries_dropped_total",
-            "Queued deliveries dropped from full session queues.",
-            stats.dropped,
-        );
+        let gauges = [
+            (
+                "tether_sessions",
+                "Sessions held (attached or detached).",
+                s.session_count(),
+            ),
+            (
+                "tether_sessions_detached",
+                "Sessions waiting for a resume.",
+                s.detached_count(),
+            ),
+            (
+                "tether_channels",
+                "Channels with at least one subscriber.",
+                s.channel_count(),
+            ),
+            (
+                "tether_subscriptions",
+                "Subscriptions over all sessions.",
+                s.subscription_count(),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            out.gauge(name, help, value as u64);
+        }
+        let counters = [
+            (
+                "tether_sessions_resumed_total",
+                "Sessions re-attached by HELLO RESUME.",
+                stats.resumed,
+            ),
+            (
+                "tether_sessions_expired_total",
+                "Detached sessions dropped after the TTL.",
+                stats.expired,
+            ),
+            (
+                "tether_publishes_total",
+                "Publish ops handled.",
+                stats.publishes,
+            ),
+            (
+                "tether_deliveries_total",
+                "Deliveries sent or queued, one per subscriber.",
+                stats.deliveries,
+            ),
+            (
+                "tether_deliveries_dropped_total",
+                "Queued deliveries dropped from full session queues.",
+                stats.dropped,
+            ),
+        ];
+        for (name, help, value) in counters {
+            out.counter(name, help, value);
+        }
     }
 }
 
