@@ -13,6 +13,7 @@ fn open_machine(now: Instant, max_frame: u16) -> ClientMachine {
     m.handle_connected(now);
     while m.poll_transmit().is_some() {}
     let welcome = Welcome {
+        version: tether::protocol::PROTOCOL_V1,
         resumed: false,
         lost: false,
         heartbeat_ms: 30_000,

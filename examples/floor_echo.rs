@@ -59,6 +59,7 @@ fn main() -> io::Result<()> {
         }
     }
     let welcome = Welcome {
+        version: tether::protocol::PROTOCOL_V1,
         resumed: false,
         lost: false,
         heartbeat_ms: 600_000,

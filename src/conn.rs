@@ -56,6 +56,8 @@ pub struct Conn {
     session: SessionId,
     /// Negotiated heartbeat, ms (0 until the handshake).
     heartbeat_ms: u32,
+    /// The protocol version the HELLO asked for (0 until then), echoed in WELCOME.
+    version: u8,
     /// Idle timeout in ticks (0 until the handshake).
     idle_ticks: u32,
     /// We have shut our write side down.
@@ -85,6 +87,7 @@ impl Conn {
             phase_deadline: limits.handshake.deadline_from(now),
             session: SessionId::default(),
             heartbeat_ms: 0,
+            version: 0,
             idle_ticks: 0,
             write_shut: false,
             peer_eof: false,
@@ -120,6 +123,12 @@ impl Conn {
     /// The session given in WELCOME, once the connection is open.
     pub fn session(&self) -> Option<SessionId> {
         (self.heartbeat_ms != 0 && self.state != State::Handshake).then_some(self.session)
+    }
+
+    /// The protocol version of the HELLO (0 before one was accepted): a
+    /// connection speaks one version for its whole life (§7.1).
+    pub fn version(&self) -> u8 {
+        self.version
     }
 
     /// The negotiated heartbeat in ms (0 before the handshake).
@@ -336,6 +345,7 @@ impl Conn {
             return Ok(None);
         }
         self.heartbeat_ms = limits.negotiate_heartbeat(hello.heartbeat_ms);
+        self.version = hello.version;
         let idle = limits.idle_timeout(self.heartbeat_ms).ticks();
         self.idle_ticks = u32::try_from(idle).unwrap_or(u32::MAX);
         self.last_rx = now;
@@ -356,6 +366,7 @@ impl Conn {
             return false;
         }
         let welcome = Welcome {
+            version: self.version,
             resumed,
             lost,
             heartbeat_ms: self.heartbeat_ms,

@@ -140,6 +140,7 @@ fn emfile_pauses_accepting_without_spinning_and_recovers() {
     );
     let capped = server.stderr_lines_with("--max-connections 100000 is above");
     let hello = Hello {
+        version: tether::protocol::PROTOCOL_V1,
         heartbeat_ms: 0,
         token: Bytes::new(),
         resume: None,

@@ -97,6 +97,7 @@ fn hello_split_into_single_bytes_is_reassembled() {
     let server = Server::start(&[]);
     let mut c = server.connect();
     let hello = tether::protocol::Hello {
+        version: tether::protocol::PROTOCOL_V1,
         heartbeat_ms: 5000,
         token: bytes::Bytes::new(),
         resume: None,

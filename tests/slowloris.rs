@@ -224,6 +224,7 @@ fn slowloris_is_closed_while_a_normal_client_is_served() {
     // A DATA frame that would be complete only after ~108 s at 1 byte/s.
     let data_script = encode_frame(FrameType::Data, false, &[b'x'; 100]).to_vec();
     let hello_script = Hello {
+        version: tether::protocol::PROTOCOL_V1,
         heartbeat_ms: 10_000,
         token: Bytes::new(),
         resume: None,

@@ -24,6 +24,7 @@ mod tests {
         let conn = ConnId::from_u64(5);
         let mut out = Outbox::new(8);
         let hello = Hello {
+            version: crate::protocol::PROTOCOL_V1,
             heartbeat_ms: 0,
             token: Bytes::new(),
             resume: None,

@@ -222,6 +222,7 @@ impl ClientMachine {
         self.decoder.clear();
         self.reset_message();
         let hello = Hello {
+            version: crate::protocol::PROTOCOL_V1,
             heartbeat_ms: self.config.heartbeat_ms,
             token: self.config.token.clone(),
             resume: self.session,

@@ -99,6 +99,7 @@ impl Harness {
 
 fn hello(heartbeat_ms: u32) -> Bytes {
     Hello {
+        version: crate::protocol::PROTOCOL_V1,
         heartbeat_ms,
         token: Bytes::new(),
         resume: None,
@@ -236,6 +237,7 @@ fn wrong_token_is_unauthorized_and_right_token_opens() {
     assert_eq!(h.goaway_code(), Some(GoawayCode::Unauthorized));
     let mut h = Harness::with(config);
     let with_token = Hello {
+        version: crate::protocol::PROTOCOL_V1,
         heartbeat_ms: 0,
         token: Bytes::from_static(b"sesame"),
         resume: None,

@@ -441,6 +441,7 @@ mod bridge {
         let mut out = Outbox::new(1024);
         let conn = ConnId::from_u64(5);
         let hello = Hello {
+            version: crate::protocol::PROTOCOL_V1,
             heartbeat_ms: 0,
             token: Bytes::new(),
             resume: None,

@@ -375,6 +375,7 @@ pub fn conn_machine(data: &[u8]) {
     };
     if flags & conn_flags::PREFIX_HELLO != 0 {
         let hello = Hello {
+            version: crate::protocol::PROTOCOL_V1,
             heartbeat_ms: 1_000,
             token: Bytes::from_static(CONN_TOKEN),
             resume: None,
@@ -425,6 +426,7 @@ pub fn conn_machine(data: &[u8]) {
             Cmd::Hello => {
                 let flags = input.byte();
                 let hello = Hello {
+                    version: crate::protocol::PROTOCOL_V1,
                     heartbeat_ms: u32::from(input.byte()) * 40,
                     token: if flags & 1 != 0 {
                         Bytes::from_static(CONN_TOKEN)

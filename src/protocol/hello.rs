@@ -6,8 +6,15 @@ use std::fmt;
 use super::frame::{encode_frame, FrameType};
 use super::ProtocolError;
 
-/// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// Protocol version 1 (docs/protocol.md §1–§6): what every v1 client speaks.
+pub const PROTOCOL_V1: u8 = 1;
+/// Protocol version 2 (docs/protocol.md §7): channel streams and acknowledged requests.
+pub const PROTOCOL_V2: u8 = 2;
+
+/// Whether this crate speaks `version` (§7.1: 1 and 2).
+pub fn is_supported_version(version: u8) -> bool {
+    version == PROTOCOL_V1 || version == PROTOCOL_V2
+}
 /// HELLO flag: a session id to resume follows the token.
 pub const HELLO_RESUME: u8 = 0x01;
 /// WELCOME flag: the earlier session was found and re-attached.
@@ -41,6 +48,9 @@ impl fmt::Display for SessionId {
 /// The client's opening frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hello {
+    /// The protocol version asked for: [`PROTOCOL_V1`] or [`PROTOCOL_V2`]; it
+    /// is the connection's for its whole life (§7.1).
+    pub version: u8,
     /// The longest silence the client promises; 0 lets the server choose.
     pub heartbeat_ms: u32,
     /// Shared-secret auth token (0..=255 bytes; empty when none).
@@ -55,7 +65,7 @@ impl Hello {
     pub fn decode(payload: &Bytes) -> Result<Hello, ProtocolError> {
         let bad = ProtocolError::BadLayout(FrameType::Hello);
         let version = *payload.first().ok_or(bad.clone())?;
-        if version != PROTOCOL_VERSION {
+        if !is_supported_version(version) {
             return Err(ProtocolError::UnsupportedVersion(version));
         }
         if payload.len() < HELLO_FIXED_LEN {
@@ -80,6 +90,7 @@ impl Hello {
             None
         };
         Ok(Hello {
+            version,
             heartbeat_ms,
             token: payload.slice(HELLO_FIXED_LEN..token_end),
             resume,
@@ -90,7 +101,7 @@ impl Hello {
     pub fn encode_frame(&self) -> Bytes {
         let token = &self.token[..self.token.len().min(255)];
         let mut p = BytesMut::with_capacity(HELLO_FIXED_LEN + token.len() + 16);
-        p.put_u8(PROTOCOL_VERSION);
+        p.put_u8(self.version);
         p.put_u8(if self.resume.is_some() {
             HELLO_RESUME
         } else {
@@ -109,6 +120,8 @@ impl Hello {
 /// The server's answer to HELLO: the negotiated limits and the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Welcome {
+    /// The connection's protocol version, the HELLO's (§7.1).
+    pub version: u8,
     /// The earlier session was found and re-attached.
     pub resumed: bool,
     /// Messages for the session were dropped while it was detached.
@@ -130,7 +143,7 @@ impl Welcome {
     pub fn decode(payload: &[u8]) -> Result<Welcome, ProtocolError> {
         let bad = ProtocolError::BadLayout(FrameType::Welcome);
         let version = *payload.first().ok_or(bad.clone())?;
-        if version != PROTOCOL_VERSION {
+        if !is_supported_version(version) {
             return Err(ProtocolError::UnsupportedVersion(version));
         }
         if payload.len() != WELCOME_LEN {
@@ -143,6 +156,7 @@ impl Welcome {
         let mut session = [0u8; 16];
         session.copy_from_slice(&payload[16..32]);
         Ok(Welcome {
+            version,
             resumed: flags & WELCOME_RESUMED != 0,
             lost: flags & WELCOME_LOST != 0,
             heartbeat_ms: u32_at(2),
@@ -156,7 +170,7 @@ impl Welcome {
     /// Encodes this WELCOME as a whole frame.
     pub fn encode_frame(&self) -> Bytes {
         let mut p = BytesMut::with_capacity(WELCOME_LEN);
-        p.put_u8(PROTOCOL_VERSION);
+        p.put_u8(self.version);
         let mut flags = 0;
         if self.resumed {
             flags |= WELCOME_RESUMED;
@@ -189,6 +203,7 @@ mod tests {
     #[test]
     fn hello_matches_the_test_vector() {
         let hello = Hello {
+            version: crate::protocol::PROTOCOL_V1,
             heartbeat_ms: 10_000,
             token: Bytes::new(),
             resume: None,
@@ -207,6 +222,7 @@ mod tests {
     #[test]
     fn hello_with_token_and_resume_round_trips() {
         let hello = Hello {
+            version: crate::protocol::PROTOCOL_V1,
             heartbeat_ms: 5,
             token: Bytes::from_static(b"secret"),
             resume: Some(SessionId([7; 16])),
@@ -240,14 +256,19 @@ mod tests {
             bad
         );
         assert_eq!(
-            Hello::decode(&Bytes::from_static(&[2, 0, 0])),
-            Err(ProtocolError::UnsupportedVersion(2))
+            Hello::decode(&Bytes::from_static(&[3, 0, 0])),
+            Err(ProtocolError::UnsupportedVersion(3))
+        );
+        assert_eq!(
+            Hello::decode(&Bytes::from_static(&[0])),
+            Err(ProtocolError::UnsupportedVersion(0))
         );
     }
 
     #[test]
     fn welcome_round_trips() {
         let w = Welcome {
+            version: crate::protocol::PROTOCOL_V1,
             resumed: true,
             lost: true,
             heartbeat_ms: 30_000,

@@ -14,7 +14,7 @@ pub use frame::{
     FrameDecoder, FrameRef, FrameType, Status, HEADER_LEN, MAGIC, MAX_PING_PAYLOAD,
 };
 pub use goaway::{encode_goaway, Goaway, GoawayCode, MAX_REASON_LEN};
-pub use hello::{Hello, SessionId, Welcome, PROTOCOL_VERSION};
+pub use hello::{is_supported_version, Hello, SessionId, Welcome, PROTOCOL_V1, PROTOCOL_V2};
 
 use std::fmt;
 
@@ -41,7 +41,7 @@ pub enum ProtocolError {
     PingTooLong(usize),
     /// A fixed-layout payload (HELLO, WELCOME, GOAWAY) with missing or trailing bytes.
     BadLayout(FrameType),
-    /// A HELLO with a version other than [`PROTOCOL_VERSION`].
+    /// A HELLO or WELCOME with a version this crate does not speak (§7.1).
     UnsupportedVersion(u8),
     /// A frame that is legal on the wire but not in this state (e.g. DATA before HELLO).
     Unexpected(FrameType),

@@ -145,6 +145,7 @@ impl<S: Read + Write> Client<S> {
     /// Sends a HELLO carrying `token`.
     pub fn send_hello_token(&mut self, heartbeat_ms: u32, token: &[u8]) {
         let hello = Hello {
+            version: tether::protocol::PROTOCOL_V1,
             heartbeat_ms,
             token: Bytes::copy_from_slice(token),
             resume: None,
@@ -155,6 +156,7 @@ impl<S: Read + Write> Client<S> {
     /// HELLO RESUME `session`, then the WELCOME.
     pub fn resume(&mut self, session: SessionId) -> Welcome {
         let hello = Hello {
+            version: tether::protocol::PROTOCOL_V1,
             heartbeat_ms: 0,
             token: Bytes::new(),
             resume: Some(session),

@@ -72,6 +72,7 @@ pub(crate) fn hello_seeds() -> Vec<(String, Vec<u8>)> {
         (
             "hello-token-resume",
             hello(&Hello {
+                version: tether::protocol::PROTOCOL_V1,
                 heartbeat_ms: 5,
                 token: "secret".into(),
                 resume: Some(SessionId([7; 16])),
@@ -80,6 +81,7 @@ pub(crate) fn hello_seeds() -> Vec<(String, Vec<u8>)> {
         (
             "hello-token-255",
             hello(&Hello {
+                version: tether::protocol::PROTOCOL_V1,
                 heartbeat_ms: u32::MAX,
                 token: vec![b't'; 255].into(),
                 resume: None,

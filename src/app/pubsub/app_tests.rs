@@ -30,6 +30,7 @@ impl Rig {
     /// A HELLO from `conn` (resuming `resume`); returns the actions.
     fn hello(&mut self, conn: ConnId, resume: Option<SessionId>, fresh: u8) -> Vec<Action> {
         let hello = Hello {
+            version: crate::protocol::PROTOCOL_V1,
             heartbeat_ms: 0,
             token: Bytes::new(),
             resume,

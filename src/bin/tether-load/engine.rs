@@ -125,6 +125,7 @@ impl Engine {
     /// A generator for `args`, over TLS with `tls`, not yet started.
     pub fn new(args: Args, tls: Option<ClientTls>, progress: bool) -> io::Result<Engine> {
         let hello = Hello {
+            version: tether::protocol::PROTOCOL_V1,
             heartbeat_ms: args.heartbeat_ms,
             token: bytes::Bytes::from(args.token.clone()),
             resume: None,

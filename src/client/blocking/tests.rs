@@ -219,6 +219,7 @@ fn close_politely(tls: &mut StreamOwned<ServerConnection, TcpStream>) {
 
 fn welcome() -> Bytes {
     Welcome {
+        version: crate::protocol::PROTOCOL_V1,
         resumed: false,
         lost: false,
         heartbeat_ms: 30_000,

@@ -52,6 +52,7 @@ pub(super) fn frames_of(mut buf: &[u8]) -> Vec<Frame> {
 
 pub(super) fn welcome(heartbeat_ms: u32, max_frame: u16, max_message: u32, resumed: bool) -> Bytes {
     Welcome {
+        version: crate::protocol::PROTOCOL_V1,
         resumed,
         lost: false,
         heartbeat_ms,

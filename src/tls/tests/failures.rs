@@ -24,6 +24,7 @@ fn fresh_session_verdict(pki: &Pki, bytes: &[u8]) -> Option<FailureKind> {
 fn plaintext_tether_is_not_tls_and_says_so() {
     let pki = Pki::new(KeyKind::EcdsaP256);
     let hello = Hello {
+        version: crate::protocol::PROTOCOL_V1,
         heartbeat_ms: 0,
         token: bytes::Bytes::new(),
         resume: None,
