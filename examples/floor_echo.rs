@@ -13,22 +13,23 @@
 //! ```
 //! Prints `listening on IP:PORT` like the server; stops on SIGTERM/SIGINT.
 
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
 
-use tether::protocol::{encode_frame, FrameType, SessionId, Welcome, HEADER_LEN};
+use tether::protocol::{encode_frame, FrameType, HEADER_LEN};
 
-const LISTENER: Token = Token(usize::MAX);
+mod floor;
+use floor::{HelloSkip, LISTENER, SIGNALS};
+
 /// PONG frames per write: enough to batch a burst of pings in one syscall.
 const PONG_BATCH: usize = 64;
 
 /// Where a connection is in the HELLO it must read first.
 enum Stage {
-    /// `seen` bytes of the HELLO frame read; `len` its payload length once known.
-    Hello { seen: usize, len: usize },
+    /// The HELLO is still arriving.
+    Hello(HelloSkip),
     /// Handshake done; `carry` bytes of an 8-byte chunk already read.
     Pings { carry: usize },
 }
@@ -44,31 +45,9 @@ struct Conn {
 }
 
 fn main() -> io::Result<()> {
-    let mut listen: SocketAddr = "127.0.0.1:7601".parse().unwrap();
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--listen" => {
-                listen = args
-                    .next()
-                    .expect("--listen ADDR")
-                    .parse()
-                    .expect("IP:PORT")
-            }
-            other => panic!("unknown argument {other:?} (only --listen ADDR)"),
-        }
-    }
-    let welcome = Welcome {
-        version: tether::protocol::PROTOCOL_V1,
-        resumed: false,
-        lost: false,
-        heartbeat_ms: 600_000,
-        idle_timeout_ms: 1_800_000,
-        max_frame: u16::MAX,
-        max_message: 1 << 20,
-        session: SessionId([0x5a; 16]),
-    }
-    .encode_frame();
+    let mut poll = Poll::new()?;
+    let listening = floor::listen(&poll)?;
+    let welcome = floor::welcome_frame();
     let pong = encode_frame(FrameType::Pong, false, &[]);
     let pongs: Vec<u8> = pong
         .iter()
@@ -76,20 +55,6 @@ fn main() -> io::Result<()> {
         .cycle()
         .take(PONG_BATCH * HEADER_LEN)
         .collect();
-
-    let mut poll = Poll::new()?;
-    let mut listener = TcpListener::bind(listen)?;
-    poll.registry()
-        .register(&mut listener, LISTENER, Interest::READABLE)?;
-    let mut signals = signal_hook_mio::v1_0::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-    ])?;
-    const SIGNALS: Token = Token(usize::MAX - 1);
-    poll.registry()
-        .register(&mut signals, SIGNALS, Interest::READABLE)?;
-    println!("listening on {}", listener.local_addr()?);
-    io::stdout().flush()?;
 
     let mut conns: Slab<Conn> = Slab::new();
     let mut events = Events::with_capacity(1024);
@@ -103,29 +68,23 @@ fn main() -> io::Result<()> {
         for event in events.iter() {
             match event.token() {
                 SIGNALS => return Ok(()),
-                LISTENER => loop {
-                    match listener.accept() {
-                        Ok((mut stream, _)) => {
-                            let _ = stream.set_nodelay(true);
-                            let entry = conns.vacant_entry();
-                            poll.registry().register(
-                                &mut stream,
-                                Token(entry.key()),
-                                Interest::READABLE,
-                            )?;
-                            entry.insert(Conn {
-                                stream,
-                                stage: Stage::Hello { seen: 0, len: 0 },
-                                welcome_left: 0,
-                                pong_bytes: 0,
-                                write_interest: false,
-                            });
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        // WouldBlock, or out of descriptors: wait for the next event.
-                        Err(_) => break,
+                LISTENER => {
+                    while let Some(mut stream) = floor::accept(&listening.listener) {
+                        let entry = conns.vacant_entry();
+                        poll.registry().register(
+                            &mut stream,
+                            Token(entry.key()),
+                            Interest::READABLE,
+                        )?;
+                        entry.insert(Conn {
+                            stream,
+                            stage: Stage::Hello(HelloSkip::default()),
+                            welcome_left: 0,
+                            pong_bytes: 0,
+                            write_interest: false,
+                        });
                     }
-                },
+                }
                 Token(key) => {
                     let Some(conn) = conns.get_mut(key) else {
                         continue;
@@ -162,20 +121,14 @@ fn serve(conn: &mut Conn, buf: &mut [u8], welcome: &[u8], pongs: &[u8], read_clo
             Err(_) => return false,
         };
         let mut data = &buf[..n];
-        while let Stage::Hello { seen, len } = &mut conn.stage {
-            let Some((&byte, rest)) = data.split_first() else {
-                break;
-            };
-            data = rest;
-            match *seen {
-                2 => *len = usize::from(byte) << 8,
-                3 => *len |= usize::from(byte),
-                _ => {}
-            }
-            *seen += 1;
-            if *seen >= HEADER_LEN && *seen == HEADER_LEN + *len {
-                conn.welcome_left = welcome.len();
-                conn.stage = Stage::Pings { carry: 0 };
+        if let Stage::Hello(hello) = &mut conn.stage {
+            match hello.skip(data) {
+                Some(rest) => {
+                    data = rest;
+                    conn.welcome_left = welcome.len();
+                    conn.stage = Stage::Pings { carry: 0 };
+                }
+                None => data = &[],
             }
         }
         if let Stage::Pings { carry } = &mut conn.stage {

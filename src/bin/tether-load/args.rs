@@ -39,6 +39,12 @@ flags:
   --heartbeat-ms H            heartbeat asked for in HELLO and kept (10000; 0 = server's choice)
   --rate R                    churn: connections per second; fanout: publishes per second (100)
   --channel NAME              fanout channel (load)
+  --protocol V                HELLO version, 1 or 2; fanout with 2 speaks v2 pub/sub:
+                              SUBSCRIBE (publishing waits for every reply), PUBLISH
+                              with request id 0 (no acks), PUBLICATION (1)
+  --verbatim-deliveries       fanout, protocol 1: a DATA message that is the publisher's
+                              own `P`, forwarded unchanged, counts as a delivery (a floor
+                              server: examples/floor_fanout.rs)
   --sources A-B|A,B,..        bind each socket to one of these local IPv4 addresses, round-robin
   --connect-concurrency K     most connects/handshakes in flight (256)
   --token T                   auth token sent in HELLO
@@ -129,6 +135,10 @@ pub struct Args {
     pub rate: f64,
     /// Fanout channel name.
     pub channel: String,
+    /// The HELLO's protocol version (1 or 2); 2 makes fanout speak v2 pub/sub.
+    pub protocol: u8,
+    /// Fanout: take the publisher's own `P`, forwarded unchanged, as a delivery.
+    pub verbatim_deliveries: bool,
     /// Local addresses to bind, round-robin; empty = let the kernel choose.
     pub sources: Vec<IpAddr>,
     /// Most connects and handshakes in flight.
@@ -159,6 +169,8 @@ impl Default for Args {
             heartbeat_ms: 10_000,
             rate: 100.0,
             channel: "load".to_string(),
+            protocol: tether::protocol::PROTOCOL_V1,
+            verbatim_deliveries: false,
             sources: Vec::new(),
             connect_concurrency: 256,
             token: Vec::new(),
@@ -253,6 +265,12 @@ where
             "--heartbeat-ms" => a.heartbeat_ms = p.parsed(NUMBER)?,
             "--rate" => a.rate = p.parsed(NUMBER)?,
             "--channel" => a.channel = p.value()?,
+            "--protocol" => {
+                // Past u8 is simply not 1 or 2: `validate` names the choices.
+                let v: u32 = p.parsed(NUMBER)?;
+                a.protocol = u8::try_from(v).unwrap_or(0);
+            }
+            "--verbatim-deliveries" => a.verbatim_deliveries = true,
             "--sources" => a.sources = parse_sources(&p.value()?)?,
             "--connect-concurrency" => a.connect_concurrency = p.parsed(NUMBER)?,
             "--token" => a.token = p.value()?.into_bytes(),
@@ -291,6 +309,14 @@ fn validate(a: &Args) -> Result<(), CliError> {
     }
     if a.channel.is_empty() || a.channel.len() > 255 {
         return err("--channel: expected 1..=255 bytes");
+    }
+    if !tether::protocol::is_supported_version(a.protocol) {
+        return err("--protocol: expected 1 or 2");
+    }
+    if a.verbatim_deliveries
+        && (a.mode != Mode::Fanout || a.protocol != tether::protocol::PROTOCOL_V1)
+    {
+        return err("--verbatim-deliveries: only in fanout with --protocol 1");
     }
     if a.connect_concurrency == 0 {
         return err("--connect-concurrency: must be at least 1");
@@ -338,7 +364,7 @@ mod tests {
     fn every_flag_is_read() {
         let a = run(
             "echo --addr 127.0.0.1:9 --connections 5 --duration 2.5 --warmup 1 \
-             --depth 3 --payload 0 --size 100 --heartbeat-ms 500 --rate 7 --channel c \
+             --depth 3 --payload 0 --size 100 --heartbeat-ms 500 --rate 7 --channel c --protocol 2 \
              --sources 127.0.0.2-127.0.0.4 --connect-concurrency 9 --token tk \
              --server-pid 42 --max-error-pct 0.5 --json --tls --tls-ca ca.pem \
              --tls-server-name localhost --tls-cert c.pem --tls-key c.key",
@@ -354,6 +380,10 @@ mod tests {
         assert_eq!(a.heartbeat_ms, 500);
         assert_eq!(a.rate, 7.0);
         assert_eq!(a.channel, "c");
+        assert_eq!(a.protocol, 2);
+        assert!(!a.verbatim_deliveries);
+        assert!(run("fanout --verbatim-deliveries").verbatim_deliveries);
+        assert_eq!(run("fanout --protocol 1").protocol, 1);
         assert_eq!(a.sources.len(), 3);
         assert_eq!(a.connect_concurrency, 9);
         assert_eq!(a.token, b"tk");
@@ -379,6 +409,8 @@ mod tests {
             "--tls-cert FILE",
             "--tls-key FILE",
             "--connect-concurrency",
+            "--protocol V",
+            "--verbatim-deliveries",
             "Every run is bounded",
         ] {
             assert!(text.contains(flag), "{flag} missing from the help");
@@ -463,6 +495,18 @@ mod tests {
             ("--duration 0", "--duration: must be above 0"),
             ("--payload 65", "--payload: a PING carries at most 64 bytes"),
             ("--channel=", "--channel: expected 1..=255 bytes"),
+            ("--protocol 3", "--protocol: expected 1 or 2"),
+            ("--protocol 0", "--protocol: expected 1 or 2"),
+            ("--protocol 258", "--protocol: expected 1 or 2"),
+            ("--protocol v2", "--protocol: expected a number, got \"v2\""),
+            (
+                "echo --verbatim-deliveries",
+                "--verbatim-deliveries: only in fanout with --protocol 1",
+            ),
+            (
+                "fanout --protocol 2 --verbatim-deliveries",
+                "--verbatim-deliveries: only in fanout with --protocol 1",
+            ),
             (
                 "--max-error-pct -1",
                 "--max-error-pct: expected a non-negative number",

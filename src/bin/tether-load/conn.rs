@@ -88,6 +88,8 @@ pub struct Conn {
     pub sent: u64,
     /// Replies received.
     pub received: u64,
+    /// Fanout, v2: the SUBSCRIBE was answered OK.
+    pub subscribed: bool,
     /// Bytes so far of a DATA message arriving in fragments.
     pub msg_bytes: u32,
     /// Send timestamp carried by the first fragment of that message.
@@ -114,6 +116,7 @@ impl Conn {
             heartbeat_ns: 0,
             sent: 0,
             received: 0,
+            subscribed: false,
             msg_bytes: 0,
             msg_ts_ns: 0,
         }

@@ -125,7 +125,7 @@ impl Engine {
     /// A generator for `args`, over TLS with `tls`, not yet started.
     pub fn new(args: Args, tls: Option<ClientTls>, progress: bool) -> io::Result<Engine> {
         let hello = Hello {
-            version: tether::protocol::PROTOCOL_V1,
+            version: args.protocol,
             heartbeat_ms: args.heartbeat_ms,
             token: bytes::Bytes::from(args.token.clone()),
             resume: None,
@@ -499,6 +499,15 @@ impl Engine {
             }
             (Phase::Handshaking, FrameType::Welcome) => {
                 match tether::protocol::Welcome::decode(payload) {
+                    Ok(w) if w.version != self.args.protocol => {
+                        let sent = self.args.protocol;
+                        let what = format!(
+                            "WELCOME for version {} to our version {sent} HELLO",
+                            w.version
+                        );
+                        self.protocol_error(key, what);
+                        false
+                    }
                     Ok(w) => {
                         let asked = self.args.heartbeat_ms;
                         let hb_ms = if asked == 0 {

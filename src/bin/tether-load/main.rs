@@ -11,6 +11,7 @@
 //! - `wire`: zero-copy framing over the shared buffers.
 //! - `engine`: the event loop, the run's stages, connects, reads, writes, closes.
 //! - `modes`: what pingpong, echo, idle, churn and fanout send and measure.
+//! - `fanout`: fan-out's messages in protocol 1 or 2.
 //! - `stats`: the latency histogram, counters, `/proc` samples.
 //! - `report`: the table and the JSON object.
 #![deny(unsafe_code)]
@@ -18,6 +19,7 @@
 mod args;
 mod conn;
 mod engine;
+mod fanout;
 mod modes;
 mod report;
 mod stats;

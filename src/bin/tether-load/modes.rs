@@ -11,21 +11,25 @@
 //! - **idle**: only heartbeats; each PING carries its send time.
 //! - **churn**: connect, handshake, GOAWAY NORMAL + FIN, read to EOF; timed
 //!   from connect to EOF.
-//! - **fanout**: subscribers send `S` channel; one publisher sends `P`
-//!   chan_len channel body at `rate`; each delivery `M` chan_len channel body
-//!   is timed against the send time in the body (docs/protocol.md §5).
+//! - **fanout**: subscribers subscribe; one publisher publishes at `rate`;
+//!   each delivery is timed against the send time in its body. Protocol 1
+//!   (`S`, `P`, `M`: docs/protocol.md §5) or 2 (SUBSCRIBE, PUBLISH without
+//!   ack, PUBLICATION: §7); the messages are `fanout.rs`'s.
 
 use tether::protocol::{FrameType, GoawayCode};
 
 use crate::args::{Args, Mode};
 use crate::conn::{Conn, Phase, Role};
 use crate::engine::{Engine, Stage};
+use crate::fanout::{FanoutWire, Incoming, Unexpected};
 use crate::stats::Stats;
 use crate::wire;
 
 /// Delay between the end of ramp-up and the first publish, so every
-/// subscriber's `S` has reached the server (the protocol has no subscribe ack).
+/// subscriber's `S` has reached the server (v1 has no subscribe ack).
 const FANOUT_SETTLE_NS: u64 = 200_000_000;
+/// Longest wait after ramp-up for every v2 SUBSCRIBE_REPLY before publishing anyway.
+const SUBSCRIBE_WAIT_NS: u64 = 5_000_000_000;
 /// Most publishes or churn connects started in one loop turn when behind.
 const MAX_BURST: u64 = 1_000;
 /// Publisher backlog above which publishing pauses: the server is not reading.
@@ -40,11 +44,15 @@ pub struct Workload {
     /// Pingpong send times, `depth` slots per slab key.
     send_ns: Vec<u64>,
     prefix: Vec<u8>,
-    /// `P`, chan_len, channel: the head of every publish.
-    publish_head: Vec<u8>,
+    /// Fanout's messages in the run's protocol.
+    wire: FanoutWire,
     /// The fanout publisher's slab key and generation.
     publisher: Option<(usize, u32)>,
+    /// When fanout began waiting for its subscriptions (the first tick after ramp-up).
+    settle_from_ns: Option<u64>,
     publish_start_ns: Option<u64>,
+    /// v2 subscribers whose SUBSCRIBE was answered OK.
+    pub subscribed: u64,
     /// Messages published.
     pub published: u64,
     /// Deliveries expected: each publish times the subscribers open then.
@@ -82,13 +90,15 @@ impl Workload {
             depth: args.depth,
             send_ns,
             prefix: Vec::with_capacity(300),
-            publish_head: [
-                &[b'P', args.channel.len() as u8][..],
+            wire: FanoutWire::new(
+                args.protocol,
+                args.verbatim_deliveries,
                 args.channel.as_bytes(),
-            ]
-            .concat(),
+            ),
             publisher: None,
+            settle_from_ns: None,
             publish_start_ns: None,
+            subscribed: 0,
             published: 0,
             expected: 0,
             delivered: 0,
@@ -142,8 +152,9 @@ impl Workload {
         }
     }
 
-    /// The server sent a GOAWAY we did not ask for. A PROTOCOL_ERROR before
-    /// any reply means the server runs another application than the mode needs.
+    /// The server sent a GOAWAY we did not ask for. UNSUPPORTED_VERSION
+    /// means it does not speak `--protocol`; a PROTOCOL_ERROR before any
+    /// reply, that it runs another application than the mode needs.
     pub fn on_goaway(
         &mut self,
         key: usize,
@@ -151,17 +162,27 @@ impl Workload {
         replies: u64,
         fatal: &mut Option<String>,
     ) {
+        if code == GoawayCode::UnsupportedVersion {
+            *fatal = Some(format!(
+                "the server answered our HELLO with GOAWAY UNSUPPORTED_VERSION (connection \
+                 {key}): it does not speak protocol {}",
+                self.wire.version()
+            ));
+            return;
+        }
         if code != GoawayCode::ProtocolError || replies > 0 {
             return;
         }
-        let app = match self.mode {
-            Mode::Fanout => "pubsub",
-            Mode::Echo => "echo",
+        let v2 = self.wire.acknowledges_subscribe();
+        let (app, v2_only, or_v1) = match self.mode {
+            Mode::Fanout if v2 => ("pubsub", " with protocol 2 pub/sub", " or use --protocol 1"),
+            Mode::Fanout => ("pubsub", "", ""),
+            Mode::Echo => ("echo", "", ""),
             Mode::PingPong | Mode::Idle | Mode::Churn => return,
         };
         *fatal = Some(format!(
             "the server answered our DATA with GOAWAY PROTOCOL_ERROR (connection {key}): \
-             it is not running the {app} app; start it with --app {app}"
+             it is not running the {app} app{v2_only}; start it with --app {app}{or_v1}"
         ));
     }
 }
@@ -185,13 +206,9 @@ impl Engine {
             Mode::Fanout => match self.conns[key].role {
                 Role::Publisher => self.work.publisher = Some((key, self.conns[key].generation)),
                 Role::Subscriber => {
-                    self.work.prefix.clear();
-                    self.work.prefix.push(b'S');
-                    self.work
-                        .prefix
-                        .extend_from_slice(self.args.channel.as_bytes());
-                    let n = self.work.prefix.len();
-                    wire::put_message(&mut self.wbuf, &self.work.prefix, n, self.peer_max_frame);
+                    let subscribe = self.work.wire.subscribe();
+                    let n = subscribe.len();
+                    wire::put_message(&mut self.wbuf, &subscribe, n, self.peer_max_frame);
                     self.conns[key].sent = 1;
                 }
                 Role::Worker => {}
@@ -343,23 +360,47 @@ impl Engine {
     fn on_delivery(&mut self, key: usize, more: bool, p: &[u8]) -> bool {
         let c = &mut self.conns[key];
         if c.msg_bytes == 0 {
-            let chan = self.args.channel.as_bytes();
-            let body_at = 2 + chan.len();
-            if p.first() == Some(&b'S') || p.first() == Some(&b'P') {
-                self.fatal = Some(
-                    "the server echoed a pub/sub op back: it runs the echo app, not pub/sub; \
-                     start it with --app pubsub"
-                        .to_string(),
-                );
-                return false;
-            }
-            let well_formed = p.first() == Some(&b'M')
-                && p.get(1) == Some(&(chan.len() as u8))
-                && p.get(2..body_at) == Some(chan);
-            match u64_at(p, body_at).filter(|_| well_formed && c.role == Role::Subscriber) {
-                Some(ts) => c.msg_ts_ns = ts,
-                None => {
-                    self.protocol_error(key, "malformed or unexpected delivery".to_string());
+            let incoming = if c.role == Role::Subscriber {
+                self.work.wire.incoming(p)
+            } else {
+                Err(Unexpected::Malformed(
+                    "a DATA message to the publisher".to_string(),
+                ))
+            };
+            match incoming {
+                Ok(Incoming::Delivery { .. })
+                    if !c.subscribed && self.work.wire.acknowledges_subscribe() =>
+                {
+                    let what = "a PUBLICATION before the SUBSCRIBE_REPLY".to_string();
+                    self.protocol_error(key, what);
+                    return false;
+                }
+                Ok(Incoming::Delivery { sent_ns }) => c.msg_ts_ns = sent_ns,
+                Ok(Incoming::Subscribed) if c.subscribed || more => {
+                    let what = if more { "with trailing bytes" } else { "twice" };
+                    self.protocol_error(key, format!("a SUBSCRIBE_REPLY {what}"));
+                    return false;
+                }
+                Ok(Incoming::Subscribed) => {
+                    c.subscribed = true;
+                    self.work.subscribed += 1;
+                    return true;
+                }
+                Err(Unexpected::Echoed) => {
+                    self.fatal = Some(
+                        "the server sent our own pub/sub request back: it runs the echo app \
+                         (start it with --app pubsub), or it is a floor forwarding publishes \
+                         (add --verbatim-deliveries)"
+                            .to_string(),
+                    );
+                    return false;
+                }
+                Err(Unexpected::Refused(status)) => {
+                    self.fatal = Some(format!("the server refused our SUBSCRIBE: {status}"));
+                    return false;
+                }
+                Err(Unexpected::Malformed(what)) => {
+                    self.protocol_error(key, format!("malformed or unexpected delivery: {what}"));
                     return false;
                 }
             }
@@ -415,16 +456,15 @@ impl Engine {
         if !alive {
             return;
         }
-        let start = *self
-            .work
-            .publish_start_ns
-            .get_or_insert(self.now_ns + FANOUT_SETTLE_NS);
-        if self.now_ns < start {
+        let Some(start) = self.publish_start().filter(|s| *s <= self.now_ns) else {
             return;
-        }
+        };
         let due = ((self.now_ns - start) as f64 * self.args.rate / 1e9) as u64 + 1;
-        let subscribers = self.open.saturating_sub(1) as u64;
-        let total = self.work.publish_head.len() + self.args.size;
+        let mut subscribers = self.open.saturating_sub(1) as u64;
+        if self.work.wire.acknowledges_subscribe() {
+            subscribers = subscribers.min(self.work.subscribed);
+        }
+        let total = self.work.wire.publish_len(self.args.size);
         let mut burst = 0;
         while self.work.published < due && burst < MAX_BURST {
             if self.conns[key].out.len() > MAX_PUBLISHER_BACKLOG {
@@ -435,10 +475,7 @@ impl Engine {
             }
             let seq = self.work.published;
             let p = &mut self.work.prefix;
-            p.clear();
-            p.extend_from_slice(&self.work.publish_head);
-            p.extend_from_slice(&self.now_ns.to_be_bytes());
-            p.extend_from_slice(&seq.to_be_bytes());
+            self.work.wire.publish_prefix(p, self.now_ns, seq);
             wire::put_message(&mut self.wbuf, p, total, self.peer_max_frame);
             self.work.published += 1;
             self.work.expected += subscribers;
@@ -450,9 +487,35 @@ impl Engine {
         self.flush(key);
     }
 
+    /// When publishing starts, once known: v1 a settle time after ramp-up
+    /// (no subscribe is acknowledged); v2 as soon as every open subscriber's
+    /// SUBSCRIBE is answered, or [`SUBSCRIBE_WAIT_NS`] after ramp-up.
+    fn publish_start(&mut self) -> Option<u64> {
+        if let Some(start) = self.work.publish_start_ns {
+            return Some(start);
+        }
+        let from = *self.work.settle_from_ns.get_or_insert(self.now_ns);
+        let start = if self.work.wire.acknowledges_subscribe() {
+            let subscribers = self.open.saturating_sub(1) as u64;
+            let all = self.work.subscribed >= subscribers;
+            (all || self.now_ns >= from + SUBSCRIBE_WAIT_NS).then_some(self.now_ns)
+        } else {
+            Some(from + FANOUT_SETTLE_NS)
+        };
+        self.work.publish_start_ns = start;
+        start
+    }
+
     /// Mode-specific counters for the report.
     pub fn extras(&self) -> Vec<(&'static str, u64)> {
         match self.args.mode {
+            Mode::Fanout if self.work.wire.acknowledges_subscribe() => vec![
+                ("subscribed", self.work.subscribed),
+                ("published", self.work.published),
+                ("deliveries_expected", self.work.expected),
+                ("delivered", self.work.delivered),
+                ("publishes_skipped", self.work.publisher_blocked),
+            ],
             Mode::Fanout => vec![
                 ("published", self.work.published),
                 ("deliveries_expected", self.work.expected),
