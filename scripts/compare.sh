@@ -27,41 +27,20 @@ source "$(dirname "$0")/lib/bench.sh"
 
 # start SERVER LOG: SERVER is tether or floor; sets SPID and SADDR.
 start() {
-    local log=$2
     case "$1" in
-    tether) "$BIN/tether" --listen 127.0.0.1:0 --app echo >"$log.out" 2>"$log.err" & ;;
-    floor) "$BIN/examples/floor_echo" --listen 127.0.0.1:0 >"$log.out" 2>"$log.err" & ;;
+    tether) start_listening tether "$2" "$BIN/tether" --listen 127.0.0.1:0 --app echo ;;
+    floor) start_listening floor "$2" "$BIN/examples/floor_echo" --listen 127.0.0.1:0 ;;
     esac
-    SPID=$!
-    SADDR=""
-    for _ in $(seq 100); do
-        SADDR=$(awk '/^listening on/ { print $3; exit }' "$log.out" 2>/dev/null)
-        [[ -n "$SADDR" ]] && return 0
-        running "$SPID" || break
-        sleep 0.05
-    done
-    echo "$1 did not start: $(head -c 300 "$log.err")" >&2
-    exit 1
 }
 
 # run SCENARIO SERVER ROUND LOAD ARGS...
 run() {
     local scenario=$1 server=$2 round=$3
     shift 3
-    local log=$WORK/$scenario.$server.$round load_rc=0
+    local log=$WORK/$scenario.$server.$round
     echo "== $scenario on $server (round $round): tether-load $*" >&2
     start "$server" "$log"
-    timeout 300 "$BIN/tether-load" "$@" --addr "$SADDR" --server-pid "$SPID" --json \
-        >"$log.json" 2>"$log.load.err" || load_rc=$?
-    stop_server
-    if [[ "$load_rc" != 0 ]]; then
-        echo "   tether-load exited $load_rc: $(tail -c 300 "$log.load.err")" >&2
-        FAILED=1
-    fi
-    if [[ "$server" == tether && "$SERVER_RC" != 0 ]]; then
-        echo "   tether exited $SERVER_RC after SIGTERM (expected 0)" >&2
-        FAILED=1
-    fi
+    load_and_stop "$log" "$([[ "$server" == tether ]] && echo 1 || echo 0)" "$@"
     printf '%s\t%s\t%s\t%s\n' "$scenario" "$server" "$round" "$log.json" >>"$RESULTS"
 }
 

@@ -1,5 +1,6 @@
-# Shared by scripts/loadtest.sh and scripts/compare.sh: the work directory,
-# cleanup, the release build, and starting/stopping a server process.
+# Shared by scripts/loadtest.sh, scripts/compare.sh and scripts/fanout.sh: the
+# work directory, cleanup, the release build, and starting/stopping a server
+# process with a tether-load run against it.
 # Source it after setting BENCH_NAME (used for the work directory) and
 # BENCH_KEEP_VAR (the variable that keeps the work directory when set to 1).
 
@@ -28,7 +29,8 @@ trap 'exit 130' INT TERM
 # The same targets in both scripts: an example pulls in dev-dependencies, whose
 # features would otherwise make the two scripts rebuild the library in turn.
 echo "building release binaries..." >&2
-(cd "$ROOT" && cargo build --release --quiet --bin tether --bin tether-load --example floor_echo)
+(cd "$ROOT" && cargo build --release --quiet --bin tether --bin tether-load --example floor_echo \
+    --example floor_fanout)
 
 # running PID: the process exists and is not a zombie waiting to be reaped.
 running() {
@@ -52,4 +54,43 @@ stop_server() {
         wait "$SPID" 2>/dev/null || SERVER_RC=$?
     fi
     SPID=""
+}
+
+# start_listening NAME LOG COMMAND...: starts a server (stdout to LOG.out,
+# stderr to LOG.err) and waits for its `listening on IP:PORT`; sets SPID and
+# SADDR. Exits the script when the server does not come up.
+start_listening() {
+    local name=$1 log=$2
+    shift 2
+    "$@" >"$log.out" 2>"$log.err" &
+    SPID=$!
+    SADDR=""
+    for _ in $(seq 100); do
+        SADDR=$(awk '/^listening on/ { print $3; exit }' "$log.out" 2>/dev/null)
+        [[ -n "$SADDR" ]] && return 0
+        running "$SPID" || break
+        sleep 0.05
+    done
+    echo "$name did not start: $(head -c 300 "$log.err")" >&2
+    exit 1
+}
+
+# load_and_stop LOG MUST_EXIT_0 ARGS...: tether-load ARGS against the server
+# start_listening started (its JSON report to LOG.json), then stops the
+# server. Sets FAILED when tether-load failed, or when MUST_EXIT_0 is 1 and
+# the server did not exit 0 after SIGTERM.
+load_and_stop() {
+    local log=$1 must_exit_0=$2 load_rc=0
+    shift 2
+    timeout 300 "$BIN/tether-load" "$@" --addr "$SADDR" --server-pid "$SPID" --json \
+        >"$log.json" 2>"$log.load.err" || load_rc=$?
+    stop_server
+    if [[ "$load_rc" != 0 ]]; then
+        echo "   tether-load exited $load_rc: $(tail -c 300 "$log.load.err")" >&2
+        FAILED=1
+    fi
+    if [[ "$must_exit_0" == 1 && "$SERVER_RC" != 0 ]]; then
+        echo "   the server exited $SERVER_RC after SIGTERM (expected 0)" >&2
+        FAILED=1
+    fi
 }
