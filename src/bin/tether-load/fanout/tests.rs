@@ -50,7 +50,7 @@ fn v1_subscribe_and_publish_are_the_library_ops() {
 
 #[test]
 fn v1_delivery_is_timed_from_its_body() {
-    let mut w = v1();
+    let w = v1();
     let m = ops::encode_delivery(b"load", &body(42, 64), 65535);
     // encode_delivery frames it; the message is after the 8-byte header.
     let got = w.incoming(&m[8..]);
@@ -59,7 +59,7 @@ fn v1_delivery_is_timed_from_its_body() {
 
 #[test]
 fn v1_refuses_what_is_not_a_delivery() {
-    let mut w = v1();
+    let w = v1();
     assert_eq!(w.incoming(b"Sload"), Err(Unexpected::Echoed));
     let publish = ops::publish(b"load", &body(1, 16));
     assert_eq!(w.incoming(&publish), Err(Unexpected::Echoed));
@@ -74,7 +74,7 @@ fn v1_refuses_what_is_not_a_delivery() {
 
 #[test]
 fn verbatim_takes_a_forwarded_publish_as_a_delivery() {
-    let mut w = FanoutWire::new(PROTOCOL_V1, true, b"load");
+    let w = FanoutWire::new(PROTOCOL_V1, true, b"load");
     let mut p = Vec::new();
     w.publish_prefix(&mut p, 77, 0);
     assert_eq!(w.incoming(&p), Ok(Incoming::Delivery { sent_ns: 77 }));
@@ -83,7 +83,7 @@ fn verbatim_takes_a_forwarded_publish_as_a_delivery() {
     assert_eq!(w.incoming(b"Sload"), Err(Unexpected::Echoed));
     malformed_with(w.incoming(b"P\x05load"), "not a delivery");
     // Only v1 publishes are forwarded verbatim by the floor.
-    let mut w2 = FanoutWire::new(PROTOCOL_V2, true, b"load");
+    let w2 = FanoutWire::new(PROTOCOL_V2, true, b"load");
     let mut p2 = Vec::new();
     w2.publish_prefix(&mut p2, 77, 0);
     assert_eq!(w2.incoming(&p2), Err(Unexpected::Echoed));
@@ -130,7 +130,7 @@ fn reply(request_id: u32, status: Status) -> Bytes {
 
 #[test]
 fn v2_reads_replies_and_publications() {
-    let mut w = v2();
+    let w = v2();
     assert_eq!(w.incoming(&reply(1, Status::Ok)), Ok(Incoming::Subscribed));
     assert_eq!(
         w.incoming(&reply(1, Status::NotAllowed)),
@@ -146,7 +146,7 @@ fn v2_reads_replies_and_publications() {
 
 #[test]
 fn v2_refuses_what_is_not_a_delivery_or_reply() {
-    let mut w = v2();
+    let w = v2();
     assert_eq!(w.incoming(&w.subscribe()), Err(Unexpected::Echoed));
     let publish = ops_v2::encode_publish(0, b"load", &body(1, 16));
     assert_eq!(w.incoming(&publish), Err(Unexpected::Echoed));
@@ -161,17 +161,25 @@ fn v2_refuses_what_is_not_a_delivery_or_reply() {
     malformed_with(w.incoming(&short), "shorter than");
 }
 
-#[test]
-fn v2_parsing_reuses_its_scratch() {
-    let mut w = v2();
-    let cap = w.scratch.capacity();
-    let p = ops_v2::encode_publication(3, 1, b"load", &body(1, 64));
-    for _ in 0..10_000 {
-        assert_eq!(w.incoming(&p), Ok(Incoming::Delivery { sent_ns: 1 }));
+proptest::proptest! {
+    /// The in-place PUBLICATION reader takes exactly what the library's
+    /// parser reads as a PUBLICATION, with the same channel and body.
+    #[test]
+    fn in_place_publications_are_the_library_ones(
+        op in proptest::sample::select(vec![ops_v2::OP_PUBLICATION, ops_v2::OP_PUBLISH_ACK, b'M', 0]),
+        rest in proptest::collection::vec(proptest::num::u8::ANY, 0..48),
+        chan_len in 0u8..40,
+    ) {
+        let mut m = vec![op];
+        m.extend_from_slice(&rest);
+        if m.len() > 17 {
+            m[17] = chan_len;
+        }
+        let library = match ops_v2::parse_server_msg(&Bytes::from(m.clone())) {
+            Ok(ops_v2::ServerMsg::Publication(p)) => Some((p.channel.to_vec(), p.body.to_vec())),
+            _ => None,
+        };
+        let in_place = publication_in_place(&m).map(|(c, b)| (c.to_vec(), b.to_vec()));
+        proptest::prop_assert_eq!(in_place, library);
     }
-    assert!(
-        w.scratch.capacity() <= cap,
-        "the scratch grew: {}",
-        w.scratch.capacity()
-    );
 }
