@@ -63,6 +63,12 @@ impl OutputQueue {
         }
         self.len += bytes.len();
         self.bufs.push_back(bytes);
+        self.start_soft_clock(now, soft_limit);
+    }
+
+    /// Starts the soft-limit clock at `now` if the queue is above `soft_limit`
+    /// (0 = off) and the clock is not running yet.
+    pub fn start_soft_clock(&mut self, now: Tick, soft_limit: usize) {
         if soft_limit > 0 && self.len > soft_limit && self.over_soft_since == NOT_OVER {
             self.over_soft_since = now;
         }

@@ -441,9 +441,12 @@ fn a_replay_raise_lifts_both_limits_until_the_output_drains() {
     // Still above max_output after a partial write: the raise stays.
     h.conn.handle_written(500, &h.limits);
     assert_eq!(h.conn.output_raise(), 9_000);
-    // At or below max_output: the raise is gone, the normal limits are back.
+    // At or below max_output: the raise is gone, the normal limits are back,
+    // and the soft limit's grace starts at the next check (7500 > 4000).
     h.conn.handle_written(1_000, &h.limits);
     assert_eq!(h.conn.output_raise(), 0);
+    assert!(!h.conn.enforce_output_limit(h.now, &h.limits));
+    assert_eq!(h.conn.deadline(&h.limits), h.now + 6, "grace of 5 ticks");
     h.conn.send_message(&[1; 2000], h.now, &h.limits);
     assert!(h.conn.enforce_output_limit(h.now, &h.limits));
     assert_eq!(
