@@ -222,7 +222,7 @@ impl ClientMachine {
         self.decoder.clear();
         self.reset_message();
         let hello = Hello {
-            version: crate::protocol::PROTOCOL_V1,
+            version: self.config.version,
             heartbeat_ms: self.config.heartbeat_ms,
             token: self.config.token.clone(),
             resume: self.session,
@@ -637,3 +637,5 @@ mod recv;
 mod nat;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod version_tests;

@@ -40,12 +40,19 @@ use bytes::Bytes;
 use std::fmt;
 use std::time::Duration;
 
-use crate::protocol::{Goaway, GoawayCode, ProtocolError, SessionId};
+#[cfg(doc)]
+use crate::protocol::PROTOCOL_V2;
+use crate::protocol::{Goaway, GoawayCode, ProtocolError, SessionId, PROTOCOL_V1};
 
 /// Everything the client can be told. Build it with `ClientConfig::default()`
 /// and change the fields that matter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientConfig {
+    /// The protocol version asked for in HELLO: [`PROTOCOL_V1`] (the default)
+    /// or [`PROTOCOL_V2`] (channel streams, docs/protocol.md §7). WELCOME must
+    /// carry the same version, else the client closes with UNSUPPORTED_VERSION
+    /// and does not reconnect (§7.1; there is no fallback to v1).
+    pub version: u8,
     /// The heartbeat interval asked for in HELLO, in ms; 0 lets the server choose.
     pub heartbeat_ms: u32,
     /// The shared-secret auth token (at most 255 bytes; empty when the server needs none).
@@ -57,6 +64,8 @@ pub struct ClientConfig {
     pub miss: u32,
     /// The largest reassembled message accepted from the server; a bigger one
     /// is MESSAGE_TOO_LARGE. Also the bound on a message sent while the server's limit is unknown.
+    /// On a v2 connection 16 more bytes are accepted: a PUBLICATION is that
+    /// much longer than the v1 publish it carries (§7.2).
     pub max_message: usize,
     /// Bytes of messages held while not connected (sent after the next WELCOME);
     /// beyond it `send` fails with [`SendError::QueueFull`] rather than growing without bound.
@@ -79,6 +88,7 @@ pub struct ClientConfig {
 impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
+            version: PROTOCOL_V1,
             heartbeat_ms: 0,
             token: Bytes::new(),
             handshake_timeout: Duration::from_secs(5),
@@ -191,12 +201,14 @@ impl DisconnectReason {
             DisconnectReason::Goaway(g) => is_final_code(g.code),
             DisconnectReason::Closed => true,
             DisconnectReason::Tls(e) => e.is_certificate(),
+            // A server that answers another version than we asked for will
+            // answer it again (§7.1: UNSUPPORTED_VERSION is final).
+            DisconnectReason::Protocol(e) => matches!(e, ProtocolError::UnsupportedVersion(_)),
             DisconnectReason::ConnectFailed(_)
             | DisconnectReason::HandshakeTimeout
             | DisconnectReason::DeadPeer { .. }
             | DisconnectReason::Eof
-            | DisconnectReason::Io(_)
-            | DisconnectReason::Protocol(_) => false,
+            | DisconnectReason::Io(_) => false,
         }
     }
 }
