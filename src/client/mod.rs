@@ -17,6 +17,9 @@
 //!   plaintext or over TLS ([`ClientTls`], rustls).
 //! - [`tls`] and [`tls_flags`]: the TLS settings and errors, and the
 //!   command-line flags that build them.
+//! - [`pubsub`]: v2 pub/sub (docs/protocol.md §7) above the connection: the
+//!   sans-io [`PubsubMachine`] keeps channel positions and recovers them
+//!   across reconnects, and [`PubsubClient`] drives it over [`Client`].
 //!
 //! Delivery is at-most-once: a message written into a connection that then
 //! dies may be lost. Session resume (HELLO RESUME) lets the server keep what it
@@ -26,13 +29,15 @@ pub mod adaptive;
 pub mod backoff;
 pub mod blocking;
 pub mod machine;
+pub mod pubsub;
 pub mod tls;
 pub mod tls_flags;
 
 pub use adaptive::{AdaptiveConfig, AdaptiveHeartbeat};
-pub use backoff::{Backoff, BackoffConfig, Jitter, RandomSource, SplitMix64};
+pub use backoff::{retry_after_hint, Backoff, BackoffConfig, Jitter, RandomSource, SplitMix64};
 pub use blocking::Client;
 pub use machine::{ClientMachine, SendError};
+pub use pubsub::{PubsubClient, PubsubEvent, PubsubMachine};
 pub use tls::{ClientTls, TlsError};
 pub use tls_flags::{TlsFlags, TLS_FLAGS_USAGE};
 
@@ -176,6 +181,15 @@ pub enum DisconnectReason {
     Goaway(Goaway),
     /// The server broke the protocol; we sent GOAWAY with the matching code.
     Protocol(ProtocolError),
+    /// The application layer above the machine could not accept what the
+    /// server sent (the v2 pub/sub layer: a reply matching no request, an
+    /// unknown op; docs/protocol.md §7.2) and closed with this GOAWAY.
+    Aborted {
+        /// The GOAWAY code we sent (PROTOCOL_ERROR for the pub/sub layer).
+        code: GoawayCode,
+        /// Why, as sent in the GOAWAY's reason.
+        reason: String,
+    },
     /// TLS failed: a rejected certificate, a server that does not speak TLS,
     /// a corrupt or truncated stream.
     Tls(TlsError),
@@ -205,6 +219,7 @@ impl DisconnectReason {
             // answer it again (§7.1: UNSUPPORTED_VERSION is final).
             DisconnectReason::Protocol(e) => matches!(e, ProtocolError::UnsupportedVersion(_)),
             DisconnectReason::ConnectFailed(_)
+            | DisconnectReason::Aborted { .. }
             | DisconnectReason::HandshakeTimeout
             | DisconnectReason::DeadPeer { .. }
             | DisconnectReason::Eof
@@ -240,6 +255,9 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::Io(e) => write!(f, "socket error: {e}"),
             DisconnectReason::Goaway(g) => write!(f, "server sent GOAWAY {}: {}", g.code, g.reason),
             DisconnectReason::Protocol(e) => write!(f, "protocol error: {e}"),
+            DisconnectReason::Aborted { code, reason } => {
+                write!(f, "closed with GOAWAY {code}: {reason}")
+            }
             DisconnectReason::Tls(e) => write!(f, "{e}"),
             DisconnectReason::Closed => f.write_str("closed by the client"),
         }

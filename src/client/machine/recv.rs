@@ -93,6 +93,9 @@ impl ClientMachine {
                 self.rtt = Some(now.saturating_duration_since(sent));
             }
         }
+        if seq <= self.ping_seq {
+            self.pong_seq = self.pong_seq.max(seq);
+        }
         if self.link.probe.is_some_and(|probe| seq >= probe) {
             self.link.probe = None;
             if let Some(a) = self.adaptive.as_mut() {

@@ -1,8 +1,9 @@
-//! The protocol version on the fake clock: HELLO asks for the configured one,
-//! WELCOME must echo it (docs/protocol.md §7.1), and a v2 connection takes
-//! messages 16 bytes above `max_message` (§7.2).
+//! Version 2 on the fake clock: HELLO asks for the configured version,
+//! WELCOME must echo it (docs/protocol.md §7.1), a v2 connection takes
+//! messages 16 bytes above `max_message` (§7.2), and a GOAWAY's retry-after
+//! hint delays the reconnect (§7.8).
 
-use super::tests::{config, welcome_version, Harness};
+use super::tests::{config, ms, welcome_version, Harness};
 use super::*;
 use crate::protocol::{Goaway, PROTOCOL_V1, PROTOCOL_V2};
 
@@ -131,4 +132,89 @@ fn v2_growth_saturates_instead_of_overflowing() {
     let mut h = open_v2(usize::MAX);
     h.deliver(&encode_message(&[1; 40], 16));
     assert_eq!(h.events().len(), 1);
+}
+
+fn reconnect_delay(events: Vec<ClientEvent>) -> Option<Duration> {
+    events.into_iter().find_map(|e| match e {
+        ClientEvent::Reconnecting { delay, .. } => Some(delay),
+        _ => None,
+    })
+}
+
+/// SERVER_BUSY (code 14, unknown to this build's table) with a hint: the
+/// next attempt waits the hint plus up to half of it, not the 100 ms of §4.4.
+#[test]
+fn a_retry_after_hint_delays_the_reconnect() {
+    let mut h = open_v2(100);
+    h.deliver(&encode_goaway(
+        GoawayCode::from_u16(14),
+        "retry-after-ms=1500 engine unavailable",
+    ));
+    h.m.handle_eof(h.now);
+    let delay = reconnect_delay(h.events()).expect("reconnects");
+    assert!(
+        delay >= ms(1500) && delay <= ms(2250),
+        "the hint and its jitter, got {delay:?}"
+    );
+    h.jump();
+    assert!(h.m.wants_connect());
+    // A reason without the hint: the usual schedule (second retry: 200 ms).
+    let _ = hello_of(&mut h);
+    h.deliver(&encode_goaway(GoawayCode::ServerFull, "full"));
+    h.m.handle_eof(h.now);
+    assert_eq!(reconnect_delay(h.events()), Some(ms(200)));
+}
+
+/// The pub/sub layer found a bad reply: our GOAWAY, nothing more read, a
+/// drain to EOF, then a reconnect as after any protocol error.
+#[test]
+fn abort_sends_the_goaway_stops_reading_and_reconnects() {
+    let mut h = open_v2(100);
+    h.m.abort(GoawayCode::ProtocolError, "reply to no request", h.now);
+    let sent = h.sent();
+    assert_eq!(sent.len(), 1);
+    let goaway = Goaway::decode(&sent[0].payload).expect("GOAWAY");
+    assert_eq!(
+        (goaway.code, goaway.reason.as_str()),
+        (GoawayCode::ProtocolError, "reply to no request")
+    );
+    assert!(h.m.wants_shutdown_write());
+    h.deliver(&encode_message(b"late", 16));
+    h.m.handle_eof(h.now);
+    let events = h.events();
+    assert_eq!(
+        events[0],
+        ClientEvent::Disconnected {
+            reason: DisconnectReason::Aborted {
+                code: GoawayCode::ProtocolError,
+                reason: "reply to no request".into()
+            }
+        }
+    );
+    assert!(matches!(events[1], ClientEvent::Reconnecting { .. }));
+    assert_eq!(events.len(), 2, "nothing read after the abort: {events:?}");
+}
+
+#[test]
+fn an_explicit_ping_measures_the_round_trip() {
+    let mut h = Harness::new(config());
+    assert_eq!(h.m.ping(h.now), None, "no connection yet");
+    h.open();
+    let seq = h.m.ping(h.now).expect("open");
+    let sent = h.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].kind, FrameType::Ping);
+    assert_eq!(&sent[0].payload[..], &seq.to_be_bytes());
+    assert!(h.m.pongs() < seq);
+    h.now += ms(3);
+    h.deliver(&encode_frame(FrameType::Pong, false, &seq.to_be_bytes()));
+    assert_eq!(h.m.rtt(), Some(ms(3)));
+    assert_eq!(h.m.pongs(), seq);
+    // A PONG for a PING we never sent does not count as an answer.
+    h.deliver(&encode_frame(
+        FrameType::Pong,
+        false,
+        &(seq + 5).to_be_bytes(),
+    ));
+    assert_eq!(h.m.pongs(), seq);
 }
