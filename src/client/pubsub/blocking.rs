@@ -340,3 +340,6 @@ impl PubsubClient {
 fn copy_error(e: &io::Error) -> io::Error {
     io::Error::new(e.kind(), e.to_string())
 }
+
+#[cfg(test)]
+mod tests;
