@@ -69,6 +69,15 @@ pub struct Config {
     pub rate_burst: u32,
     /// Bytes of deliveries kept for a detached session; the oldest go first.
     pub session_queue: usize,
+    /// Publications kept per channel stream for v2 recovery; 0 turns history
+    /// off (docs/protocol.md §7.3).
+    pub history_size: usize,
+    /// How long a publication is kept, and how long an idle stream lives.
+    pub history_ttl_ms: u32,
+    /// Bytes of history server-wide (held publications plus per-stream
+    /// overheads); beyond it the oldest publications go first. Also the most a
+    /// replay may raise one connection's output limits.
+    pub history_memory: usize,
     /// Address of the HTTP metrics endpoint (`GET /metrics`, `GET /healthz`).
     pub metrics: Option<SocketAddr>,
     /// Accepted auth tokens (loaded from `auth_token_file`); empty = no auth.
@@ -101,6 +110,9 @@ impl Default for Config {
             rate_limit: 0,
             rate_burst: 100,
             session_queue: 1_048_576,
+            history_size: 256,
+            history_ttl_ms: 300_000,
+            history_memory: 64 << 20,
             metrics: None,
             auth_tokens: Vec::new(),
         }
@@ -269,6 +281,15 @@ impl Config {
         }
         if self.rate_limit > 0 && !(1..=1_000_000).contains(&self.rate_burst) {
             return Err(invalid("rate_burst", "must be between 1 and 1000000"));
+        }
+        if self.history_ttl_ms == 0 {
+            return Err(invalid("history_ttl_ms", "must be at least 1"));
+        }
+        if self.history_memory > u32::MAX as usize {
+            return Err(invalid(
+                "history_memory",
+                "must be at most 4294967295 bytes (it bounds a replay's raise of the output limits)",
+            ));
         }
         if self.rate_limit > 1_000_000 {
             return Err(invalid(

@@ -58,6 +58,9 @@ pub struct Conn {
     heartbeat_ms: u32,
     /// The protocol version the HELLO asked for (0 until then), echoed in WELCOME.
     version: u8,
+    /// Bytes the output limits are raised by for replays (§7.4), until the
+    /// unsent output is next at or below `max_output`. At most 4 GiB.
+    output_raise: u32,
     /// Idle timeout in ticks (0 until the handshake).
     idle_ticks: u32,
     /// We have shut our write side down.
@@ -88,6 +91,7 @@ impl Conn {
             session: SessionId::default(),
             heartbeat_ms: 0,
             version: 0,
+            output_raise: 0,
             idle_ticks: 0,
             write_shut: false,
             peer_eof: false,
@@ -401,7 +405,33 @@ impl Conn {
 
     fn push_output(&mut self, bytes: Bytes, now: Tick, limits: &ConnLimits) {
         self.counts.frames_out += 1;
-        self.output.push(bytes, now, limits.soft_output);
+        let soft = self.soft_output_limit(limits);
+        self.output.push(bytes, now, soft);
+    }
+
+    /// Raises the hard and soft output limits by `bytes` (raises add up) until
+    /// the unsent output is next at or below `max_output`: room for a replay
+    /// queued at once (docs/protocol.md §7.4).
+    pub fn raise_output_limits(&mut self, bytes: usize) {
+        let raised = (self.output_raise as usize).saturating_add(bytes);
+        self.output_raise = u32::try_from(raised).unwrap_or(u32::MAX);
+    }
+
+    /// How far the output limits are raised now.
+    pub fn output_raise(&self) -> usize {
+        self.output_raise as usize
+    }
+
+    fn hard_output_limit(&self, limits: &ConnLimits) -> usize {
+        limits.max_output.saturating_add(self.output_raise())
+    }
+
+    /// The soft limit in force (0: off, raised or not).
+    fn soft_output_limit(&self, limits: &ConnLimits) -> usize {
+        match limits.soft_output {
+            0 => 0,
+            soft => soft.saturating_add(self.output_raise()),
+        }
     }
 
     /// Applies the hard output limit: called by the reactor after it wrote
@@ -409,7 +439,7 @@ impl Conn {
     /// counts (a burst queued within one turn is not held against a reader
     /// that keeps up). Returns true when it just closed the connection.
     pub fn enforce_output_limit(&mut self, now: Tick, limits: &ConnLimits) -> bool {
-        if self.state == State::Open && self.output.len() > limits.max_output {
+        if self.state == State::Open && self.output.len() > self.hard_output_limit(limits) {
             self.close(
                 GoawayCode::SlowConsumer,
                 "output buffer limit exceeded",
@@ -423,7 +453,11 @@ impl Conn {
 
     /// Records that the socket took `n` bytes from the front of [`Conn::output`].
     pub fn handle_written(&mut self, n: usize, limits: &ConnLimits) {
-        self.output.consume(n, limits.soft_output);
+        let soft = self.soft_output_limit(limits);
+        self.output.consume(n, soft);
+        if self.output.len() <= limits.max_output {
+            self.output_raise = 0;
+        }
     }
 
     /// Starts a server-initiated close: GOAWAY `code` is queued (after the

@@ -30,6 +30,7 @@ pub mod ffi;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod protocol;
+pub mod random;
 pub mod reactor;
 pub mod time;
 pub mod tls;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use tether::app::{App, Echo, Pubsub};
 use tether::cli::{self, Command};
 use tether::config::{AppKind, Config};
+use tether::random::RandomPool;
 use tether::reactor::{Reactor, StopKind};
 
 /// Descriptors kept back from `max_connections`: listener, epoll, signal pipe, metrics, logs, slack.
@@ -51,7 +52,14 @@ fn main() -> ExitCode {
     match config.app {
         AppKind::Echo => serve(config, Echo),
         AppKind::Pubsub => {
-            let app = Pubsub::new(&config);
+            let epochs = match RandomPool::open() {
+                Ok(pool) => pool,
+                Err(e) => {
+                    eprintln!("tether: opening /dev/urandom for stream epochs: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let app = Pubsub::new(&config, Box::new(epochs));
             serve(config, app)
         }
     }

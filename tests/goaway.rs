@@ -215,7 +215,7 @@ fn message_too_large() {
 #[test]
 fn unsupported_version() {
     let server = Server::start(&[]);
-    for version in [0u8, 2, 255] {
+    for version in [0u8, 3, 255] {
         expect_code_after(
             &server,
             Before::Nothing,

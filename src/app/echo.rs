@@ -36,15 +36,16 @@ mod tests {
             fresh,
             peer_identity: None,
         };
-        Echo.on_hello(&event, &mut Ctx::new(&mut out, &NoConns));
+        Echo.on_hello(&event, &mut Ctx::new(&mut out, &NoConns, 0));
         let message = Bytes::from_static(b"twelve bytes");
         Echo.on_message(
             MessageEvent {
                 conn,
                 session: fresh,
+                version: crate::protocol::PROTOCOL_V1,
                 message: message.clone(),
             },
-            &mut Ctx::new(&mut out, &NoConns),
+            &mut Ctx::new(&mut out, &NoConns, 0),
         );
         assert_eq!(
             out[..],

@@ -83,6 +83,8 @@ pub struct MessageEvent {
     pub conn: ConnId,
     /// The session its WELCOME gave it.
     pub session: SessionId,
+    /// The connection's protocol version (its HELLO's: 1 or 2, §7.1).
+    pub version: u8,
     /// The reassembled message.
     pub message: Bytes,
 }
@@ -115,6 +117,11 @@ pub trait Conns {
     fn data_since_rx(&self, conn: ConnId) -> bool;
     /// With mutual TLS, the names in the peer's verified certificate.
     fn peer_identity(&self, conn: ConnId) -> Option<PeerIdentity>;
+    /// How far `conn`'s output limits are raised now by replays it was sent
+    /// ([`Action::RaiseOutputLimits`](super::Action::RaiseOutputLimits)).
+    fn output_raise(&self, _conn: ConnId) -> usize {
+        0
+    }
 }
 
 /// No connections at all: for code that runs an app outside the reactor.

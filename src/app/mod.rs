@@ -26,6 +26,7 @@ pub use pubsub::Pubsub;
 
 use crate::exposition::Exposition;
 use crate::protocol::SessionId;
+use crate::time::Tick;
 use crate::tls::PeerIdentity;
 
 /// What an app gets with each event: the outbox to queue actions in
@@ -34,12 +35,24 @@ use crate::tls::PeerIdentity;
 pub struct Ctx<'a> {
     out: &'a mut Outbox,
     conns: &'a dyn Conns,
+    now: Tick,
 }
 
 impl<'a> Ctx<'a> {
-    /// A context over an outbox and a view of the connections.
-    pub fn new(out: &'a mut Outbox, conns: &'a dyn Conns) -> Ctx<'a> {
-        Ctx { out, conns }
+    /// A context over an outbox and a view of the connections, at `now`.
+    pub fn new(out: &'a mut Outbox, conns: &'a dyn Conns, now: Tick) -> Ctx<'a> {
+        Ctx { out, conns, now }
+    }
+
+    /// The reactor's clock for this turn (one reading per turn): apps get
+    /// time from here, never from the system clock.
+    pub fn now(&self) -> Tick {
+        self.now
+    }
+
+    /// How far `conn`'s output limits are raised now by replays.
+    pub fn output_raise(&self, conn: ConnId) -> usize {
+        self.conns.output_raise(conn)
     }
 
     /// Whether a message sent to `conn` now will be delivered: it is open, or
@@ -99,6 +112,11 @@ pub trait App {
 
     /// The timer set with this key fired.
     fn on_timer(&mut self, _key: u64, _ctx: &mut Ctx<'_>) {}
+
+    /// The reactor is about to write this turn's output. An app that held
+    /// output back to batch it (a turn's publications to a channel as one
+    /// buffer per subscriber) queues it now. Called at least once per turn.
+    fn on_flush(&mut self, _ctx: &mut Ctx<'_>) {}
 
     /// The connection is gone; sends to it are ignored. Comes for every
     /// accepted connection, including those that never finished their handshake.

@@ -33,6 +33,11 @@ pub enum Action {
         /// The key given to `SetTimer`.
         key: u64,
     },
+    /// Raise the connection's hard and soft output limits by this many bytes
+    /// (raises add up) until its unsent output is next at or below the
+    /// unraised hard limit: room for a replay queued at once (§7.4), so a
+    /// reconnecting client is not evicted for its own catch-up.
+    RaiseOutputLimits(ConnId, usize),
 }
 
 /// The actions an app queued while handling one event, in order. Reads as
@@ -96,6 +101,12 @@ impl Outbox {
         self.actions.push(Action::CancelTimer { key });
     }
 
+    /// Raises `conn`'s output limits by `bytes` for a replay (see
+    /// [`Action::RaiseOutputLimits`]); queue it before the replay's sends.
+    pub fn raise_output_limits(&mut self, conn: ConnId, bytes: usize) {
+        self.actions.push(Action::RaiseOutputLimits(conn, bytes));
+    }
+
     /// What this batch does to `conn`'s openness: `Some(true)` if its last
     /// word on it is an accept, `Some(false)` a close, `None` nothing.
     pub fn pending_open(&self, conn: ConnId) -> Option<bool> {
@@ -111,7 +122,10 @@ impl Outbox {
         match &action {
             Action::Accept(conn, _) => self.decided.push((*conn, true)),
             Action::Close(conn, ..) => self.decided.push((*conn, false)),
-            Action::Send(..) | Action::SetTimer { .. } | Action::CancelTimer { .. } => {}
+            Action::Send(..)
+            | Action::SetTimer { .. }
+            | Action::CancelTimer { .. }
+            | Action::RaiseOutputLimits(..) => {}
         }
         self.actions.push(action);
     }
@@ -156,6 +170,7 @@ mod tests {
         out.close(conn(1), GoawayCode::Normal, "bye");
         out.set_timer(9, 100);
         out.cancel_timer(9);
+        out.raise_output_limits(conn(1), 100);
         let kinds: Vec<&str> = out
             .iter()
             .map(|a| match a {
@@ -164,10 +179,11 @@ mod tests {
                 Action::Close(..) => "close",
                 Action::SetTimer { .. } => "set",
                 Action::CancelTimer { .. } => "cancel",
+                Action::RaiseOutputLimits(..) => "raise",
             })
             .collect();
-        assert_eq!(kinds, ["accept", "send", "close", "set", "cancel"]);
-        assert_eq!(out.drain().count(), 5);
+        assert_eq!(kinds, ["accept", "send", "close", "set", "cancel", "raise"]);
+        assert_eq!(out.drain().count(), 6);
         assert!(out.is_empty());
         assert_eq!(out.pending_open(conn(1)), None);
     }

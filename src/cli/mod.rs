@@ -23,6 +23,7 @@ usage: tether [--listen ADDR] [--app echo|pubsub] [--heartbeat-ms N] [--min-hear
               [--session-ttl-ms N] [--auth-token-file PATH] [--tick-ms N]
               [--soft-output BYTES] [--soft-output-ms N] [--rate-limit FRAMES_PER_S]
               [--rate-burst N] [--session-queue BYTES] [--metrics ADDR] [--frame-timeout-ms N]
+              [--history-size N] [--history-ttl-ms N] [--history-memory BYTES]
               [--tls-listen ADDR]... [--tls-cert FILE] [--tls-key FILE] [--tls-client-ca FILE]
               [--tls13-only]
 
@@ -48,6 +49,9 @@ usage: tether [--listen ADDR] [--app echo|pubsub] [--heartbeat-ms N] [--min-hear
   --rate-limit FRAMES_PER_S  average frames a second per connection, 0 = off (0)
   --rate-burst N             frames allowed in a burst above the rate (100)
   --session-queue BYTES      deliveries kept for a detached session (1048576)
+  --history-size N           v2: publications kept per channel for recovery, 0 = off (256)
+  --history-ttl-ms N         v2: how long a publication is kept; idle channels too (300000)
+  --history-memory BYTES     v2: bytes of history server-wide; oldest dropped first (67108864)
   --metrics ADDR             serve GET /metrics (Prometheus) and GET /healthz here (off)
   --tls-listen ADDR          a TLS listener (repeat for more); needs --tls-cert and --tls-key
   --tls-cert FILE            PEM certificate chain, the server's certificate first
@@ -145,6 +149,9 @@ where
             "--rate-limit" => config.rate_limit = p.parsed(WHOLE_NUMBER)?,
             "--rate-burst" => config.rate_burst = p.parsed(WHOLE_NUMBER)?,
             "--session-queue" => config.session_queue = p.parsed(WHOLE_NUMBER)?,
+            "--history-size" => config.history_size = p.parsed(WHOLE_NUMBER)?,
+            "--history-ttl-ms" => config.history_ttl_ms = p.parsed(WHOLE_NUMBER)?,
+            "--history-memory" => config.history_memory = p.parsed(WHOLE_NUMBER)?,
             "--metrics" => config.metrics = Some(p.address()?),
             _ => return Err(unknown_flag(&p)),
         }
@@ -323,6 +330,12 @@ mod tests {
             "127.0.0.1:9100",
             "--frame-timeout-ms",
             "33",
+            "--history-size",
+            "0",
+            "--history-ttl-ms",
+            "5",
+            "--history-memory",
+            "4096",
         ]) else {
             panic!("parses")
         };
@@ -351,6 +364,10 @@ mod tests {
             (1024, 20, 5, 9)
         );
         assert_eq!((c.session_queue, c.frame_timeout_ms), (77, 33));
+        assert_eq!(
+            (c.history_size, c.history_ttl_ms, c.history_memory),
+            (0, 5, 4096)
+        );
         assert_eq!(c.metrics, Some(SocketAddr::from(([127, 0, 0, 1], 9100))));
         assert_eq!(c.app, AppKind::Echo);
     }
@@ -363,6 +380,8 @@ mod tests {
             (vec!["--listen", "nowhere"], "--listen"),
             (vec!["--app", "chat"], "--app"),
             (vec!["--tick-ms"], "--tick-ms"),
+            (vec!["--history-ttl-ms", "0"], "--history-ttl-ms"),
+            (vec!["--history-memory", "-1"], "--history-memory"),
             (vec!["--bogus"], "--bogus"),
             (vec!["--tick-ms", "0"], "--tick-ms"),
             (vec!["--heartbeat-ms", "10"], "--heartbeat-ms"),

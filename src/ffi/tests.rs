@@ -454,7 +454,7 @@ mod bridge {
                 fresh,
                 peer_identity: None,
             },
-            &mut Ctx::new(&mut out, &conns),
+            &mut Ctx::new(&mut out, &conns, 0),
         );
         // The send from on_open reaches the connection being accepted; the stranger's is refused.
         assert_eq!(
@@ -479,9 +479,10 @@ mod bridge {
             MessageEvent {
                 conn,
                 session: fresh,
+                version: crate::protocol::PROTOCOL_V1,
                 message: Bytes::from_static(b"abc"),
             },
-            &mut Ctx::new(&mut out, &conns),
+            &mut Ctx::new(&mut out, &conns, 0),
         );
         assert_eq!(
             out[..],
@@ -499,7 +500,7 @@ mod bridge {
                 session: Some(fresh),
                 data_since_rx: false,
             },
-            &mut Ctx::new(&mut out, &conns),
+            &mut Ctx::new(&mut out, &conns, 0),
         );
         assert!(out.is_empty());
         assert_eq!(seen.opened, [conn.to_u64()]);

@@ -17,6 +17,15 @@ struct ModelSession {
     timer: Option<u64>,
 }
 
+/// Epochs 1, 2, 3, ...: distinct and never 0, as the OS source's are.
+fn counting_epochs() -> impl FnMut() -> u64 {
+    let mut drawn = 0;
+    move || {
+        drawn += 1;
+        drawn
+    }
+}
+
 /// Channel names [`pubsub_state`] draws from (a small set so they collide).
 const CHANNELS: [&[u8]; 4] = [b"a", b"b", b"news", &[b'z'; 255]];
 
@@ -54,7 +63,13 @@ impl PubsubRig {
             _ => None,
         };
         let mut out = Outbox::new(65535);
-        let grant = self.state.handle_hello(conn, resume, fresh, &mut out);
+        let hello = Hello {
+            version: PROTOCOL_V1,
+            heartbeat_ms: 0,
+            token: Bytes::new(),
+            resume,
+        };
+        let grant = self.state.handle_hello(conn, &hello, fresh, 0, &mut out);
         let mut expect_out = Vec::new();
         let mut taken_over = None;
         let expect = match resume.and_then(|id| self.sessions.get_mut(&id).map(|s| (id, s))) {
@@ -112,7 +127,15 @@ impl PubsubRig {
 
     fn message(&mut self, conn: ConnId, session: SessionId, message: &Bytes) {
         let mut out = Outbox::new(65535);
-        self.state.handle_message(conn, session, message, &mut out);
+        let event = MessageEvent {
+            conn,
+            session,
+            version: PROTOCOL_V1,
+            message: message.clone(),
+        };
+        self.state.handle_message(&event, 0, 0, &mut out);
+        // One message per turn: its deliveries go out at the turn's end.
+        self.state.flush_deliveries(&mut out);
         match parse_op(message) {
             Ok(Op::Subscribe(channel)) => {
                 let id = self.session_of(conn).unwrap_or(session);
@@ -207,7 +230,7 @@ impl PubsubRig {
 
     fn close_conn(&mut self, conn: ConnId, reason: CloseReason) {
         let mut out = Outbox::new(65535);
-        self.state.handle_close(conn, reason, &mut out);
+        self.state.handle_close(conn, reason, 0, &mut out);
         let Some(id) = self.session_of(conn) else {
             assert!(out.is_empty(), "{out:?}");
             return;
@@ -237,7 +260,7 @@ impl PubsubRig {
         let Some((value, id)) = self.timers.pop_front() else {
             return;
         };
-        self.state.handle_timer(value);
+        self.state.handle_timer(value, 0, &mut Outbox::new(65535));
         // Only the timer of the session's latest detach may end it.
         let expired = self
             .sessions
@@ -293,9 +316,15 @@ pub fn pubsub_state(data: &[u8]) {
         session_ttl_ms: 1_000,
         session_queue: [0, 40, 200, 5000][usize::from(sel & 3)],
         max_frame: [16, 64, 256, 65535][usize::from(sel >> 2 & 3)],
+        history: HistoryLimits {
+            size: 0,
+            ttl: Span::from_ticks(1_000),
+            memory: 1 << 20,
+        },
+        tick_ms: 1,
     };
     let mut rig = PubsubRig {
-        state: PubsubState::new(limits),
+        state: PubsubState::new(limits, Box::new(counting_epochs())),
         limits,
         sessions: HashMap::new(),
         live: Vec::new(),

@@ -9,7 +9,11 @@ impl<A: App> Reactor<A> {
     /// Calls the app with a [`Ctx`] over this reactor's outbox and
     /// connection table, then carries out the actions it queued.
     pub(super) fn call_app<R>(&mut self, f: impl FnOnce(&mut A, &mut Ctx<'_>) -> R) -> R {
-        let result = f(&mut self.app, &mut Ctx::new(&mut self.outbox, &self.core));
+        let now = self.core.now;
+        let result = f(
+            &mut self.app,
+            &mut Ctx::new(&mut self.outbox, &self.core, now),
+        );
         self.carry_out();
         result
     }
@@ -48,6 +52,11 @@ impl<A: App> Reactor<A> {
                     let timer = self.wheel.insert(at, TimerKind::App(key));
                     if let Some(old) = self.app_timers.insert(key, timer) {
                         self.wheel.cancel(old);
+                    }
+                }
+                Action::RaiseOutputLimits(id, bytes) => {
+                    if let Some(e) = self.core.entry_mut(id) {
+                        e.conn.raise_output_limits(bytes);
                     }
                 }
                 Action::CancelTimer { key } => {

@@ -294,4 +294,8 @@ impl Conns for Core {
     fn peer_identity(&self, conn: ConnId) -> Option<PeerIdentity> {
         self.tls_of(conn)?.session.peer_identity()
     }
+
+    fn output_raise(&self, conn: ConnId) -> usize {
+        self.entry(conn).map_or(0, |e| e.conn.output_raise())
+    }
 }

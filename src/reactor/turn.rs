@@ -144,6 +144,7 @@ impl<A: App> Reactor<A> {
                     let event = MessageEvent {
                         conn: id,
                         session,
+                        version: e.conn.version(),
                         message,
                     };
                     self.call_app(|app, ctx| app.on_message(event, ctx));
@@ -189,7 +190,12 @@ impl<A: App> Reactor<A> {
 
     /// Writes, shuts down, re-arms and reaps every connection touched this turn.
     pub(super) fn settle(&mut self) {
-        while !self.core.dirty.is_empty() {
+        loop {
+            // What the app held back to batch goes out with this write.
+            self.call_app(|app, ctx| app.on_flush(ctx));
+            if self.core.dirty.is_empty() {
+                break;
+            }
             let dirty = std::mem::take(&mut self.core.dirty);
             for id in &dirty {
                 self.core

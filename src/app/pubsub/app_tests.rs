@@ -21,7 +21,7 @@ struct Rig {
 impl Rig {
     fn new() -> Rig {
         Rig {
-            app: Pubsub::new(&Config::default()),
+            app: Pubsub::new(&Config::default(), Box::new(|| 42)),
             conns: FakeConns::default(),
             out: Outbox::new(65535),
         }
@@ -42,7 +42,7 @@ impl Rig {
             peer_identity: None,
         };
         self.app
-            .on_hello(&event, &mut Ctx::new(&mut self.out, &self.conns));
+            .on_hello(&event, &mut Ctx::new(&mut self.out, &self.conns, 0));
         self.conns.open.insert(conn);
         self.out.drain().collect()
     }
@@ -51,11 +51,18 @@ impl Rig {
         let event = MessageEvent {
             conn,
             session,
+            version: crate::protocol::PROTOCOL_V1,
             message,
         };
-        self.app
-            .on_message(event, &mut Ctx::new(&mut self.out, &self.conns));
-        self.out.drain().collect()
+        let ctx = &mut Ctx::new(&mut self.out, &self.conns, 0);
+        self.app.on_message(event, ctx);
+        // The end of the turn, when the batched deliveries are queued.
+        self.app.on_flush(ctx);
+        // The streams' expiry timer is not what these tests look at.
+        self.out
+            .drain()
+            .filter(|a| !matches!(a, Action::SetTimer { key: u64::MAX, .. }))
+            .collect()
     }
 
     fn close(&mut self, conn: ConnId, reason: CloseReason, session: SessionId) -> Vec<Action> {
@@ -67,7 +74,7 @@ impl Rig {
             data_since_rx: self.conns.data_since_rx.contains(&conn),
         };
         self.app
-            .on_close(&event, &mut Ctx::new(&mut self.out, &self.conns));
+            .on_close(&event, &mut Ctx::new(&mut self.out, &self.conns, 0));
         self.out.drain().collect()
     }
 }

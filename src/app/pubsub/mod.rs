@@ -1,22 +1,30 @@
-//! The pub/sub application (docs/protocol.md §5): channels, fan-out encoded
-//! once and shared by every subscriber, and sessions that survive a dropped
-//! connection for `session_ttl` with a bounded queue of what they missed.
+//! The pub/sub application: channels, fan-out encoded once and shared by
+//! every subscriber, v1 sessions that survive a dropped connection for
+//! `session_ttl` with a bounded queue of what they missed (docs/protocol.md
+//! §5), and v2 channel streams with offsets, epochs and a bounded history,
+//! from which a resubscribing client recovers what it missed (§7).
 //!
 //! [`PubsubState`] decides and queues its actions in the app's outbox; this
 //! module's [`Pubsub`] only adds what needs the connection view (whether a
-//! connection taken over or closed may have lost data).
+//! connection taken over or closed may have lost data, how far its output
+//! limits are raised) and the clock.
 
+mod fanout;
+mod metrics;
 pub mod ops;
 pub mod ops_v2;
 mod state;
 pub mod streams;
+mod v2;
 
 pub use state::{PubsubLimits, PubsubState, PubsubStats, MAX_SUBSCRIPTIONS_PER_SESSION};
 
 use super::{App, CloseEvent, ConnId, Ctx, HelloEvent, MessageEvent};
 use crate::config::Config;
 use crate::exposition::Exposition;
-use crate::protocol::SessionId;
+use crate::protocol::{SessionId, PROTOCOL_V1};
+use crate::time::Span;
+use streams::{EpochSource, HistoryLimits};
 
 /// The pub/sub app: [`PubsubState`] behind the [`App`] boundary.
 #[derive(Debug)]
@@ -25,14 +33,26 @@ pub struct Pubsub {
 }
 
 impl Pubsub {
-    /// A pub/sub app with the server's limits.
-    pub fn new(config: &Config) -> Self {
+    /// A pub/sub app with the server's limits; stream epochs come from
+    /// `epochs` (the OS random source in the server, a counter in tests).
+    pub fn new(config: &Config, epochs: Box<dyn EpochSource>) -> Self {
+        let tick_ms = config.tick_ms.max(1);
+        let history = HistoryLimits {
+            size: config.history_size,
+            ttl: Span::from_ms(config.history_ttl_ms.into(), tick_ms),
+            memory: config.history_memory,
+        };
         Pubsub {
-            state: PubsubState::new(PubsubLimits {
-                session_ttl_ms: config.session_ttl_ms.into(),
-                session_queue: config.session_queue,
-                max_frame: config.max_frame.into(),
-            }),
+            state: PubsubState::new(
+                PubsubLimits {
+                    session_ttl_ms: config.session_ttl_ms.into(),
+                    session_queue: config.session_queue,
+                    max_frame: config.max_frame.into(),
+                    history,
+                    tick_ms: tick_ms.into(),
+                },
+                epochs,
+            ),
         }
     }
 
@@ -44,29 +64,38 @@ impl Pubsub {
 
 impl App for Pubsub {
     fn on_hello(&mut self, hello: &HelloEvent<'_>, ctx: &mut Ctx<'_>) {
-        // A resume that takes a session over from a connection the server
+        // A v1 resume that takes a session over from a connection the server
         // still thinks alive: deliveries written to it after its peer last
         // spoke may be gone unseen (v1 has no acknowledgements), so say LOST.
-        let old_may_have_lost = hello
-            .hello
-            .resume
-            .and_then(|id| self.state.attached_conn(id))
-            .is_some_and(|old| ctx.data_since_rx(old));
+        // v2 never says LOST (§7.7): the client's positions say what it missed.
+        let old_may_have_lost = hello.hello.version == PROTOCOL_V1
+            && hello
+                .hello
+                .resume
+                .and_then(|id| self.state.attached_conn(id))
+                .is_some_and(|old| ctx.data_since_rx(old));
+        let now = ctx.now();
         let mut grant = self
             .state
-            .handle_hello(hello.conn, hello.hello.resume, hello.fresh, ctx);
+            .handle_hello(hello.conn, hello.hello, hello.fresh, now, ctx);
         grant.lost |= grant.resumed && old_may_have_lost;
         ctx.accept(hello.conn, grant);
         self.state.handle_open(hello.conn, ctx);
     }
 
     fn on_message(&mut self, message: MessageEvent, ctx: &mut Ctx<'_>) {
-        self.state
-            .handle_message(message.conn, message.session, &message.message, ctx);
+        let (now, raise) = (ctx.now(), ctx.output_raise(message.conn));
+        self.state.handle_message(&message, now, raise, ctx);
     }
 
-    fn on_timer(&mut self, key: u64, _ctx: &mut Ctx<'_>) {
-        self.state.handle_timer(key);
+    fn on_timer(&mut self, key: u64, ctx: &mut Ctx<'_>) {
+        let now = ctx.now();
+        self.state.handle_timer(key, now, ctx);
+    }
+
+    fn on_flush(&mut self, ctx: &mut Ctx<'_>) {
+        let now = ctx.now();
+        self.state.flush(now, ctx);
     }
 
     fn on_close(&mut self, close: &CloseEvent, ctx: &mut Ctx<'_>) {
@@ -75,7 +104,8 @@ impl App for Pubsub {
         if close.data_since_rx {
             self.state.mark_lost(close.conn);
         }
-        self.state.handle_close(close.conn, close.reason, ctx);
+        let now = ctx.now();
+        self.state.handle_close(close.conn, close.reason, now, ctx);
     }
 
     fn session_of(&self, conn: ConnId) -> Option<SessionId> {
@@ -83,63 +113,7 @@ impl App for Pubsub {
     }
 
     fn write_metrics(&self, out: &mut Exposition) {
-        let s = &self.state;
-        let stats = s.stats();
-        let gauges = [
-            (
-                "tether_sessions",
-                "Sessions held (attached or detached).",
-                s.session_count(),
-            ),
-            (
-                "tether_sessions_detached",
-                "Sessions waiting for a resume.",
-                s.detached_count(),
-            ),
-            (
-                "tether_channels",
-                "Channels with at least one subscriber.",
-                s.channel_count(),
-            ),
-            (
-                "tether_subscriptions",
-                "Subscriptions over all sessions.",
-                s.subscription_count(),
-            ),
-        ];
-        for (name, help, value) in gauges {
-            out.gauge(name, help, value as u64);
-        }
-        let counters = [
-            (
-                "tether_sessions_resumed_total",
-                "Sessions re-attached by HELLO RESUME.",
-                stats.resumed,
-            ),
-            (
-                "tether_sessions_expired_total",
-                "Detached sessions dropped after the TTL.",
-                stats.expired,
-            ),
-            (
-                "tether_publishes_total",
-                "Publish ops handled.",
-                stats.publishes,
-            ),
-            (
-                "tether_deliveries_total",
-                "Deliveries sent or queued, one per subscriber.",
-                stats.deliveries,
-            ),
-            (
-                "tether_deliveries_dropped_total",
-                "Queued deliveries dropped from full session queues.",
-                stats.dropped,
-            ),
-        ];
-        for (name, help, value) in counters {
-            out.counter(name, help, value);
-        }
+        metrics::write(&self.state, out);
     }
 }
 

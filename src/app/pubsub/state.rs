@@ -1,28 +1,42 @@
-//! Pub/sub state without sockets: sessions, channels, detached queues.
+//! Pub/sub state without sockets: sessions, channels, detached queues and the
+//! channel streams of protocol v2.
 //!
 //! Sessions are lazy: a connection that never subscribes costs nothing here
 //! (its session id lives on the connection). A session entry is made at its
 //! first subscription and dropped when it detaches with nothing to keep, so a
 //! resume of such a session finds nothing and gets a fresh one, which is all
-//! it could have had.
+//! it could have had. A v1 session may be detached and resumed
+//! (docs/protocol.md §5.3); a v2 session lives exactly as long as its
+//! connection (§7.7), since a v2 client restores its subscriptions itself.
+//!
+//! Every publication, v1 or v2, is numbered in its channel's stream
+//! ([`Streams`]) and queued to the members in the turn's batch (`fanout.rs`).
+//! The v2 requests are answered in `v2.rs`.
 //!
 //! Every input is a `handle_*` call; every effect is an
 //! [`Action`](crate::app::Action) queued in the app's [`Outbox`] (send, close,
-//! set a timer), which the reactor carries out. So fan-out,
-//! resume, takeover and expiry are tested with plain values, and the test
-//! can check that every subscriber got the very same delivery buffer.
+//! set a timer), which the reactor carries out. So fan-out, resume, takeover,
+//! recovery and expiry are tested with plain values.
 
 use bytes::Bytes;
 use slab::Slab;
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use super::ops::{encode_delivery, parse_op, Op};
-use crate::app::{ConnId, Outbox, SessionGrant};
+use super::fanout::Channel;
+use super::ops::{parse_op, Op};
+use super::streams::{EpochSource, HistoryLimits, StreamStats, Streams};
+use crate::app::{ConnId, MessageEvent, Outbox, SessionGrant};
 use crate::conn::CloseReason;
-use crate::protocol::{GoawayCode, SessionId};
+use crate::protocol::{GoawayCode, Hello, SessionId, PROTOCOL_V2};
+use crate::time::Tick;
 
 /// Channels one session may subscribe to: bounds the index a peer can grow.
 pub const MAX_SUBSCRIPTIONS_PER_SESSION: usize = 1024;
+
+/// The app timer key of the streams' expiry. Session TTL timers are
+/// `slab key << 32 | detach epoch`, which never reach it (slab keys stay far
+/// below 2^32 - 1).
+pub(super) const STREAMS_TIMER: u64 = u64::MAX;
 
 /// The limits the state obeys.
 #[derive(Debug, Clone, Copy)]
@@ -33,12 +47,16 @@ pub struct PubsubLimits {
     pub session_queue: usize,
     /// Frame size deliveries are split at.
     pub max_frame: usize,
+    /// The channel streams' history (docs/protocol.md §7.3).
+    pub history: HistoryLimits,
+    /// The length of a tick in ms, to turn the streams' deadlines into timers.
+    pub tick_ms: u64,
 }
 
 /// Counters for the metrics endpoint.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PubsubStats {
-    /// Publish ops handled.
+    /// Publish ops handled (v1 `P` and v2 PUBLISH published).
     pub publishes: u64,
     /// Deliveries sent or queued (one per subscriber per publish).
     pub deliveries: u64,
@@ -48,45 +66,61 @@ pub struct PubsubStats {
     pub expired: u64,
     /// Queued deliveries dropped because a detached queue was full.
     pub dropped: u64,
+    /// v2 PUBLISHes answered with a PUBLISH_ACK OK.
+    pub publishes_acked: u64,
+    /// v2 PUBLISHes refused (acknowledged or not).
+    pub publishes_refused: u64,
+    /// v2 SUBSCRIBEs refused.
+    pub subscribes_refused: u64,
 }
 
 #[derive(Debug)]
-struct Session {
-    id: SessionId,
-    conn: Option<ConnId>,
-    channels: HashSet<Bytes>,
-    /// Deliveries kept while detached, oldest first.
-    queue: VecDeque<Bytes>,
-    queue_bytes: usize,
+pub(super) struct Session {
+    pub id: SessionId,
+    pub conn: Option<ConnId>,
+    /// Protocol v2: no detach, no queue; deliveries are PUBLICATIONs.
+    pub v2: bool,
+    pub channels: HashSet<Bytes>,
+    /// Deliveries kept while detached (v1), oldest first.
+    pub queue: VecDeque<Bytes>,
+    pub queue_bytes: usize,
     /// Deliveries were dropped since the session was last attached.
-    lost: bool,
+    pub lost: bool,
     /// The detach this session is in, so a TTL timer from an earlier detach
     /// (of this session, or of an earlier one in the same slab slot) is ignored.
-    epoch: u32,
+    pub epoch: u32,
 }
 
-/// Sessions and channels.
+/// Sessions, channels and streams.
 #[derive(Debug)]
 pub struct PubsubState {
-    limits: PubsubLimits,
-    sessions: Slab<Session>,
-    by_id: HashMap<SessionId, usize>,
-    by_conn: HashMap<ConnId, usize>,
-    channels: HashMap<Bytes, HashSet<usize>>,
+    pub(super) limits: PubsubLimits,
+    pub(super) sessions: Slab<Session>,
+    pub(super) by_id: HashMap<SessionId, usize>,
+    pub(super) by_conn: HashMap<ConnId, usize>,
+    pub(super) channels: HashMap<Bytes, Channel>,
+    /// Channels with publications of this turn not yet queued to members.
+    pub(super) pending: Vec<Bytes>,
+    pub(super) streams: Streams,
+    /// The tick the streams' expiry timer is set for, if one is.
+    pub(super) expiry_armed: Option<Tick>,
     /// Detaches so far: the source of session epochs.
     detaches: u32,
-    stats: PubsubStats,
+    pub(super) stats: PubsubStats,
 }
 
 impl PubsubState {
-    /// Empty state with these limits.
-    pub fn new(limits: PubsubLimits) -> Self {
+    /// Empty state with these limits; stream epochs come from `epochs`.
+    pub fn new(limits: PubsubLimits, epochs: Box<dyn EpochSource>) -> Self {
         PubsubState {
             limits,
             sessions: Slab::new(),
             by_id: HashMap::new(),
             by_conn: HashMap::new(),
             channels: HashMap::new(),
+            pending: Vec::new(),
+            streams: Streams::new(limits.history, epochs),
+            expiry_armed: None,
             detaches: 0,
             stats: PubsubStats::default(),
         }
@@ -95,6 +129,16 @@ impl PubsubState {
     /// Counters since start.
     pub fn stats(&self) -> PubsubStats {
         self.stats
+    }
+
+    /// The streams' counters and gauges.
+    pub fn stream_stats(&self) -> StreamStats {
+        self.streams.stats()
+    }
+
+    /// The channel streams (epochs, tops, history).
+    pub fn streams(&self) -> &Streams {
+        &self.streams
     }
 
     /// Sessions held, attached or not.
@@ -117,7 +161,7 @@ impl PubsubState {
 
     /// Subscriptions over all sessions.
     pub fn subscription_count(&self) -> usize {
-        self.channels.values().map(HashSet::len).sum()
+        self.channels.values().map(|c| c.members.len()).sum()
     }
 
     /// The connection a session is attached to, if it is held and attached.
@@ -141,39 +185,55 @@ impl PubsubState {
         self.sessions.get(key).map(|s| s.id)
     }
 
-    /// A HELLO: resume the named session if it is still held (taking it over
-    /// from a live connection if need be), else start a fresh one.
+    /// A HELLO of protocol `version`: resume the named session if it is held
+    /// and of the same version (taking it over from a live connection if need
+    /// be), else start a fresh one. A v2 session taken over starts with no
+    /// subscriptions (§7.7): its client subscribes again.
     pub fn handle_hello(
         &mut self,
         conn: ConnId,
-        resume: Option<SessionId>,
+        hello: &Hello,
         fresh: SessionId,
+        now: Tick,
         out: &mut Outbox,
     ) -> SessionGrant {
-        if let Some(&key) = resume.as_ref().and_then(|id| self.by_id.get(id)) {
-            let session = &mut self.sessions[key];
-            if let Some(old) = session.conn.replace(conn) {
-                self.by_conn.remove(&old);
-                out.close(
-                    old,
-                    GoawayCode::SessionTakenOver,
-                    "session resumed by a newer connection",
-                );
-            }
-            let lost = std::mem::take(&mut session.lost);
-            let grant = SessionGrant {
-                session: session.id,
-                resumed: true,
-                lost,
-            };
-            self.by_conn.insert(conn, key);
-            self.stats.resumed += 1;
-            return grant;
+        let v2 = hello.version == PROTOCOL_V2;
+        let held = hello
+            .resume
+            .as_ref()
+            .and_then(|id| self.by_id.get(id))
+            .copied()
+            .filter(|&key| self.sessions[key].v2 == v2);
+        let Some(key) = held else {
+            return SessionGrant::fresh(fresh);
+        };
+        let session = &mut self.sessions[key];
+        let id = session.id;
+        if let Some(old) = session.conn.replace(conn) {
+            self.by_conn.remove(&old);
+            out.close(
+                old,
+                GoawayCode::SessionTakenOver,
+                "session resumed by a newer connection",
+            );
         }
+        self.stats.resumed += 1;
+        if v2 {
+            // Its subscriptions were the old connection's; made again on
+            // the first SUBSCRIBE, under the same id.
+            self.end_session(key, now, out);
+            return SessionGrant {
+                session: id,
+                resumed: true,
+                lost: false,
+            };
+        }
+        let lost = std::mem::take(&mut self.sessions[key].lost);
+        self.by_conn.insert(conn, key);
         SessionGrant {
-            session: fresh,
-            resumed: false,
-            lost: false,
+            session: id,
+            resumed: true,
+            lost,
         }
     }
 
@@ -190,13 +250,14 @@ impl PubsubState {
     }
 
     /// The session entry of `conn`, made now if it has none yet.
-    fn session_key(&mut self, conn: ConnId, session: SessionId) -> usize {
+    pub(super) fn session_key(&mut self, conn: ConnId, session: SessionId, v2: bool) -> usize {
         if let Some(&key) = self.by_conn.get(&conn) {
             return key;
         }
         let key = self.sessions.insert(Session {
             id: session,
             conn: Some(conn),
+            v2,
             channels: HashSet::new(),
             queue: VecDeque::new(),
             queue_bytes: 0,
@@ -208,19 +269,24 @@ impl PubsubState {
         key
     }
 
-    /// A message from `conn` (whose WELCOME gave it `session`): a pub/sub op,
-    /// or PROTOCOL_ERROR.
+    /// A message from an open connection at `now`: a pub/sub op of its
+    /// version, or PROTOCOL_ERROR. `output_raise` is how far the connection's
+    /// output limits are raised already (it bounds a replay, §7.4).
     pub fn handle_message(
         &mut self,
-        conn: ConnId,
-        session: SessionId,
-        message: &Bytes,
+        event: &MessageEvent,
+        now: Tick,
+        output_raise: usize,
         out: &mut Outbox,
     ) {
-        match parse_op(message) {
+        if event.version == PROTOCOL_V2 {
+            return self.handle_v2(event, now, output_raise, out);
+        }
+        let conn = event.conn;
+        match parse_op(&event.message) {
             Ok(Op::Subscribe(channel)) => {
-                let key = self.session_key(conn, session);
-                let session = &mut self.sessions[key];
+                let key = self.session_key(conn, event.session, false);
+                let session = &self.sessions[key];
                 if session.channels.contains(&channel) {
                     return;
                 }
@@ -228,18 +294,18 @@ impl PubsubState {
                     out.close(conn, GoawayCode::ProtocolError, "too many subscriptions");
                     return;
                 }
-                session.channels.insert(channel.clone());
-                self.channels.entry(channel).or_default().insert(key);
+                self.streams.subscribe(&channel, None, 0, now);
+                self.join(key, channel, out);
             }
             Ok(Op::Unsubscribe(channel)) => {
                 let Some(&key) = self.by_conn.get(&conn) else {
                     return;
                 };
-                if self.sessions[key].channels.remove(&channel) {
-                    self.leave_channel(&channel, key);
-                }
+                self.leave(key, &channel, now, out);
             }
-            Ok(Op::Publish { channel, body }) => self.publish(&channel, &body, out),
+            Ok(Op::Publish { channel, body }) => {
+                self.publish(&channel, &body, now);
+            }
             Err(e) => {
                 log::debug!("{conn}: {e}");
                 out.close(conn, GoawayCode::ProtocolError, "malformed pub/sub message");
@@ -247,44 +313,17 @@ impl PubsubState {
         }
     }
 
-    fn publish(&mut self, channel: &Bytes, body: &[u8], out: &mut Outbox) {
-        self.stats.publishes += 1;
-        let Some(subscribers) = self.channels.get(channel) else {
-            return;
-        };
-        // Encoded once; every subscriber gets a clone of the same buffer.
-        let frames = encode_delivery(channel, body, self.limits.max_frame);
-        for &key in subscribers {
-            let session = &mut self.sessions[key];
-            self.stats.deliveries += 1;
-            match session.conn {
-                Some(conn) => out.send_frames(conn, frames.clone()),
-                None => {
-                    session.queue_bytes += frames.len();
-                    session.queue.push_back(frames.clone());
-                    while session.queue_bytes > self.limits.session_queue {
-                        let Some(oldest) = session.queue.pop_front() else {
-                            break;
-                        };
-                        session.queue_bytes -= oldest.len();
-                        session.lost = true;
-                        self.stats.dropped += 1;
-                    }
-                }
-            }
-        }
-    }
-
-    /// The connection is gone. GOAWAY NORMAL from the client ends its session;
-    /// any other end detaches it for `session_ttl` so it can be resumed.
-    pub fn handle_close(&mut self, conn: ConnId, reason: CloseReason, out: &mut Outbox) {
+    /// The connection is gone. A v2 session ends with it; GOAWAY NORMAL from
+    /// a v1 client ends its session; any other end detaches a v1 session for
+    /// `session_ttl` so it can be resumed.
+    pub fn handle_close(&mut self, conn: ConnId, reason: CloseReason, now: Tick, out: &mut Outbox) {
         let Some(key) = self.by_conn.remove(&conn) else {
             return;
         };
         let session = &mut self.sessions[key];
         let nothing_to_keep = session.channels.is_empty() && session.queue.is_empty();
-        if reason == CloseReason::PeerGoaway(GoawayCode::Normal) || nothing_to_keep {
-            self.end_session(key);
+        if session.v2 || reason == CloseReason::PeerGoaway(GoawayCode::Normal) || nothing_to_keep {
+            self.end_session(key, now, out);
             return;
         }
         session.conn = None;
@@ -299,8 +338,15 @@ impl PubsubState {
         );
     }
 
-    /// A TTL timer fired: drop the session if it is still detached since then.
-    pub fn handle_timer(&mut self, value: u64) {
+    /// A timer fired at `now`: the streams' expiry, or a session's TTL (drop
+    /// the session if it is still detached since then).
+    pub fn handle_timer(&mut self, value: u64, now: Tick, out: &mut Outbox) {
+        if value == STREAMS_TIMER {
+            self.expiry_armed = None;
+            self.streams.expire(now);
+            self.arm_expiry(now, out);
+            return;
+        }
         let key = (value >> 32) as usize;
         let epoch = value as u32;
         let expired = self
@@ -309,26 +355,52 @@ impl PubsubState {
             .is_some_and(|s| s.conn.is_none() && s.epoch == epoch);
         if expired {
             self.stats.expired += 1;
-            self.end_session(key);
+            self.end_session(key, now, out);
+            self.arm_expiry(now, out);
         }
     }
 
-    fn end_session(&mut self, key: usize) {
+    /// End of the turn's input: queues the turn's publications (one buffer
+    /// per channel and member) and sets the streams' expiry timer.
+    pub fn flush(&mut self, now: Tick, out: &mut Outbox) {
+        self.flush_deliveries(out);
+        self.arm_expiry(now, out);
+    }
+
+    /// Queues the turn's publications to their channels' members, one
+    /// buffer per channel, version and member (see `fanout.rs`).
+    pub fn flush_deliveries(&mut self, out: &mut Outbox) {
+        self.flush_pending(out);
+    }
+
+    /// Sets the streams' expiry timer when their next deadline is earlier
+    /// than the one it is set for (a later one waits for that one to fire).
+    pub(super) fn arm_expiry(&mut self, now: Tick, out: &mut Outbox) {
+        let Some(next) = self.streams.next_expiry() else {
+            return;
+        };
+        if self.expiry_armed.is_some_and(|armed| armed <= next) {
+            return;
+        }
+        self.expiry_armed = Some(next);
+        let after_ms = next.saturating_sub(now).saturating_mul(self.limits.tick_ms);
+        out.set_timer(STREAMS_TIMER, after_ms);
+    }
+
+    /// Drops a session and its subscriptions.
+    pub(super) fn end_session(&mut self, key: usize, now: Tick, out: &mut Outbox) {
         let Some(session) = self.sessions.try_remove(key) else {
             return;
         };
         self.by_id.remove(&session.id);
-        for channel in &session.channels {
-            self.leave_channel(channel, key);
-        }
-    }
-
-    fn leave_channel(&mut self, channel: &Bytes, key: usize) {
-        if let Some(set) = self.channels.get_mut(channel) {
-            set.remove(&key);
-            if set.is_empty() {
-                self.channels.remove(channel);
+        if let Some(conn) = session.conn {
+            if self.by_conn.get(&conn) == Some(&key) {
+                self.by_conn.remove(&conn);
             }
+        }
+        for channel in &session.channels {
+            self.leave_channel(channel, key, session.v2, out);
+            self.streams.unsubscribe(channel, now);
         }
     }
 }

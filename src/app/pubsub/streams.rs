@@ -32,6 +32,7 @@ use bytes::Bytes;
 use slab::Slab;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
+pub use super::ops_v2::{Position, RecoveryReason};
 use crate::time::{Span, Tick};
 
 /// Bytes a stream counts in the history memory besides its channel (§7.3):
@@ -70,33 +71,17 @@ impl<F: FnMut() -> u64> EpochSource for F {
     }
 }
 
-/// A client's position in a stream: it has seen every publication up to and
-/// including `offset` of `epoch` (0: none of this epoch).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Position {
-    /// The numbering the offset belongs to; never 0 on the wire.
-    pub epoch: u64,
-    /// The last offset seen.
-    pub offset: u64,
-}
-
-/// Why a recovery failed (the `reason` byte of SUBSCRIBE_REPLY, §7.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum RecoveryReason {
-    /// Recovered, or no position was given.
-    None = 0,
-    /// The position is not from this stream's numbering (or is past its top).
-    EpochChanged = 1,
-    /// Same numbering, but what follows the position is no longer all held,
-    /// or replaying it would pass the connection's replay budget.
-    TooFarBehind = 2,
-}
-
-impl RecoveryReason {
-    /// The wire code.
-    pub fn code(self) -> u8 {
-        self as u8
+/// The server's source: `/dev/urandom`, read 4 KiB at a time.
+impl EpochSource for crate::random::RandomPool {
+    fn draw(&mut self) -> u64 {
+        self.epoch().unwrap_or_else(|err| {
+            // An open /dev/urandom does not fail on Linux; should it, an
+            // epoch from the clock still differs from every earlier one.
+            log::error!("reading the OS random source for an epoch: {err}");
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        })
     }
 }
 
@@ -604,7 +589,11 @@ impl Streams {
                 self.stats.replayed += recovery.replay.len() as u64;
             }
             RecoveryReason::EpochChanged => self.stats.epoch_changed += 1,
-            RecoveryReason::TooFarBehind => self.stats.too_far_behind += 1,
+            // The server decides only the reasons above; a later one
+            // counts with the closest.
+            RecoveryReason::TooFarBehind | RecoveryReason::Unknown(_) => {
+                self.stats.too_far_behind += 1
+            }
         }
         recovery
     }
