@@ -71,9 +71,16 @@ struct Retry {
 /// A request awaiting its reply on this connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Request {
-    Subscribe { channel: Bytes },
+    /// `with_position`: it carried one, so RECOVERED may answer it.
+    Subscribe {
+        channel: Bytes,
+        with_position: bool,
+    },
     Unsubscribe,
-    Publish { id: PublishId, channel: Bytes },
+    Publish {
+        id: PublishId,
+        channel: Bytes,
+    },
 }
 
 /// The open connection, as far as pub/sub cares.
@@ -389,6 +396,7 @@ impl PubsubMachine {
             return;
         };
         wanted.pending = Some(id);
+        let with_position = wanted.position.is_some();
         if let Some(retry) = &mut wanted.retry {
             retry.at = None;
         }
@@ -398,6 +406,7 @@ impl PubsubMachine {
             id,
             Request::Subscribe {
                 channel: channel.clone(),
+                with_position,
             },
         );
     }
@@ -405,15 +414,16 @@ impl PubsubMachine {
     fn on_message(&mut self, message: &Bytes, now: Instant) -> Result<(), PubsubProtocolError> {
         match parse_server_msg(message).map_err(PubsubProtocolError::Malformed)? {
             ServerMsg::SubscribeReply(reply) => {
-                let channel =
+                let (channel, with_position) =
                     self.take_request(reply.request_id, "SUBSCRIBE_REPLY", |r| match r {
-                        Request::Subscribe { channel } => Some(channel.clone()),
+                        Request::Subscribe {
+                            channel,
+                            with_position,
+                        } => Some((channel.clone(), *with_position)),
                         _ => None,
                     })?;
-                if reply.status.is_ok() && reply.epoch == 0 {
-                    return Err(PubsubProtocolError::ZeroEpoch {
-                        request_id: reply.request_id,
-                    });
+                if reply.status.is_ok() {
+                    check_subscribed(&reply, with_position)?;
                 }
                 self.on_subscribe_reply(channel, reply, now);
             }
@@ -429,6 +439,11 @@ impl PubsubMachine {
                         Request::Publish { id, channel } => Some((*id, channel.clone())),
                         _ => None,
                     })?;
+                if ack.status.is_ok() && (ack.epoch == 0 || ack.offset == 0) {
+                    return Err(PubsubProtocolError::BadAck {
+                        request_id: ack.request_id,
+                    });
+                }
                 self.events.push_back(if ack.status.is_ok() {
                     PubsubEvent::PublishAcked {
                         id,
@@ -444,7 +459,15 @@ impl PubsubMachine {
                     }
                 });
             }
-            ServerMsg::Publication(publication) => self.on_publication(publication),
+            ServerMsg::Publication(publication) => {
+                if publication.epoch == 0 || publication.offset == 0 {
+                    return Err(PubsubProtocolError::BadPublication {
+                        epoch: publication.epoch,
+                        offset: publication.offset,
+                    });
+                }
+                self.on_publication(publication)
+            }
         }
         Ok(())
     }
@@ -562,4 +585,24 @@ impl PubsubMachine {
             self.send_subscribe(&p.channel);
         }
     }
+}
+
+/// What no correct server puts in a SUBSCRIBED (§7.2, common rules).
+fn check_subscribed(
+    reply: &SubscribeReply,
+    with_position: bool,
+) -> Result<(), PubsubProtocolError> {
+    let why = if reply.epoch == 0 {
+        "epoch 0"
+    } else if reply.recovered && !with_position {
+        "RECOVERED for a SUBSCRIBE without a position"
+    } else if reply.replay > 0 && !reply.recovered {
+        "a replay without RECOVERED"
+    } else {
+        return Ok(());
+    };
+    Err(PubsubProtocolError::BadSubscribed {
+        request_id: reply.request_id,
+        why,
+    })
 }

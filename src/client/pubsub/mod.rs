@@ -192,10 +192,25 @@ pub enum PubsubProtocolError {
         /// Its request id.
         request_id: u32,
     },
-    /// A SUBSCRIBED (status OK) with epoch 0: epochs are never 0.
-    ZeroEpoch {
+    /// A SUBSCRIBED no correct server sends (§7.2, common rules): epoch 0,
+    /// RECOVERED for a SUBSCRIBE without a position, or a replay without RECOVERED.
+    BadSubscribed {
         /// Its request id.
         request_id: u32,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A PUBLISH_ACK OK with epoch 0 or offset 0.
+    BadAck {
+        /// Its request id.
+        request_id: u32,
+    },
+    /// A PUBLICATION with epoch 0 or offset 0.
+    BadPublication {
+        /// Its epoch.
+        epoch: u64,
+        /// Its offset.
+        offset: u64,
     },
 }
 
@@ -206,8 +221,20 @@ impl fmt::Display for PubsubProtocolError {
             PubsubProtocolError::Unmatched { reply, request_id } => {
                 write!(f, "{reply} for request {request_id}, which is not pending")
             }
-            PubsubProtocolError::ZeroEpoch { request_id } => {
-                write!(f, "SUBSCRIBE_REPLY for request {request_id} with epoch 0")
+            PubsubProtocolError::BadSubscribed { request_id, why } => {
+                write!(f, "SUBSCRIBE_REPLY for request {request_id}: {why}")
+            }
+            PubsubProtocolError::BadAck { request_id } => {
+                write!(
+                    f,
+                    "PUBLISH_ACK OK for request {request_id} with epoch or offset 0"
+                )
+            }
+            PubsubProtocolError::BadPublication { epoch, offset } => {
+                write!(
+                    f,
+                    "PUBLICATION with epoch {epoch:#x} and offset {offset}: neither is ever 0"
+                )
             }
         }
     }

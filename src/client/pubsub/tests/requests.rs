@@ -261,17 +261,85 @@ fn bad_server_messages_are_protocol_errors() {
     }
 }
 
+/// §7.2: what no correct server sends is a PROTOCOL_ERROR at the client too.
 #[test]
-fn a_subscribed_with_epoch_0_is_a_protocol_error() {
+fn impossible_replies_and_publications_are_protocol_errors() {
+    let subscribed = |recovered, replay, epoch| {
+        ServerMsg::SubscribeReply(SubscribeReply {
+            recovery_asked: recovered,
+            recovered,
+            epoch,
+            top: 9,
+            replay,
+            ..SubscribeReply::refused(1, Status::Ok)
+        })
+    };
+    let bad_subscribed = |why| PubsubProtocolError::BadSubscribed { request_id: 1, why };
+    let publication = |channel: &'static [u8], epoch, offset| {
+        ServerMsg::Publication(Publication {
+            epoch,
+            offset,
+            channel: Bytes::from_static(channel),
+            body: Bytes::new(),
+        })
+    };
+    let ack = |epoch, offset| {
+        ServerMsg::PublishAck(PublishAck {
+            request_id: 2,
+            status: Status::Ok,
+            epoch,
+            offset,
+        })
+    };
+    // Request 1 is a SUBSCRIBE without a position, request 2 a PUBLISH.
+    let cases = [
+        (subscribed(false, 0, 0), bad_subscribed("epoch 0")),
+        (
+            subscribed(true, 0, E),
+            bad_subscribed("RECOVERED for a SUBSCRIBE without a position"),
+        ),
+        (
+            subscribed(false, 2, E),
+            bad_subscribed("a replay without RECOVERED"),
+        ),
+        (
+            publication(b"elsewhere", 0, 3),
+            PubsubProtocolError::BadPublication {
+                epoch: 0,
+                offset: 3,
+            },
+        ),
+        (
+            publication(NEWS, E, 0),
+            PubsubProtocolError::BadPublication {
+                epoch: E,
+                offset: 0,
+            },
+        ),
+        (ack(E, 0), PubsubProtocolError::BadAck { request_id: 2 }),
+        (ack(0, 4), PubsubProtocolError::BadAck { request_id: 2 }),
+    ];
+    for (message, error) in cases {
+        let mut h = Harness::new();
+        h.m.subscribe(NEWS, None).expect("valid");
+        h.connect();
+        h.m.publish_acked(NEWS, b"x").expect("connected");
+        let _ = h.sent();
+        assert_eq!(h.deliver(message), Err(error));
+        assert!(!h.m.is_connected());
+    }
+    // A refusal's later fields are ignored, whatever they hold.
     let mut h = Harness::new();
-    h.m.subscribe(NEWS, None).expect("valid");
     h.connect();
+    h.m.publish_acked(NEWS, b"x").expect("connected");
     let _ = h.sent();
-    let reply = ServerMsg::SubscribeReply(SubscribeReply::refused(1, Status::Ok));
-    assert_eq!(
-        h.deliver(reply),
-        Err(PubsubProtocolError::ZeroEpoch { request_id: 1 })
-    );
+    h.deliver(ServerMsg::PublishAck(PublishAck {
+        request_id: 1,
+        status: Status::Unavailable,
+        epoch: 0,
+        offset: 99,
+    }))
+    .expect("a refusal");
 }
 
 #[test]
