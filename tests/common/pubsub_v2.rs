@@ -41,9 +41,14 @@ impl Client {
         self.expect_subscribe_reply(request_id)
     }
 
+    /// Sends an UNSUBSCRIBE (no reply awaited).
+    pub fn send_unsubscribe_v2(&mut self, request_id: u32, channel: &[u8]) {
+        self.send_message(&encode_unsubscribe(request_id, channel), SPLIT);
+    }
+
     /// An UNSUBSCRIBE and its UNSUBSCRIBE_REPLY, which must come next.
     pub fn unsubscribe_v2(&mut self, request_id: u32, channel: &[u8]) -> UnsubscribeReply {
-        self.send_message(&encode_unsubscribe(request_id, channel), SPLIT);
+        self.send_unsubscribe_v2(request_id, channel);
         match self.recv_v2() {
             ServerMsg::UnsubscribeReply(r) if r.request_id == request_id => r,
             other => panic!("expected UNSUBSCRIBE_REPLY {request_id}, got {other:?}"),

@@ -133,3 +133,69 @@ fn history_and_recovery_metrics_follow_what_happened() {
     assert_eq!(all_recoveries(), [1, 2, 1]);
     sub.sync();
 }
+
+/// §7.3 "Memory": above --history-memory the oldest held publication
+/// server-wide goes first, whichever its stream; a position before what a
+/// stream still holds is then TOO_FAR_BEHIND.
+#[test]
+fn history_memory_drops_the_oldest_publications_server_wide() {
+    // Each publication counts 8 + 18 + 1 + 100 + 96 = 223 bytes and each
+    // stream 1 + 64: 12 publications and two streams fit in 3000 bytes.
+    let body = |o: u64| {
+        let mut b = numbered_body(o);
+        b.resize(100, b'.');
+        b
+    };
+    let counted = FRAME_HEADER + PUBLICATION_HEAD + 1 + 100 + ENTRY_OVERHEAD;
+    let streams = 2 * (1 + STREAM_OVERHEAD);
+    assert_eq!((3000 - streams) / counted, 12);
+    let server = Server::start(&[
+        "--app",
+        "pubsub",
+        "--history-memory",
+        "3000",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    // a1 b1 a2 b2 ... a10 b10: the first eight go, a5..=a10 and b5..=b10 stay.
+    let mut publisher = server.open_v2(0);
+    let mut epochs = [0u64; 2];
+    for o in 1..=10u64 {
+        for (i, channel) in [b"a", b"b"].iter().enumerate() {
+            publisher.publish_v2(1, *channel, &body(o));
+            let ack = publisher.expect_publish_ack(1);
+            assert_eq!(ack.offset, o, "{ack:?}");
+            epochs[i] = ack.epoch;
+        }
+    }
+    assert_eq!(server.metric("tether_history_entries"), 12);
+    assert_eq!(
+        server.metric("tether_history_bytes"),
+        streams + 12 * counted
+    );
+    assert_eq!(server.metric("tether_history_evicted_total"), 8);
+    assert_eq!(server.metric("tether_history_streams"), 2);
+
+    let mut c = server.open_v2(0);
+    for (i, channel) in [b"a", b"b"].iter().enumerate() {
+        let epoch = epochs[i];
+        let id = 2 * i as u32;
+        assert_eq!(
+            c.subscribe_v2(id + 1, *channel, at(epoch, 3)),
+            not_recovered(id + 1, RecoveryReason::TooFarBehind, epoch, 10),
+            "{:?}: 4 is gone",
+            channel
+        );
+        assert_eq!(
+            c.subscribe_v2(id + 2, *channel, at(epoch, 4)),
+            recovered(id + 2, epoch, 10, 6),
+            "{:?}: 5..=10 are held",
+            channel
+        );
+        for o in 5..=10 {
+            let p = c.expect_publication();
+            assert_eq!((p.epoch, p.offset, &p.body[..]), (epoch, o, &body(o)[..]));
+        }
+    }
+    c.sync();
+}

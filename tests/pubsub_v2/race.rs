@@ -1,7 +1,8 @@
 //! Publications racing recoveries (docs/protocol.md §7.5, §7.6): one publisher
 //! publishes a bounded run without pause while followers keep leaving and
 //! resubscribing from their positions, on new connections (after a reset or
-//! with the old one still open) or by a replacing SUBSCRIBE on the same one.
+//! with the old one still open), or on the same one by a replacing SUBSCRIBE
+//! or after an UNSUBSCRIBE.
 //!
 //! Each follower applies the client rule of §7.6 (an offset at or below the
 //! last one seen is a duplicate and dropped; last + 1 is delivered; anything
@@ -36,6 +37,8 @@ struct FollowerStats {
     reconnects: u64,
     /// Replacing SUBSCRIBEs on the same connection.
     replacements: u64,
+    /// UNSUBSCRIBEs followed by a SUBSCRIBE on the same connection.
+    returns: u64,
     /// Replayed publications received.
     replayed: u64,
     /// Duplicates dropped (all of them ones §7.5 allows).
@@ -105,7 +108,7 @@ impl Follower {
             if self.last == PUBLICATIONS {
                 break;
             }
-            match self.below(3) {
+            match self.below(4) {
                 0 => {
                     sub.client.abort();
                     sub = self.subscribe_on_new_connection();
@@ -115,7 +118,8 @@ impl Follower {
                     let old = std::mem::replace(&mut sub, self.subscribe_on_new_connection());
                     drop(old);
                 }
-                _ => self.replace(&mut sub),
+                2 => self.replace(&mut sub),
+                _ => self.leave_and_return(&mut sub),
             }
         }
         sub.client.sync();
@@ -183,6 +187,43 @@ impl Follower {
             );
             self.stats.duplicates += 1;
         }
+    }
+
+    /// An UNSUBSCRIBE, then a SUBSCRIBE from the position on the same
+    /// connection. Publications may come until the UNSUBSCRIBE_REPLY, none
+    /// after it (§7.4): the SUBSCRIBE's reply must be the next message.
+    fn leave_and_return(&mut self, sub: &mut Subscription) {
+        sub.request_id += 1;
+        sub.client.send_unsubscribe_v2(sub.request_id, CH);
+        loop {
+            match sub.client.recv_v2() {
+                ServerMsg::Publication(p) => {
+                    self.check_next(sub, &p);
+                    assert!(
+                        self.deliver(&p),
+                        "{}: offset {} again before the UNSUBSCRIBE_REPLY",
+                        self.name,
+                        p.offset
+                    );
+                }
+                ServerMsg::UnsubscribeReply(r) if r.request_id == sub.request_id => {
+                    assert_eq!(r.status, Status::Ok, "{}: {r:?}", self.name);
+                    break;
+                }
+                other => panic!(
+                    "{}: expected a PUBLICATION or UNSUBSCRIBE_REPLY {}, got {other:?}",
+                    self.name, sub.request_id
+                ),
+            }
+        }
+        sub.request_id += 1;
+        let position = self.last;
+        let reply = sub
+            .client
+            .subscribe_v2(sub.request_id, CH, at(self.epoch, position));
+        self.check_recovered(&reply, position);
+        self.stats.returns += 1;
+        sub.next = position + 1;
     }
 
     /// A SUBSCRIBE from `position` must be recovered, with the replay of
