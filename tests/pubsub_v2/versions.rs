@@ -4,7 +4,7 @@
 //! sessions: takeover, no LOST, no crossing between versions.
 
 use tether::app::pubsub::ops_v2::{
-    encode_publish, encode_subscribe, encode_unsubscribe, Position, PublishAck, Status,
+    encode_publish, encode_subscribe, encode_unsubscribe, Position, PublishAck, ServerMsg, Status,
 };
 use tether::protocol::{encode_message, GoawayCode};
 
@@ -130,6 +130,8 @@ fn declined_requests_get_error_replies_and_the_connection_stays() {
     let server = Server::start(&["--app", "pubsub"]);
     let mut c = server.open_v2(0);
 
+    // Leaving a channel never joined is no error.
+    assert_eq!(c.unsubscribe_v2(1, b"never").status, Status::Ok);
     // Empty channel: BAD_CHANNEL for every request, nothing done.
     assert_refused(&c.subscribe_v2(1, b"", None), Status::BadChannel);
     assert_eq!(c.unsubscribe_v2(2, b"").status, Status::BadChannel);
@@ -240,4 +242,44 @@ fn sessions_do_not_cross_versions() {
     assert!(!w.resumed, "{w:?}");
     assert_ne!(w.session, v2_session);
     v2.sync();
+}
+
+/// §7.4: a publisher subscribed to the channel gets its own publication and
+/// its PUBLISH_ACK, in an order a client must not rely on.
+#[test]
+fn a_subscribed_publisher_gets_its_own_publication_and_the_ack() {
+    let server = Server::start(&["--app", "pubsub"]);
+    let mut c = server.open_v2(0);
+    let epoch = c.subscribe_v2(1, CH, None).epoch;
+    c.publish_v2(2, CH, &numbered_body(1));
+    let (mut ack, mut publication, mut order) = (None, None, Vec::new());
+    for _ in 0..2 {
+        match c.recv_v2() {
+            ServerMsg::PublishAck(a) if ack.is_none() => {
+                order.push("PUBLISH_ACK");
+                ack = Some(a);
+            }
+            ServerMsg::Publication(p) if publication.is_none() => {
+                order.push("PUBLICATION");
+                publication = Some(p);
+            }
+            other => panic!("expected one PUBLISH_ACK and one PUBLICATION, got {other:?}"),
+        }
+    }
+    eprintln!("the publisher got {order:?}");
+    assert_eq!(
+        ack,
+        Some(PublishAck {
+            request_id: 2,
+            status: Status::Ok,
+            epoch,
+            offset: 1
+        })
+    );
+    let p = publication.expect("a PUBLICATION");
+    assert_eq!(
+        (p.epoch, p.offset, &p.body[..]),
+        (epoch, 1, &numbered_body(1)[..])
+    );
+    c.sync();
 }
