@@ -8,6 +8,7 @@
 //! - [`client`]: a blocking wire-protocol client over `std::net::TcpStream`;
 //! - [`wire`]: hand-made frames and payloads the library would not produce;
 //! - [`pubsub`]: the pub/sub message layouts and client conveniences;
+//! - [`pubsub_v2`]: the pub/sub v2 requests and checked replies;
 //! - [`http`]: raw HTTP for the metrics endpoint;
 //! - [`proxy`]: a TCP proxy that blackholes idle connections like a NAT;
 //! - [`tls`]: certificates made at test time, TLS client configurations and
@@ -26,6 +27,7 @@ pub mod http;
 pub mod paths;
 pub mod proxy;
 pub mod pubsub;
+pub mod pubsub_v2;
 pub mod server;
 pub mod temp;
 pub mod tether_cli;
@@ -35,7 +37,8 @@ pub mod wire;
 // Tests name every helper `common::X`; each uses only some of them.
 #[allow(unused_imports)]
 pub use self::{
-    client::*, http::*, paths::*, proxy::*, pubsub::*, server::*, temp::*, tether_cli::*, wire::*,
+    client::*, http::*, paths::*, proxy::*, pubsub::*, pubsub_v2::*, server::*, temp::*,
+    tether_cli::*, wire::*,
 };
 
 use std::thread;
