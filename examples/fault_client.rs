@@ -240,6 +240,7 @@ fn report_events(client: &mut Client, tally: &mut Tally) {
                         ("goaway", format!(",\"code\":{}", json_str(g.code.name())))
                     }
                     DisconnectReason::Protocol(_) => ("protocol", String::new()),
+                    DisconnectReason::Aborted { .. } => ("aborted", String::new()),
                     DisconnectReason::Tls(_) => ("tls", String::new()),
                     DisconnectReason::Closed => ("closed", String::new()),
                 };

@@ -178,6 +178,11 @@
 #define TETHER_GOAWAY_SESSION_TAKEN_OVER 13
 
 /**
+ * GOAWAY SERVER_BUSY: not now; the reason carries `retry-after-ms=N` (protocol v2).
+ */
+#define TETHER_GOAWAY_SERVER_BUSY 14
+
+/**
  * The handle a callback answers through (send, close, peer address). It is
  * valid only until the callback returns: never keep it.
  */

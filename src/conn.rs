@@ -439,6 +439,10 @@ impl Conn {
     /// counts (a burst queued within one turn is not held against a reader
     /// that keeps up). Returns true when it just closed the connection.
     pub fn enforce_output_limit(&mut self, now: Tick, limits: &ConnLimits) -> bool {
+        // A replay's raise may have just ended with the output still above
+        // the soft limit: its grace period starts now.
+        let soft = self.soft_output_limit(limits);
+        self.output.start_soft_clock(now, soft);
         if self.state == State::Open && self.output.len() > self.hard_output_limit(limits) {
             self.close(
                 GoawayCode::SlowConsumer,

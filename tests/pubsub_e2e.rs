@@ -17,15 +17,6 @@ use common::{delivery, Client, Server, SMALL_MSS};
 use tether::protocol::{FrameType, GoawayCode};
 
 /// Waits until the metric reads `want` (panics with the last value after 10 s).
-fn wait_metric(server: &Server, name: &str, want: u64) {
-    let mut last = 0;
-    let ok = common::wait_until(Duration::from_secs(10), || {
-        last = server.metric(name);
-        last == want
-    });
-    assert!(ok, "{name} stayed at {last}, expected {want}");
-}
-
 #[test]
 fn fan_out_own_delivery_and_unsubscribe() {
     let server = Server::start(&["--app", "pubsub"]);
@@ -108,7 +99,7 @@ fn detached_subscriber(server: &Server, channel: &[u8]) -> tether::protocol::Ses
     sub.sync();
     let session = sub.session();
     sub.abort();
-    wait_metric(server, "tether_sessions_detached", 1);
+    server.wait_metric("tether_sessions_detached", 1);
     session
 }
 
@@ -196,7 +187,7 @@ fn a_full_session_queue_drops_the_oldest_and_says_lost() {
     // last delivery (so nothing is at risk) before its connection dropped.
     sub.sync();
     sub.abort();
-    wait_metric(&server, "tether_sessions_detached", 1);
+    server.wait_metric("tether_sessions_detached", 1);
     let mut again = server.connect();
     let w = again.resume(session);
     assert!(w.resumed && !w.lost, "LOST is reported once: {w:?}");
@@ -216,7 +207,7 @@ fn a_detached_session_expires_after_its_ttl() {
     ]);
     let detached_at = Instant::now();
     let session = detached_subscriber(&server, b"ttl");
-    wait_metric(&server, "tether_sessions_expired_total", 1);
+    server.wait_metric("tether_sessions_expired_total", 1);
     assert!(
         detached_at.elapsed() >= Duration::from_millis(250),
         "expired {:?} after the reset, before its 300 ms TTL",

@@ -142,3 +142,30 @@ impl Conns for NoConns {
         None
     }
 }
+
+/// What happened to an outbound link the app opened with
+/// [`Outbox::dial`](super::Outbox::dial): the engine side of the app (a Redis
+/// connection, say) is driven by these, as plain values, like connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkEvent<'a> {
+    /// The TCP connection is up; queued bytes are going out.
+    Connected {
+        /// The app's key for the link.
+        link: u64,
+    },
+    /// Bytes arrived, in order (a slice of the reactor's read buffer).
+    Data {
+        /// The link.
+        link: u64,
+        /// What was read.
+        bytes: &'a [u8],
+    },
+    /// The link is gone: refused, reset, closed by the peer, or over the
+    /// reactor's output bound. The key is free again.
+    Closed {
+        /// The link.
+        link: u64,
+        /// Why, for logs and metrics.
+        why: &'a str,
+    },
+}

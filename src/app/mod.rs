@@ -20,7 +20,9 @@ use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
 
 pub use echo::Echo;
-pub use event::{CloseEvent, ConnId, Conns, HelloEvent, MessageEvent, NoConns, SessionGrant};
+pub use event::{
+    CloseEvent, ConnId, Conns, HelloEvent, LinkEvent, MessageEvent, NoConns, SessionGrant,
+};
 pub use outbox::{Action, Outbox};
 pub use pubsub::Pubsub;
 
@@ -117,6 +119,9 @@ pub trait App {
     /// output back to batch it (a turn's publications to a channel as one
     /// buffer per subscriber) queues it now. Called at least once per turn.
     fn on_flush(&mut self, _ctx: &mut Ctx<'_>) {}
+
+    /// Something happened on an outbound link the app dialed.
+    fn on_link(&mut self, _event: LinkEvent<'_>, _ctx: &mut Ctx<'_>) {}
 
     /// The connection is gone; sends to it are ignored. Comes for every
     /// accepted connection, including those that never finished their handshake.

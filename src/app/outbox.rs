@@ -6,6 +6,7 @@
 
 use bytes::Bytes;
 use std::borrow::Cow;
+use std::net::SocketAddr;
 
 use super::event::{ConnId, SessionGrant};
 use crate::protocol::{encode_message, GoawayCode};
@@ -38,6 +39,27 @@ pub enum Action {
     /// unraised hard limit: room for a replay queued at once (§7.4), so a
     /// reconnecting client is not evicted for its own catch-up.
     RaiseOutputLimits(ConnId, usize),
+    /// Open an outbound TCP link to `addr` (to an engine such as Redis),
+    /// named by the app's `link` key; its life comes back as
+    /// [`LinkEvent`](super::LinkEvent)s. Dialing a key in use replaces that link.
+    Dial {
+        /// The app's name for the link.
+        link: u64,
+        /// Where to connect.
+        addr: SocketAddr,
+    },
+    /// Queue bytes on a link, in order; they go out when it is connected.
+    Transmit {
+        /// The link.
+        link: u64,
+        /// The bytes.
+        bytes: Bytes,
+    },
+    /// Close a link at once (no event follows).
+    Hangup {
+        /// The link.
+        link: u64,
+    },
 }
 
 /// The actions an app queued while handling one event, in order. Reads as
@@ -107,6 +129,21 @@ impl Outbox {
         self.actions.push(Action::RaiseOutputLimits(conn, bytes));
     }
 
+    /// Opens an outbound link named `link` to `addr` (see [`Action::Dial`]).
+    pub fn dial(&mut self, link: u64, addr: SocketAddr) {
+        self.actions.push(Action::Dial { link, addr });
+    }
+
+    /// Queues `bytes` on `link` (see [`Action::Transmit`]).
+    pub fn transmit(&mut self, link: u64, bytes: Bytes) {
+        self.actions.push(Action::Transmit { link, bytes });
+    }
+
+    /// Closes `link` at once (see [`Action::Hangup`]).
+    pub fn hangup(&mut self, link: u64) {
+        self.actions.push(Action::Hangup { link });
+    }
+
     /// What this batch does to `conn`'s openness: `Some(true)` if its last
     /// word on it is an accept, `Some(false)` a close, `None` nothing.
     pub fn pending_open(&self, conn: ConnId) -> Option<bool> {
@@ -125,7 +162,10 @@ impl Outbox {
             Action::Send(..)
             | Action::SetTimer { .. }
             | Action::CancelTimer { .. }
-            | Action::RaiseOutputLimits(..) => {}
+            | Action::RaiseOutputLimits(..)
+            | Action::Dial { .. }
+            | Action::Transmit { .. }
+            | Action::Hangup { .. } => {}
         }
         self.actions.push(action);
     }
@@ -180,6 +220,7 @@ mod tests {
                 Action::SetTimer { .. } => "set",
                 Action::CancelTimer { .. } => "cancel",
                 Action::RaiseOutputLimits(..) => "raise",
+                Action::Dial { .. } | Action::Transmit { .. } | Action::Hangup { .. } => "link",
             })
             .collect();
         assert_eq!(kinds, ["accept", "send", "close", "set", "cancel", "raise"]);

@@ -5,6 +5,10 @@
 //! so that a thousand clients cut off by the same server restart do not all
 //! come back in the same millisecond. The random source is injected, so tests
 //! can replay an exact sequence from a fixed seed.
+//!
+//! A server may also ask for a minimum wait in its GOAWAY reason, the
+//! retry-after hint of docs/protocol.md §7.8 ([`retry_after_hint`],
+//! [`Backoff::next_delay_with_hint`]).
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -100,6 +104,31 @@ impl RandomSource for SplitMix64 {
     }
 }
 
+/// The longest retry-after hint honoured (§7.8): a server cannot park a
+/// client for more than 10 minutes with one GOAWAY.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+/// The GOAWAY reason prefix that carries a retry-after hint (§7.8).
+const RETRY_AFTER_PREFIX: &str = "retry-after-ms=";
+
+/// The retry-after hint of a GOAWAY reason (docs/protocol.md §7.8):
+/// `retry-after-ms=` then 1 to 10 ASCII digits (at most 4294967295), then
+/// nothing or a space and free text. A reason of any other form has no hint
+/// (and is no error). Not capped here: [`Backoff::next_delay_with_hint`] caps it.
+pub fn retry_after_hint(reason: &str) -> Option<Duration> {
+    let rest = reason.strip_prefix(RETRY_AFTER_PREFIX)?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if !(1..=10).contains(&digits) {
+        return None;
+    }
+    let (number, tail) = rest.split_at(digits);
+    if !(tail.is_empty() || tail.starts_with(' ')) {
+        return None;
+    }
+    let ms: u32 = number.parse().ok()?;
+    Some(Duration::from_millis(u64::from(ms)))
+}
+
 /// The retry schedule: counts failed attempts in a row and turns the count
 /// into the next delay, or into "give up".
 pub struct Backoff {
@@ -178,6 +207,20 @@ impl Backoff {
                 half + self.uniform(ceiling - half)
             }
         })
+    }
+
+    /// The delay before the next attempt when the server gave a retry-after
+    /// hint `h` (§7.8): `h` (capped at [`MAX_RETRY_AFTER`]) plus a uniform
+    /// jitter in `[0, h / 2]`, or the usual delay if that is longer. The
+    /// attempt count rises as with [`Backoff::next_delay`], and `None` still
+    /// means "give up".
+    pub fn next_delay_with_hint(&mut self, hint: Option<Duration>) -> Option<Duration> {
+        let delay = self.next_delay()?;
+        let Some(hint) = hint else {
+            return Some(delay);
+        };
+        let hint = hint.min(MAX_RETRY_AFTER);
+        Some(delay.max(hint + self.uniform(hint / 2)))
     }
 
     /// Uniform in `[0, max]` at nanosecond resolution (the modulo bias is far
@@ -306,6 +349,77 @@ mod tests {
         assert_eq!(b.next_delay(), None);
         b.reset();
         assert!(b.next_delay().is_some());
+    }
+
+    #[test]
+    fn retry_after_hints_parse_only_in_the_spec_form() {
+        let ms = |n| Some(Duration::from_millis(n));
+        let table = [
+            ("retry-after-ms=1500", ms(1500)),
+            ("retry-after-ms=1500 engine unavailable", ms(1500)),
+            ("retry-after-ms=0", ms(0)),
+            ("retry-after-ms=4294967295", ms(4_294_967_295)),
+            ("retry-after-ms=0004294967", ms(4_294_967)),
+            ("retry-after-ms=4294967296", None),
+            ("retry-after-ms=12345678901", None),
+            ("retry-after-ms=", None),
+            ("retry-after-ms= 5", None),
+            ("retry-after-ms=15x", None),
+            ("retry-after-ms=15\tx", None),
+            ("retry-after-ms=-1", None),
+            (" retry-after-ms=5", None),
+            ("Retry-After-Ms=5", None),
+            ("server full", None),
+            ("", None),
+        ];
+        for (reason, hint) in table {
+            assert_eq!(retry_after_hint(reason), hint, "{reason:?}");
+        }
+    }
+
+    #[test]
+    fn a_hint_sets_a_floor_with_up_to_half_of_it_as_jitter() {
+        // Jitter::None: the usual delays are 100, 200, 400 ms, and the hint's
+        // jitter comes from the injected source: 0 and then the most.
+        let mut b = Backoff::new(config(Jitter::None), Box::new(|| 0));
+        let hint = Some(Duration::from_millis(1000));
+        assert_eq!(
+            b.next_delay_with_hint(hint),
+            Some(Duration::from_millis(1000))
+        );
+        assert_eq!(b.attempt(), 1, "the count keeps rising");
+        let mut b = Backoff::new(config(Jitter::None), Box::new(|| u64::MAX));
+        let d = b.next_delay_with_hint(hint).expect("retries forever");
+        assert!(
+            d > Duration::from_millis(1000) && d <= Duration::from_millis(1500),
+            "{d:?}"
+        );
+        // A hint shorter than the usual delay changes nothing.
+        let mut b = seeded(Jitter::None, 1);
+        for _ in 0..4 {
+            let _ = b.next_delay();
+        }
+        assert_eq!(
+            b.next_delay_with_hint(Some(Duration::from_millis(10))),
+            Some(Duration::from_millis(1600))
+        );
+        assert_eq!(
+            b.next_delay_with_hint(None),
+            Some(Duration::from_millis(3200))
+        );
+    }
+
+    #[test]
+    fn a_hint_is_capped_and_does_not_override_giving_up() {
+        let mut b = Backoff::new(config(Jitter::None), Box::new(|| 0));
+        assert_eq!(
+            b.next_delay_with_hint(Some(Duration::from_millis(4_294_967_295))),
+            Some(MAX_RETRY_AFTER)
+        );
+        let mut cfg = config(Jitter::None);
+        cfg.max_attempts = Some(0);
+        let mut b = Backoff::new(cfg, Box::new(|| 0));
+        assert_eq!(b.next_delay_with_hint(Some(Duration::from_secs(1))), None);
     }
 
     #[test]

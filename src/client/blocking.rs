@@ -7,6 +7,10 @@
 //! session resume happen inside it, transparently. While no socket is open
 //! (waiting out a backoff delay) the thread sleeps until the next attempt.
 //!
+//! With several addresses, each attempt tries them in order, starting after
+//! the one whose connection ended last: a server that goes away hands its
+//! clients to the next one.
+//!
 //! Over TLS every connection makes a new handshake (resuming the TLS session
 //! when it can) inside the machine's handshake deadline; closing sends our
 //! GOAWAY, then `close_notify`, then FIN, and reads on to the server's
@@ -21,7 +25,7 @@ use std::time::{Duration, Instant};
 use super::backoff::SplitMix64;
 use super::machine::{ClientMachine, SendError};
 use super::{ClientConfig, ClientEvent, DisconnectReason};
-use crate::protocol::SessionId;
+use crate::protocol::{GoawayCode, SessionId};
 use transport::{ReadResult, Transport};
 
 mod transport;
@@ -50,10 +54,17 @@ fn deadline_after(d: Duration) -> Instant {
 pub struct Client {
     machine: ClientMachine,
     addrs: Vec<SocketAddr>,
+    /// Where the next attempt starts in `addrs`.
+    next_addr: usize,
+    /// The address of the current (or last) connection.
+    current_addr: usize,
     stream: Option<Transport>,
     write_shut: bool,
-    messages: VecDeque<Bytes>,
-    events: VecDeque<ClientEvent>,
+    /// Messages and status events, each numbered in the order the machine
+    /// gave them, so [`Client::next_event`] can merge them back.
+    messages: VecDeque<(u64, Bytes)>,
+    events: VecDeque<(u64, ClientEvent)>,
+    sequence: u64,
     read_buf: Box<[u8]>,
     /// Why the last connection ended, for errors returned to the caller.
     last_disconnect: Option<DisconnectReason>,
@@ -91,10 +102,13 @@ impl Client {
         let mut client = Client {
             machine,
             addrs,
+            next_addr: 0,
+            current_addr: 0,
             stream: None,
             write_shut: false,
             messages: VecDeque::new(),
             events: VecDeque::new(),
+            sequence: 0,
             read_buf: vec![0; READ_BUF_LEN].into_boxed_slice(),
             last_disconnect: None,
             last_error: None,
@@ -133,7 +147,7 @@ impl Client {
     pub fn recv_timeout(&mut self, timeout: Duration) -> io::Result<Option<Bytes>> {
         let until = deadline_after(timeout);
         loop {
-            if let Some(message) = self.messages.pop_front() {
+            if let Some((_, message)) = self.messages.pop_front() {
                 return Ok(Some(message));
             }
             if self.machine.is_closed() {
@@ -168,12 +182,88 @@ impl Client {
     /// The next status event (connects, disconnects, reconnects, GOAWAYs, …);
     /// messages are not events here, they come from `recv_timeout`.
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
-        self.events.pop_front()
+        self.events.pop_front().map(|(_, event)| event)
     }
 
     /// Drains every status event queued so far.
     pub fn events(&mut self) -> impl Iterator<Item = ClientEvent> + '_ {
-        self.events.drain(..)
+        self.events.drain(..).map(|(_, event)| event)
+    }
+
+    /// Waits up to `timeout` for the next event of any kind, messages
+    /// included ([`ClientEvent::Message`]), in the order they happened: for a
+    /// layer above that must know which connection a message came on (the
+    /// v2 pub/sub client). Use it instead of `recv_timeout` and `poll_event`,
+    /// not beside them. Events already queued are returned without reading,
+    /// so a zero `timeout` only drains. `Ok(None)` on timeout; an error once
+    /// the client is closed for good and every event has been returned.
+    pub fn next_event(&mut self, timeout: Duration) -> io::Result<Option<ClientEvent>> {
+        let until = deadline_after(timeout);
+        loop {
+            let message_first = match (self.messages.front(), self.events.front()) {
+                (Some((m, _)), Some((e, _))) => Some(m < e),
+                (Some(_), None) => Some(true),
+                (None, Some(_)) => Some(false),
+                (None, None) => None,
+            };
+            match message_first {
+                Some(true) => {
+                    return Ok(self
+                        .messages
+                        .pop_front()
+                        .map(|(_, m)| ClientEvent::Message(m)))
+                }
+                Some(false) => return Ok(self.poll_event()),
+                None => {}
+            }
+            if self.machine.is_closed() {
+                return Err(self.disconnect_error());
+            }
+            if Instant::now() >= until {
+                return Ok(None);
+            }
+            self.step(until);
+        }
+    }
+
+    /// Closes the open connection because what the server sent is
+    /// unacceptable to the layer above (see [`ClientMachine::abort`]): GOAWAY
+    /// `code` with `reason`, then a reconnect as after a protocol error.
+    pub fn abort(&mut self, code: GoawayCode, reason: &str) {
+        let now = Instant::now();
+        self.machine.abort(code, reason, now);
+        self.service(now);
+    }
+
+    /// Sends a PING now and waits up to `timeout` for its PONG: the round
+    /// trip on the open connection. Messages that arrive meanwhile are kept
+    /// for `recv_timeout`.
+    pub fn ping(&mut self, timeout: Duration) -> io::Result<Duration> {
+        let until = deadline_after(timeout);
+        let now = Instant::now();
+        let seq = self
+            .machine
+            .ping(now)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "not connected"))?;
+        self.service(now);
+        loop {
+            if self.machine.pongs() >= seq {
+                return Ok(self.machine.rtt().unwrap_or_default());
+            }
+            if !self.machine.is_open() {
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "the connection ended before the PONG",
+                ));
+            }
+            if Instant::now() >= until {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "no PONG in time"));
+            }
+            // Not `step`: it stops reading while messages wait to be taken.
+            self.turn();
+            self.wait(until);
+            self.service(Instant::now());
+        }
     }
 
     /// The current session id (kept across reconnects by HELLO RESUME).
@@ -241,17 +331,22 @@ impl Client {
             self.write_shut = true;
         }
         while let Some(event) = self.machine.poll_event() {
+            self.sequence += 1;
             match event {
-                ClientEvent::Message(message) => self.messages.push_back(message),
+                ClientEvent::Message(message) => self.messages.push_back((self.sequence, message)),
                 other => {
                     if let ClientEvent::Disconnected { reason } = &other {
                         log::info!("tether client: disconnected: {reason}");
                         self.last_disconnect = Some(reason.clone());
+                        if !matches!(reason, DisconnectReason::ConnectFailed(_)) {
+                            // That server's connection ended: start with the next.
+                            self.next_addr = (self.current_addr + 1) % self.addrs.len();
+                        }
                     }
                     if self.events.len() == MAX_QUEUED_EVENTS {
                         self.events.pop_front();
                     }
-                    self.events.push_back(other);
+                    self.events.push_back((self.sequence, other));
                 }
             }
         }
@@ -261,7 +356,9 @@ impl Client {
         self.stream = None;
         let timeout = self.machine.config().handshake_timeout.max(MIN_WAIT);
         let mut last_err = io::Error::new(io::ErrorKind::InvalidInput, "no address");
-        for addr in &self.addrs {
+        let n = self.addrs.len();
+        for index in (0..n).map(|i| (self.next_addr + i) % n) {
+            let addr = &self.addrs[index];
             match TcpStream::connect_timeout(addr, timeout) {
                 Ok(stream) => {
                     // Heartbeats and small messages must not wait for Nagle.
@@ -283,6 +380,7 @@ impl Client {
                         }
                     };
                     self.stream = Some(Transport::new(stream, tls));
+                    self.current_addr = index;
                     self.write_shut = false;
                     self.machine.handle_connected(Instant::now());
                     return;
@@ -351,7 +449,8 @@ impl Client {
                 reason @ (DisconnectReason::DeadPeer { .. }
                 | DisconnectReason::Eof
                 | DisconnectReason::Io(_)
-                | DisconnectReason::Protocol(_)),
+                | DisconnectReason::Protocol(_)
+                | DisconnectReason::Aborted { .. }),
             ) => io::Error::new(io::ErrorKind::ConnectionAborted, reason.to_string()),
             None => io::Error::new(io::ErrorKind::TimedOut, "not connected"),
         }

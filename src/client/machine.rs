@@ -23,7 +23,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::adaptive::AdaptiveHeartbeat;
-use super::backoff::{Backoff, RandomSource};
+use super::backoff::{retry_after_hint, Backoff, RandomSource};
 use super::{ClientConfig, ClientEvent, DisconnectReason, TlsError};
 use crate::protocol::{
     encode_frame, encode_goaway, encode_message, FrameDecoder, FrameType, GoawayCode, Hello,
@@ -154,6 +154,8 @@ pub struct ClientMachine {
     negotiated: Duration,
     link: Link,
     ping_seq: u64,
+    /// The sequence of the latest PONG answering one of our PINGs.
+    pong_seq: u64,
     rtt: Option<Duration>,
     decoder: FrameDecoder,
     /// The DATA message being reassembled (bounded by `config.max_message`).
@@ -190,6 +192,7 @@ impl ClientMachine {
             negotiated,
             link: Link::new(now),
             ping_seq: 0,
+            pong_seq: 0,
             rtt: None,
             decoder: FrameDecoder::new(CLIENT_MAX_FRAME),
             message: BytesMut::new(),
@@ -222,7 +225,7 @@ impl ClientMachine {
         self.decoder.clear();
         self.reset_message();
         let hello = Hello {
-            version: crate::protocol::PROTOCOL_V1,
+            version: self.config.version,
             heartbeat_ms: self.config.heartbeat_ms,
             token: self.config.token.clone(),
             resume: self.session,
@@ -405,6 +408,27 @@ impl ClientMachine {
         }
     }
 
+    /// Closes the connection because the layer above found the server's
+    /// message unacceptable (the v2 pub/sub layer's PROTOCOL_ERROR,
+    /// docs/protocol.md §7.2): GOAWAY `code` with `reason` (cut at 256
+    /// bytes), nothing more is read, then the usual drain to the server's EOF
+    /// and a reconnect, as after a protocol error found here.
+    pub fn abort(&mut self, code: GoawayCode, reason: &str, now: Instant) {
+        match &mut self.state {
+            State::Handshaking { .. } | State::Open => {
+                self.queue_goaway(code, reason, now);
+                let reason = DisconnectReason::Aborted {
+                    code,
+                    reason: reason.to_owned(),
+                };
+                self.start_closing(reason, false, now);
+            }
+            // Already said goodbye: stop trusting the stream, keep draining to EOF.
+            State::Closing { reading, .. } => *reading = false,
+            State::Connecting | State::Waiting { .. } | State::Closed => {}
+        }
+    }
+
     // ----- outputs -----
 
     /// The next bytes to write, in order. Write them all before shutting down
@@ -488,11 +512,6 @@ impl ClientMachine {
         self.adaptive.as_ref()
     }
 
-    /// The round-trip time of the last answered PING.
-    pub fn rtt(&self) -> Option<Duration> {
-        self.rtt
-    }
-
     // ----- internals -----
 
     fn is_reading(&self) -> bool {
@@ -510,42 +529,6 @@ impl ClientMachine {
             .map_or((CLIENT_MAX_FRAME, self.config.max_message), |w| {
                 (usize::from(w.max_frame.max(1)), w.max_message as usize)
             })
-    }
-
-    /// A PING is due after an interval of not sending (the server's liveness),
-    /// and also after `miss − 1` intervals of not receiving even while we send:
-    /// a server that only consumes would otherwise look dead to us, so we ask
-    /// for a PONG before declaring it so.
-    fn ping_due(&self) -> Instant {
-        let interval = self.heartbeat_interval();
-        let after_tx = later(self.link.last_tx, interval);
-        let last_ping = self.link.last_ping.map_or(self.link.last_rx, |(_, t)| t);
-        let quiet_rx = self.link.last_rx.max(last_ping);
-        let rx_wait = interval
-            .checked_mul(self.config.miss.saturating_sub(1).max(1))
-            .unwrap_or(Duration::MAX);
-        after_tx.min(later(quiet_rx, rx_wait))
-    }
-
-    fn dead_deadline(&self) -> Instant {
-        let silence = self
-            .heartbeat_interval()
-            .checked_mul(self.config.miss.max(1))
-            .unwrap_or(Duration::MAX);
-        later(self.link.last_rx, silence)
-    }
-
-    fn send_ping(&mut self, now: Instant) {
-        self.ping_seq = self.ping_seq.wrapping_add(1);
-        let seq = self.ping_seq;
-        let idle = now.saturating_duration_since(self.link.last_tx) >= self.heartbeat_interval();
-        if idle && self.link.probe.is_none() {
-            self.link.probe = Some(seq);
-        }
-        self.transmit
-            .push_back(encode_frame(FrameType::Ping, false, &seq.to_be_bytes()));
-        self.link.last_ping = Some((seq, now));
-        self.link.last_tx = now;
     }
 
     fn protocol_error(&mut self, error: ProtocolError, now: Instant) {
@@ -600,12 +583,17 @@ impl ClientMachine {
             }
         }
         let is_final = reason.is_final() || self.user_closed || !self.config.reconnect;
+        // §7.8: a GOAWAY may say how long to stay away.
+        let hint = match &reason {
+            DisconnectReason::Goaway(goaway) => retry_after_hint(&goaway.reason),
+            _ => None,
+        };
         self.events.push_back(ClientEvent::Disconnected { reason });
         if is_final {
             self.finish();
             return;
         }
-        match self.backoff.next_delay() {
+        match self.backoff.next_delay_with_hint(hint) {
             Some(delay) => {
                 let attempt = self.backoff.attempt();
                 self.events
@@ -631,9 +619,12 @@ impl ClientMachine {
     }
 }
 
+mod heartbeat;
 mod recv;
 
 #[cfg(test)]
 mod nat;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod v2_tests;

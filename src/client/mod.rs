@@ -17,6 +17,9 @@
 //!   plaintext or over TLS ([`ClientTls`], rustls).
 //! - [`tls`] and [`tls_flags`]: the TLS settings and errors, and the
 //!   command-line flags that build them.
+//! - [`pubsub`]: v2 pub/sub (docs/protocol.md §7) above the connection: the
+//!   sans-io [`PubsubMachine`] keeps channel positions and recovers them
+//!   across reconnects, and [`PubsubClient`] drives it over [`Client`].
 //!
 //! Delivery is at-most-once: a message written into a connection that then
 //! dies may be lost. Session resume (HELLO RESUME) lets the server keep what it
@@ -26,13 +29,15 @@ pub mod adaptive;
 pub mod backoff;
 pub mod blocking;
 pub mod machine;
+pub mod pubsub;
 pub mod tls;
 pub mod tls_flags;
 
 pub use adaptive::{AdaptiveConfig, AdaptiveHeartbeat};
-pub use backoff::{Backoff, BackoffConfig, Jitter, RandomSource, SplitMix64};
+pub use backoff::{retry_after_hint, Backoff, BackoffConfig, Jitter, RandomSource, SplitMix64};
 pub use blocking::Client;
 pub use machine::{ClientMachine, SendError};
+pub use pubsub::{PubsubClient, PubsubEvent, PubsubMachine};
 pub use tls::{ClientTls, TlsError};
 pub use tls_flags::{TlsFlags, TLS_FLAGS_USAGE};
 
@@ -40,12 +45,19 @@ use bytes::Bytes;
 use std::fmt;
 use std::time::Duration;
 
-use crate::protocol::{Goaway, GoawayCode, ProtocolError, SessionId};
+#[cfg(doc)]
+use crate::protocol::PROTOCOL_V2;
+use crate::protocol::{Goaway, GoawayCode, ProtocolError, SessionId, PROTOCOL_V1};
 
 /// Everything the client can be told. Build it with `ClientConfig::default()`
 /// and change the fields that matter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientConfig {
+    /// The protocol version asked for in HELLO: [`PROTOCOL_V1`] (the default)
+    /// or [`PROTOCOL_V2`] (channel streams, docs/protocol.md §7). WELCOME must
+    /// carry the same version, else the client closes with UNSUPPORTED_VERSION
+    /// and does not reconnect (§7.1; there is no fallback to v1).
+    pub version: u8,
     /// The heartbeat interval asked for in HELLO, in ms; 0 lets the server choose.
     pub heartbeat_ms: u32,
     /// The shared-secret auth token (at most 255 bytes; empty when the server needs none).
@@ -57,6 +69,8 @@ pub struct ClientConfig {
     pub miss: u32,
     /// The largest reassembled message accepted from the server; a bigger one
     /// is MESSAGE_TOO_LARGE. Also the bound on a message sent while the server's limit is unknown.
+    /// On a v2 connection 16 more bytes are accepted: a PUBLICATION is that
+    /// much longer than the v1 publish it carries (§7.2).
     pub max_message: usize,
     /// Bytes of messages held while not connected (sent after the next WELCOME);
     /// beyond it `send` fails with [`SendError::QueueFull`] rather than growing without bound.
@@ -79,6 +93,7 @@ pub struct ClientConfig {
 impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
+            version: PROTOCOL_V1,
             heartbeat_ms: 0,
             token: Bytes::new(),
             handshake_timeout: Duration::from_secs(5),
@@ -166,6 +181,15 @@ pub enum DisconnectReason {
     Goaway(Goaway),
     /// The server broke the protocol; we sent GOAWAY with the matching code.
     Protocol(ProtocolError),
+    /// The application layer above the machine could not accept what the
+    /// server sent (the v2 pub/sub layer: a reply matching no request, an
+    /// unknown op; docs/protocol.md §7.2) and closed with this GOAWAY.
+    Aborted {
+        /// The GOAWAY code we sent (PROTOCOL_ERROR for the pub/sub layer).
+        code: GoawayCode,
+        /// Why, as sent in the GOAWAY's reason.
+        reason: String,
+    },
     /// TLS failed: a rejected certificate, a server that does not speak TLS,
     /// a corrupt or truncated stream.
     Tls(TlsError),
@@ -191,12 +215,15 @@ impl DisconnectReason {
             DisconnectReason::Goaway(g) => is_final_code(g.code),
             DisconnectReason::Closed => true,
             DisconnectReason::Tls(e) => e.is_certificate(),
+            // A server that answers another version than we asked for will
+            // answer it again (§7.1: UNSUPPORTED_VERSION is final).
+            DisconnectReason::Protocol(e) => matches!(e, ProtocolError::UnsupportedVersion(_)),
             DisconnectReason::ConnectFailed(_)
+            | DisconnectReason::Aborted { .. }
             | DisconnectReason::HandshakeTimeout
             | DisconnectReason::DeadPeer { .. }
             | DisconnectReason::Eof
-            | DisconnectReason::Io(_)
-            | DisconnectReason::Protocol(_) => false,
+            | DisconnectReason::Io(_) => false,
         }
     }
 }
@@ -228,6 +255,9 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::Io(e) => write!(f, "socket error: {e}"),
             DisconnectReason::Goaway(g) => write!(f, "server sent GOAWAY {}: {}", g.code, g.reason),
             DisconnectReason::Protocol(e) => write!(f, "protocol error: {e}"),
+            DisconnectReason::Aborted { code, reason } => {
+                write!(f, "closed with GOAWAY {code}: {reason}")
+            }
             DisconnectReason::Tls(e) => write!(f, "{e}"),
             DisconnectReason::Closed => f.write_str("closed by the client"),
         }

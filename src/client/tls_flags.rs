@@ -11,8 +11,8 @@ use crate::cli::args::{ArgParser, CliError};
 use crate::tls::{server_name, ClientCertFiles, ClientTlsOptions, ServerVerification, TlsVersions};
 
 /// Usage lines for the flags, in the layout of `tether-load --help`.
-pub const TLS_FLAGS_USAGE: &str = "\
-  --tls                       speak TLS to the server
+// No `\` after the opening quote: it would eat the first line's indent too.
+pub const TLS_FLAGS_USAGE: &str = "  --tls                       speak TLS to the server
   --tls-ca FILE               trust only the CAs in this PEM file (default: the system's roots)
   --tls-insecure              accept any server certificate (load tests on throwaway certificates only)
   --tls-server-name NAME      name the server's certificate must be valid for (default: the address's host)

@@ -427,6 +427,35 @@ fn over_the_soft_limit_past_the_grace_period_is_a_slow_consumer() {
 }
 
 #[test]
+fn a_replay_raise_lifts_both_limits_until_the_output_drains() {
+    let mut h = Harness::with(soft_config());
+    h.feed(&hello(1_000));
+    h.take_output();
+    // A 9000-byte replay behind a raise of its size: neither limit trips.
+    h.conn.raise_output_limits(9_000);
+    h.conn.send_message(&[1; 9000], h.now, &h.limits);
+    assert!(!h.conn.enforce_output_limit(h.now, &h.limits));
+    h.now += 8; // past the 5-tick grace, before the idle timeout
+    h.conn.handle_timeout(h.now, &h.limits);
+    assert_eq!(h.conn.state(), State::Open, "soft limit raised too");
+    // Still above max_output after a partial write: the raise stays.
+    h.conn.handle_written(500, &h.limits);
+    assert_eq!(h.conn.output_raise(), 9_000);
+    // At or below max_output: the raise is gone, the normal limits are back,
+    // and the soft limit's grace starts at the next check (7500 > 4000).
+    h.conn.handle_written(1_000, &h.limits);
+    assert_eq!(h.conn.output_raise(), 0);
+    assert!(!h.conn.enforce_output_limit(h.now, &h.limits));
+    assert_eq!(h.conn.deadline(&h.limits), h.now + 6, "grace of 5 ticks");
+    h.conn.send_message(&[1; 2000], h.now, &h.limits);
+    assert!(h.conn.enforce_output_limit(h.now, &h.limits));
+    assert_eq!(
+        h.conn.close_reason(),
+        Some(CloseReason::Goaway(GoawayCode::SlowConsumer))
+    );
+}
+
+#[test]
 fn over_the_hard_limit_after_a_write_is_a_slow_consumer() {
     let mut h = Harness::with(soft_config());
     h.feed(&hello(1_000));

@@ -95,6 +95,7 @@ fn goaway_constants_match_the_protocol() {
         TETHER_GOAWAY_SHUTTING_DOWN,
         TETHER_GOAWAY_RATE_LIMITED,
         TETHER_GOAWAY_SESSION_TAKEN_OVER,
+        TETHER_GOAWAY_SERVER_BUSY,
     ];
     let wire: Vec<u16> = GoawayCode::ALL.iter().map(|c| c.as_u16()).collect();
     assert_eq!(ours.to_vec(), wire);

@@ -71,6 +71,8 @@ pub const TETHER_GOAWAY_SHUTTING_DOWN: u16 = 11;
 pub const TETHER_GOAWAY_RATE_LIMITED: u16 = 12;
 /// GOAWAY SESSION_TAKEN_OVER: a newer connection resumed this one's session.
 pub const TETHER_GOAWAY_SESSION_TAKEN_OVER: u16 = 13;
+/// GOAWAY SERVER_BUSY: not now; the reason carries `retry-after-ms=N` (protocol v2).
+pub const TETHER_GOAWAY_SERVER_BUSY: u16 = 14;
 
 /// The main knobs of the server, as a plain struct. Fill it with
 /// `tether_config_default` first, then change the fields that matter, so a

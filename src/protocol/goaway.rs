@@ -40,13 +40,16 @@ pub enum GoawayCode {
     RateLimited,
     /// A newer connection resumed this connection's session.
     SessionTakenOver,
+    /// v2: the server cannot take this work now; the reason carries a
+    /// `retry-after-ms=` hint the client waits for (docs/protocol.md §7.8).
+    ServerBusy,
     /// A code this implementation does not know (kept so it can be reported).
     Unknown(u16),
 }
 
 impl GoawayCode {
     /// Every code this implementation knows, in wire order.
-    pub const ALL: [GoawayCode; 14] = [
+    pub const ALL: [GoawayCode; 15] = [
         GoawayCode::Normal,
         GoawayCode::ProtocolError,
         GoawayCode::BadChecksum,
@@ -61,6 +64,7 @@ impl GoawayCode {
         GoawayCode::ShuttingDown,
         GoawayCode::RateLimited,
         GoawayCode::SessionTakenOver,
+        GoawayCode::ServerBusy,
     ];
 
     /// The code's number on the wire.
@@ -99,6 +103,7 @@ impl GoawayCode {
             GoawayCode::ShuttingDown => "SHUTTING_DOWN",
             GoawayCode::RateLimited => "RATE_LIMITED",
             GoawayCode::SessionTakenOver => "SESSION_TAKEN_OVER",
+            GoawayCode::ServerBusy => "SERVER_BUSY",
             GoawayCode::Unknown(_) => "UNKNOWN",
         }
     }

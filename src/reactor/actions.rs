@@ -21,6 +21,7 @@ impl<A: App> Reactor<A> {
     /// Applies the outbox to the connections and the wheel. Sends to a
     /// connection that is gone or not open are dropped by the connection.
     fn carry_out(&mut self) {
+        let mut link_actions = std::mem::take(&mut self.link_actions);
         for action in self.outbox.drain() {
             match action {
                 Action::Accept(id, grant) => {
@@ -59,6 +60,11 @@ impl<A: App> Reactor<A> {
                         e.conn.raise_output_limits(bytes);
                     }
                 }
+                // After the drain: a link's actions may call the app again
+                // (a failed dial is a Closed event).
+                link @ (Action::Dial { .. } | Action::Transmit { .. } | Action::Hangup { .. }) => {
+                    link_actions.push(link)
+                }
                 Action::CancelTimer { key } => {
                     if let Some(old) = self.app_timers.remove(&key) {
                         self.wheel.cancel(old);
@@ -66,5 +72,14 @@ impl<A: App> Reactor<A> {
                 }
             }
         }
+        for action in link_actions.drain(..) {
+            match action {
+                Action::Dial { link, addr } => self.dial(link, addr),
+                Action::Transmit { link, bytes } => self.transmit(link, bytes),
+                Action::Hangup { link } => self.hangup(link),
+                _ => {}
+            }
+        }
+        self.link_actions = link_actions;
     }
 }

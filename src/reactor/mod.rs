@@ -13,6 +13,7 @@ mod accept;
 mod actions;
 mod core;
 pub mod io;
+mod links;
 mod listeners;
 pub mod metrics;
 mod signals;
@@ -28,12 +29,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::app::{App, ConnId, Ctx, Outbox};
+use crate::app::{Action, App, ConnId, Ctx, Outbox};
 use crate::config::Config;
 use crate::time::{Span, Tick, TickClock};
 use crate::wheel::{TimerId, Wheel};
 
 use self::core::Core;
+use self::links::Links;
 use self::listeners::Listener;
 use self::metrics::{MetricsServer, ScraperId, HTTP_TOKEN_BIT};
 use self::signals::ServerSignals;
@@ -136,6 +138,10 @@ pub struct Reactor<A: App> {
     read_buf: Vec<u8>,
     /// Connections cut off by their read budget, served first next turn.
     backlog: VecDeque<ConnId>,
+    /// The app's outbound links (to an engine such as Redis).
+    links: Links,
+    /// Link actions of the outbox being carried out, applied after it.
+    link_actions: Vec<Action>,
     expired: Vec<TimerKind>,
     random: RandomPool,
     stop_deadline: Option<Tick>,
@@ -203,6 +209,8 @@ impl<A: App> Reactor<A> {
             clock_read: started,
             read_buf: vec![0; READ_BUF_BYTES],
             backlog: VecDeque::new(),
+            links: Links::default(),
+            link_actions: Vec::new(),
             expired: Vec::new(),
             random: RandomPool::open()?,
             stop_deadline: None,
@@ -386,6 +394,11 @@ impl<A: App> Reactor<A> {
                 Token(t) if t > LISTENER_BASE - MAX_LISTENERS && t <= LISTENER_BASE => {
                     self.accept_pending = true;
                 }
+                token if links::link_index(token).is_some() => {
+                    if let Some(index) = links::link_index(token) {
+                        self.link_ready(index, event.is_writable());
+                    }
+                }
                 Token(t) if t & HTTP_TOKEN_BIT != 0 => {
                     if let Some(m) = self.metrics.as_mut() {
                         let (stats, core, wheel, app) =
@@ -413,6 +426,7 @@ impl<A: App> Reactor<A> {
         events.clear();
         self.events = events;
         self.serve_backlog(carried);
+        self.serve_link_backlog();
         self.fire_timers();
         self.settle();
         // Accept last, after this turn's closed slots were reclaimed, so a
@@ -426,6 +440,7 @@ impl<A: App> Reactor<A> {
 
     fn poll_timeout(&self, max_wait: Option<Duration>) -> Option<Duration> {
         let busy = !self.backlog.is_empty()
+            || self.links.has_backlog()
             || self.timers_pending
             || (self.accept_pending && !self.accept_paused)
             || self.forced;

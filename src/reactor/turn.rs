@@ -193,6 +193,7 @@ impl<A: App> Reactor<A> {
         loop {
             // What the app held back to batch goes out with this write.
             self.call_app(|app, ctx| app.on_flush(ctx));
+            self.flush_links();
             if self.core.dirty.is_empty() {
                 break;
             }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tether::protocol::{
     decode_frame, encode_frame, encode_goaway, encode_message, Frame, FrameType, Goaway,
-    GoawayCode, Hello, SessionId, Status, Welcome,
+    GoawayCode, Hello, SessionId, Status, Welcome, PROTOCOL_V1, PROTOCOL_V2,
 };
 
 use super::server::Server;
@@ -144,25 +144,53 @@ impl<S: Read + Write> Client<S> {
 
     /// Sends a HELLO carrying `token`.
     pub fn send_hello_token(&mut self, heartbeat_ms: u32, token: &[u8]) {
+        self.send_hello_version(PROTOCOL_V1, heartbeat_ms, token, None);
+    }
+
+    /// Sends a HELLO of protocol `version` (docs/protocol.md §7.1) with
+    /// `token`, resuming `resume` if given.
+    pub fn send_hello_version(
+        &mut self,
+        version: u8,
+        heartbeat_ms: u32,
+        token: &[u8],
+        resume: Option<SessionId>,
+    ) {
         let hello = Hello {
-            version: tether::protocol::PROTOCOL_V1,
+            version,
             heartbeat_ms,
             token: Bytes::copy_from_slice(token),
-            resume: None,
+            resume,
         };
         self.send_raw(&hello.encode_frame());
     }
 
     /// HELLO RESUME `session`, then the WELCOME.
     pub fn resume(&mut self, session: SessionId) -> Welcome {
-        let hello = Hello {
-            version: tether::protocol::PROTOCOL_V1,
-            heartbeat_ms: 0,
-            token: Bytes::new(),
-            resume: Some(session),
-        };
-        self.send_raw(&hello.encode_frame());
+        self.send_hello_version(PROTOCOL_V1, 0, b"", Some(session));
         self.expect_welcome()
+    }
+
+    /// A protocol-v2 HELLO, then the WELCOME, which must be of version 2
+    /// and never carry LOST (§7.1, §7.7).
+    pub fn handshake_v2(&mut self, heartbeat_ms: u32) -> Welcome {
+        self.send_hello_version(PROTOCOL_V2, heartbeat_ms, b"", None);
+        self.expect_welcome_v2()
+    }
+
+    /// A protocol-v2 HELLO RESUME `session`, then the WELCOME, checked as in
+    /// [`Client::handshake_v2`].
+    pub fn resume_v2(&mut self, session: SessionId) -> Welcome {
+        self.send_hello_version(PROTOCOL_V2, 0, b"", Some(session));
+        self.expect_welcome_v2()
+    }
+
+    /// The next frame must be a WELCOME of version 2 without LOST.
+    pub fn expect_welcome_v2(&mut self) -> Welcome {
+        let w = self.expect_welcome();
+        assert_eq!(w.version, PROTOCOL_V2, "WELCOME version: {w:?}");
+        assert!(!w.lost, "a v2 WELCOME never carries LOST: {w:?}");
+        w
     }
 
     /// Sends HELLO and waits for the WELCOME.

@@ -3,6 +3,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
 
 use super::client::READ_TIMEOUT;
 use super::server::Server;
@@ -18,6 +19,18 @@ impl Server {
         let r = self.http_get("/metrics");
         assert_eq!(r.status, 200, "GET /metrics: {}", r.head);
         metric_value(&r.body, name).unwrap_or_else(|| panic!("no metric {name} in:\n{}", r.body))
+    }
+
+    /// Waits until the metric reads `want`, for what the server does on its
+    /// own time (a reset seen, a TTL run out); panics with the last value
+    /// after 10 s.
+    pub fn wait_metric(&self, name: &str, want: u64) {
+        let mut last = 0;
+        let ok = super::wait_until(Duration::from_secs(10), || {
+            last = self.metric(name);
+            last == want
+        });
+        assert!(ok, "{name} stayed at {last}, expected {want}");
     }
 }
 

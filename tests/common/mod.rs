@@ -8,11 +8,13 @@
 //! - [`client`]: a blocking wire-protocol client over `std::net::TcpStream`;
 //! - [`wire`]: hand-made frames and payloads the library would not produce;
 //! - [`pubsub`]: the pub/sub message layouts and client conveniences;
+//! - [`pubsub_v2`]: the pub/sub v2 requests and checked replies;
 //! - [`http`]: raw HTTP for the metrics endpoint;
 //! - [`proxy`]: a TCP proxy that blackholes idle connections like a NAT;
 //! - [`tls`]: certificates made at test time, TLS client configurations and
 //!   the raw client over TLS;
-//! - [`paths`] and [`temp`]: where the crate and its build live, temporary files.
+//! - [`paths`] and [`temp`]: where the crate and its build live, temporary files;
+//! - [`tether_cli`]: runs of the `tether-cli` binary, and subscribers read line by line.
 //!
 //! Every wait is bounded: reads have a timeout, waits for a process or a
 //! condition poll with a deadline, and nothing asserts a tight timing.
@@ -25,14 +27,19 @@ pub mod http;
 pub mod paths;
 pub mod proxy;
 pub mod pubsub;
+pub mod pubsub_v2;
 pub mod server;
 pub mod temp;
+pub mod tether_cli;
 pub mod tls;
 pub mod wire;
 
 // Tests name every helper `common::X`; each uses only some of them.
 #[allow(unused_imports)]
-pub use self::{client::*, http::*, paths::*, proxy::*, pubsub::*, server::*, temp::*, wire::*};
+pub use self::{
+    client::*, http::*, paths::*, proxy::*, pubsub::*, pubsub_v2::*, server::*, temp::*,
+    tether_cli::*, wire::*,
+};
 
 use std::thread;
 use std::time::{Duration, Instant};

@@ -209,6 +209,14 @@ impl Server {
         c
     }
 
+    /// A new client that has completed a protocol-v2 handshake with
+    /// `heartbeat_ms` (see [`Client::handshake_v2`]).
+    pub fn open_v2(&self, heartbeat_ms: u32) -> Client {
+        let mut c = self.connect();
+        c.handshake_v2(heartbeat_ms);
+        c
+    }
+
     /// Sends `sig` to the server process.
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) with a pid we spawned and have not yet reaped.

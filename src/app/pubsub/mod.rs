@@ -119,3 +119,5 @@ impl App for Pubsub {
 
 #[cfg(test)]
 mod app_tests;
+#[cfg(test)]
+mod v2_tests;

@@ -3,9 +3,12 @@
 use std::time::{Duration, Instant};
 
 use super::{ClientMachine, State, MIN_HEARTBEAT, PING_SEQ_LEN};
+use crate::app::pubsub::ops_v2::PUBLICATION_GROWTH_OVER_V1;
 use crate::client::ClientEvent;
 use crate::client::DisconnectReason;
-use crate::protocol::{encode_message, Frame, FrameType, Goaway, ProtocolError, Welcome};
+use crate::protocol::{
+    encode_message, Frame, FrameType, Goaway, ProtocolError, Welcome, PROTOCOL_V2,
+};
 
 impl ClientMachine {
     pub(super) fn handle_frame(&mut self, frame: Frame, now: Instant) -> Result<(), ProtocolError> {
@@ -50,6 +53,10 @@ impl ClientMachine {
 
     fn on_welcome(&mut self, payload: &[u8], now: Instant) -> Result<(), ProtocolError> {
         let welcome = Welcome::decode(payload)?;
+        // §7.1: the connection speaks the version we asked for, or none.
+        if welcome.version != self.config.version {
+            return Err(ProtocolError::UnsupportedVersion(welcome.version));
+        }
         self.negotiated = Duration::from_millis(u64::from(welcome.heartbeat_ms)).max(MIN_HEARTBEAT);
         if let Some(a) = self.adaptive.as_mut() {
             a.set_max(self.negotiated);
@@ -86,6 +93,9 @@ impl ClientMachine {
                 self.rtt = Some(now.saturating_duration_since(sent));
             }
         }
+        if seq <= self.ping_seq {
+            self.pong_seq = self.pong_seq.max(seq);
+        }
         if self.link.probe.is_some_and(|probe| seq >= probe) {
             self.link.probe = None;
             if let Some(a) = self.adaptive.as_mut() {
@@ -99,11 +109,9 @@ impl ClientMachine {
 
     fn on_data(&mut self, frame: Frame) -> Result<(), ProtocolError> {
         let len = self.message.len() + frame.payload.len();
-        if len > self.config.max_message {
-            return Err(ProtocolError::MessageTooLarge {
-                len,
-                max: self.config.max_message,
-            });
+        let max = self.max_receive();
+        if len > max {
+            return Err(ProtocolError::MessageTooLarge { len, max });
         }
         if !self.in_message && !frame.more {
             self.events.push_back(ClientEvent::Message(frame.payload));
@@ -116,6 +124,18 @@ impl ClientMachine {
             self.events.push_back(ClientEvent::Message(whole));
         }
         Ok(())
+    }
+
+    /// The largest message accepted: `max_message`, plus the 16 bytes a v2
+    /// PUBLICATION adds to the publish it carries (§7.2, last common rule).
+    fn max_receive(&self) -> usize {
+        if self.config.version == PROTOCOL_V2 {
+            self.config
+                .max_message
+                .saturating_add(PUBLICATION_GROWTH_OVER_V1)
+        } else {
+            self.config.max_message
+        }
     }
 
     /// The peer is closing: report it, send nothing more, drain to its EOF.

@@ -14,6 +14,7 @@ pub(super) fn ms(n: u64) -> Duration {
 
 pub(super) fn config() -> ClientConfig {
     ClientConfig {
+        version: crate::protocol::PROTOCOL_V1,
         heartbeat_ms: 1000,
         token: Bytes::from_static(b"tok"),
         handshake_timeout: secs(5),
@@ -51,8 +52,25 @@ pub(super) fn frames_of(mut buf: &[u8]) -> Vec<Frame> {
 }
 
 pub(super) fn welcome(heartbeat_ms: u32, max_frame: u16, max_message: u32, resumed: bool) -> Bytes {
+    welcome_version(
+        crate::protocol::PROTOCOL_V1,
+        heartbeat_ms,
+        max_frame,
+        max_message,
+        resumed,
+    )
+}
+
+/// A WELCOME frame for `version` (the server echoes the HELLO's, §7.1).
+pub(super) fn welcome_version(
+    version: u8,
+    heartbeat_ms: u32,
+    max_frame: u16,
+    max_message: u32,
+    resumed: bool,
+) -> Bytes {
     Welcome {
-        version: crate::protocol::PROTOCOL_V1,
+        version,
         resumed,
         lost: false,
         heartbeat_ms,
