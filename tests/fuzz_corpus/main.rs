@@ -9,6 +9,7 @@
 mod codec_seeds;
 #[path = "../common/mod.rs"]
 mod common;
+mod random;
 mod state_seeds;
 
 use std::fs;
