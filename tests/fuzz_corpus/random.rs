@@ -131,3 +131,71 @@ fn random_pubsub_state_scripts() {
     }
     assert!(found.is_empty(), "{} distinct failures", found.len());
 }
+
+/// The panic `input` causes (location and first line), if any.
+fn failure(input: &[u8]) -> Option<String> {
+    let run = panic::catch_unwind(|| fuzzing::pubsub_state(input));
+    run.is_err()
+        .then(|| LAST_PANIC.with(|p| p.borrow().lines().next().unwrap_or("").to_string()))
+}
+
+/// Shrinks a failing input (`TETHER_FUZZ_INPUT`, hex) by dropping chunks
+/// while it fails the same way, and prints the result.
+#[test]
+#[ignore = "shrinks TETHER_FUZZ_INPUT"]
+fn random_shrink_input() {
+    let Ok(text) = std::env::var("TETHER_FUZZ_INPUT") else {
+        return;
+    };
+    let mut input: Vec<u8> = (0..text.len() / 2)
+        .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect();
+    let hook = panic::take_hook();
+    panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()));
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        LAST_PANIC.with(|p| *p.borrow_mut() = format!("{} {msg}", at.unwrap_or_default()));
+    }));
+    let target = failure(&input).expect("the input fails");
+    let at = |s: &str| s.split(' ').next().unwrap_or("").to_string();
+    let mut chunk = input.len() / 2;
+    while chunk > 0 {
+        let mut i = 1;
+        while i < input.len() {
+            let mut shorter = input.clone();
+            shorter.drain(i..(i + chunk).min(input.len()));
+            if failure(&shorter).is_some_and(|f| at(&f) == at(&target)) {
+                input = shorter;
+            } else {
+                i += chunk;
+            }
+        }
+        chunk /= 2;
+    }
+    panic::set_hook(hook);
+    eprintln!(
+        "{}\n  shrunk: {}",
+        failure(&input).unwrap_or_default(),
+        hex(&input)
+    );
+}
+
+/// Runs `TETHER_FUZZ_INPUT` (hex) once, for its whole panic message.
+#[test]
+#[ignore = "replays TETHER_FUZZ_INPUT"]
+fn random_replay_input() {
+    let Ok(text) = std::env::var("TETHER_FUZZ_INPUT") else {
+        return;
+    };
+    let input: Vec<u8> = (0..text.len() / 2)
+        .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect();
+    fuzzing::pubsub_state(&input);
+}

@@ -142,6 +142,10 @@ pub(super) struct Model {
     pub limits: PubsubLimits,
     pub sessions: HashMap<SessionId, MSession>,
     channels: BTreeMap<Bytes, MChannel>,
+    /// Channels in the order of their first publication of the turn: the
+    /// order the turn's end flushes them in, which decides the order of a
+    /// detached v1 session's queue (and so what a full one drops).
+    pending: Vec<Bytes>,
     pub streams: MStreams,
     /// Connections accepted and not closing: the only ones Sends reach.
     pub open: BTreeSet<ConnId>,
@@ -164,6 +168,7 @@ impl Model {
             limits,
             sessions: HashMap::new(),
             channels: BTreeMap::new(),
+            pending: Vec::new(),
             streams: MStreams::new(limits.history, limits.max_frame),
             open: BTreeSet::new(),
             armed: None,
@@ -287,6 +292,9 @@ impl Model {
         let (epoch, offset, v2) = self.streams.publish(channel, body, now);
         if let Some(ch) = self.channels.get_mut(channel) {
             let v1 = encode_delivery(channel, body, self.limits.max_frame);
+            if ch.batch.is_empty() {
+                self.pending.push(channel.clone());
+            }
             ch.batch.push(Pending { v2, v1 });
         }
         (epoch, offset)
@@ -369,9 +377,8 @@ impl Model {
 
     /// End of the turn's input: every batch queued, the expiry timer set.
     pub fn flush(&mut self, now: Tick) {
-        let channels: Vec<Bytes> = self.channels.keys().cloned().collect();
-        for channel in &channels {
-            self.flush_channel(channel);
+        for channel in std::mem::take(&mut self.pending) {
+            self.flush_channel(&channel);
         }
         self.arm_expiry(now);
     }
