@@ -14,18 +14,15 @@ use bytes::Bytes;
 use crate::app::pubsub::ops::{
     encode_delivery, parse_delivery, parse_op, publish, subscribe, unsubscribe, Op,
 };
-use crate::app::pubsub::streams::HistoryLimits;
-use crate::app::pubsub::{PubsubLimits, PubsubState, MAX_SUBSCRIPTIONS_PER_SESSION};
-use crate::app::{Action, ConnId, MessageEvent, Outbox, SessionGrant};
 use crate::config::Config;
 use crate::conn::{CloseReason, Conn, ConnEvent, ConnLimits, State};
 use crate::protocol::frame::MORE_BIT;
 use crate::protocol::{
     decode_frame, encode_frame, encode_goaway, encode_message, Frame, FrameDecoder, FrameType,
     Goaway, GoawayCode, Hello, ProtocolError, SessionId, Status, Welcome, HEADER_LEN,
-    MAX_PING_PAYLOAD, MAX_REASON_LEN, PROTOCOL_V1,
+    MAX_PING_PAYLOAD, MAX_REASON_LEN,
 };
-use crate::time::{Span, Tick};
+use crate::time::Tick;
 
 mod conn_machine;
 mod pubsub_state;

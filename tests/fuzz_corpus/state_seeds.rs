@@ -1,9 +1,9 @@
-//! Seeds for the state-machine targets: command scripts for one connection
-//! and for the pub/sub state.
+//! Seeds for the `conn_machine` target: command scripts for one connection
+//! (the pub/sub state's are in `pubsub_seeds.rs`).
 
 use tether::fuzzing::{conn_flags, raw_frame, Cmd};
 
-use super::{cat, vectors};
+use super::vectors;
 
 pub(crate) fn conn_machine_seeds() -> Vec<(String, Vec<u8>)> {
     use conn_flags::*;
@@ -211,92 +211,6 @@ pub(crate) fn conn_machine_seeds() -> Vec<(String, Vec<u8>)> {
     cases
         .into_iter()
         .map(|(n, s)| (n.to_string(), s.0))
-        .collect()
-}
-
-/// Pubsub ops: 0 hello (r), 1 sub, 2 unsub, 3 pub, 4 raw, 5 close, 6 timer;
-/// each op is followed by a connection pick byte.
-pub(crate) fn pubsub_state_seeds() -> Vec<(String, Vec<u8>)> {
-    const HELLO: u8 = 0;
-    const SUB: u8 = 1;
-    const UNSUB: u8 = 2;
-    const PUB: u8 = 3;
-    const RAW: u8 = 4;
-    const CLOSE: u8 = 5;
-    const TIMER: u8 = 6;
-    // Connections are picked modulo the live count; body lengths are (pick >> 3) × 3.
-    let cases: Vec<(&str, u8, Vec<u8>)> = vec![
-        ("nothing", 0, vec![]),
-        ("hello-only", 0, vec![HELLO, 0, 0]),
-        (
-            "fan-out",
-            0x0f,
-            vec![
-                HELLO, 0, 0, HELLO, 0, 0, SUB, 0, 2, SUB, 1, 2, PUB, 0x20, 2, 1, 2, 3, 4, 5, 6, 7,
-                8, 9, 10, 11, 12,
-            ],
-        ),
-        (
-            "detach-queue-resume-lost",
-            0x01,
-            vec![
-                HELLO, 0, 0, HELLO, 0, 0, SUB, 0, 0, CLOSE, 0, 1, PUB, 0x40, 0, 1, 2, 3, 4, 5, 6,
-                7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, PUB, 0x40, 0,
-                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
-                24, HELLO, 0, 1,
-            ],
-        ),
-        (
-            "takeover",
-            0x02,
-            vec![HELLO, 0, 0, SUB, 0, 1, HELLO, 0, 1, PUB, 1, 1],
-        ),
-        (
-            "goaway-normal-ends-session",
-            0x02,
-            vec![HELLO, 0, 0, SUB, 0, 0, CLOSE, 0, 0, HELLO, 0, 1],
-        ),
-        (
-            "ttl-expiry",
-            0x02,
-            vec![HELLO, 0, 0, SUB, 0, 0, CLOSE, 0, 1, TIMER, 0, HELLO, 0, 1],
-        ),
-        (
-            "stale-timer-after-resume",
-            0x02,
-            vec![
-                HELLO, 0, 0, SUB, 0, 0, CLOSE, 0, 2, HELLO, 0, 1, TIMER, 0, SUB, 0, 1,
-            ],
-        ),
-        (
-            "unsubscribe-then-close",
-            0x02,
-            vec![HELLO, 0, 0, SUB, 0, 3, UNSUB, 0, 3, CLOSE, 0, 1],
-        ),
-        (
-            "malformed-closes",
-            0x02,
-            vec![HELLO, 0, 0, SUB, 0, 0, RAW, 0, 1, b'X'],
-        ),
-        (
-            "raw-subscribe-long-channel",
-            0x0e,
-            [&[HELLO, 0, 0, RAW, 0, 200, b'S'][..], &[b'q'; 199]].concat(),
-        ),
-        (
-            "resume-unknown",
-            0x00,
-            vec![HELLO, 0, 2, HELLO, 0, 6, PUB, 0, 0],
-        ),
-        (
-            "publish-no-subscribers",
-            0x00,
-            vec![HELLO, 0, 0, PUB, 0x08, 3, 1, 2, 3],
-        ),
-    ];
-    cases
-        .into_iter()
-        .map(|(n, sel, cmds)| (n.to_string(), cat(&[&[sel], &cmds])))
         .collect()
 }
 
