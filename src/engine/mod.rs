@@ -1,0 +1,2 @@
+//! Engines: where publications and history live (placeholder docs).
+pub mod redis;

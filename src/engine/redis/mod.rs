@@ -1,0 +1,4 @@
+//! The Redis engine (placeholder docs).
+pub mod error;
+pub mod frame;
+pub mod slot;
