@@ -183,9 +183,11 @@ impl Command {
             "UNSUBSCRIBE" => b"unsubscribe",
             "SUNSUBSCRIBE" => b"sunsubscribe",
             "PSUBSCRIBE" | "PUNSUBSCRIBE" | "MONITOR" | "RESET" | "QUIT" | "HELLO" | "SYNC"
-            | "PSYNC" => return Err(format!(
+            | "PSYNC" => {
+                return Err(format!(
                 "{name} is not supported on an engine connection (it would desynchronise replies)"
-            )),
+            ))
+            }
             _ => return Ok(Expect::Reply),
         };
         if self.args.len() < 2 {
