@@ -2,6 +2,7 @@ use super::*;
 use crate::engine::redis::command::Script;
 use proptest::prelude::*;
 use std::sync::LazyLock;
+use std::time::Duration;
 
 static ECHO: LazyLock<Script> = LazyLock::new(|| Script::new("echo", "return ARGV[1]".to_owned()));
 

@@ -66,6 +66,7 @@
 pub mod command;
 pub mod conn;
 pub mod error;
+pub mod event;
 pub mod frame;
 pub mod keys;
 pub mod recovery;
@@ -74,8 +75,9 @@ pub mod slot;
 pub mod url;
 
 pub use command::{Command, PubsubKind, Script};
-pub use conn::{RedisConfig, RedisConn, RedisEvent, RedisStats, SendError, Token};
+pub use conn::RedisConn;
 pub use error::{CloseReason, ErrorKind, RedisError, ServerError};
+pub use event::{RedisConfig, RedisEvent, RedisStats, SendError, Token};
 pub use frame::Value;
 pub use keys::{ChannelKeys, KeySpace};
 pub use recovery::{decide, RecoveryDecision};
