@@ -10,6 +10,8 @@
 //! - [`pubsub`]: the pub/sub message layouts and client conveniences;
 //! - [`http`]: raw HTTP for the metrics endpoint;
 //! - [`proxy`]: a TCP proxy that blackholes idle connections like a NAT;
+//! - [`redis`]: real `redis-server` processes (one, or a three-master
+//!   cluster) and the engine's `RedisConn` over a blocking socket;
 //! - [`tls`]: certificates made at test time, TLS client configurations and
 //!   the raw client over TLS;
 //! - [`paths`] and [`temp`]: where the crate and its build live, temporary files.
@@ -25,6 +27,7 @@ pub mod http;
 pub mod paths;
 pub mod proxy;
 pub mod pubsub;
+pub mod redis;
 pub mod server;
 pub mod temp;
 pub mod tls;
