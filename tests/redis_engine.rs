@@ -1,8 +1,8 @@
 //! The Redis engine's core against a real `redis-server` started by the
 //! test (tests/common/redis.rs): the scripts' numbering, storing and
 //! publishing, recovery reads and decisions, binary channels, errors, and
-//! pipelining, through `RedisConn` over blocking sockets; and sharded
-//! pub/sub on a three-master Redis Cluster, following MOVED.
+//! pipelining, through `RedisConn` over blocking sockets. Redis Cluster:
+//! tests/redis_cluster.rs.
 
 mod common;
 
@@ -10,83 +10,15 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::redis::{BlockingRedis, RedisCluster, RedisOptions, RedisServer, REPLY_TIMEOUT};
-use tether::app::pubsub::ops_v2::{Position, RecoveryReason};
-use tether::engine::redis::{
-    decide, slot_of, CloseReason, Command, ErrorKind, KeySpace, PubsubKind, RedisConfig,
-    RedisError, RedisEvent, RedisStreams, StreamRead, Value,
+use common::redis::{
+    at, entries, epoch, int, open, publish, read, streams, BlockingRedis, RedisOptions,
+    RedisServer, REPLY_TIMEOUT,
 };
-use tether::random::RandomPool;
-
-fn streams(history_size: u64, ttl_ms: u64) -> RedisStreams {
-    RedisStreams {
-        keys: KeySpace::default(),
-        pubsub: PubsubKind::Global,
-        history_size,
-        ttl_ms,
-        max_replay: 1000,
-        max_replay_bytes: 1 << 20,
-    }
-}
-
-fn epoch() -> u64 {
-    RandomPool::open()
-        .expect("OS random source")
-        .epoch()
-        .expect("an epoch")
-}
-
-fn open(server: &RedisServer) -> BlockingRedis {
-    let mut redis = BlockingRedis::open(server.addr(), RedisConfig::default());
-    for load in RedisStreams::load_commands() {
-        redis.request(load).expect("SCRIPT LOAD");
-    }
-    redis
-}
-
-/// Publishes and returns (epoch, offset).
-fn publish(redis: &mut BlockingRedis, s: &RedisStreams, channel: &[u8], body: &[u8]) -> (u64, u64) {
-    let reply = redis
-        .request(s.publish(channel, Bytes::copy_from_slice(body), epoch()))
-        .unwrap_or_else(|e| panic!("publish failed: {e}"));
-    let p = RedisStreams::published(&reply).expect("a publish reply");
-    (p.epoch, p.offset)
-}
-
-fn read(
-    redis: &mut BlockingRedis,
-    s: &RedisStreams,
-    channel: &[u8],
-    position: Option<Position>,
-) -> StreamRead {
-    let reply = redis
-        .request(s.read(channel, position, epoch()))
-        .expect("read");
-    RedisStreams::stream_read(&reply).expect("a read reply")
-}
-
-fn at(epoch: u64, offset: u64) -> Option<Position> {
-    Some(Position { epoch, offset })
-}
-
-/// Offsets and bodies of replayed payloads.
-fn entries(replay: &[Bytes]) -> Vec<(u64, Vec<u8>)> {
-    replay
-        .iter()
-        .map(|p| {
-            let p = tether::engine::redis::scripts::parse_publication(p).expect("a PUBLICATION");
-            (p.offset, p.body.to_vec())
-        })
-        .collect()
-}
-
-fn int(redis: &mut BlockingRedis, command: Command) -> i64 {
-    redis
-        .request(command)
-        .expect("reply")
-        .as_int()
-        .expect("an integer")
-}
+use tether::app::pubsub::ops_v2::RecoveryReason;
+use tether::engine::redis::{
+    decide, CloseReason, Command, ErrorKind, PubsubKind, RedisConfig, RedisError, RedisEvent,
+    RedisStreams, Value,
+};
 
 #[test]
 fn publishes_are_numbered_1_2_3_in_one_epoch() {
@@ -556,90 +488,4 @@ fn after_script_flush_calls_fall_back_to_eval() {
     // The EVAL loaded it again: the next call goes by SHA.
     publish(&mut redis, &s, b"news", b"c");
     assert_eq!(redis.conn.stats().script_fallbacks, 1);
-}
-
-#[test]
-fn a_cluster_round_trips_sharded_pubsub_following_moved() {
-    let cluster = RedisCluster::start();
-    let s = RedisStreams {
-        pubsub: PubsubKind::Sharded,
-        ..streams(256, 300_000)
-    };
-    let seed = &cluster.nodes[0];
-    let mut at_seed = open(seed);
-    // The slot map agrees with the cluster's.
-    for key in [
-        &b"foo"[..],
-        b"{user1000}.following",
-        b"\x00\xff{}",
-        &s.keys.keys(b"news").stream,
-    ] {
-        let slot = int(
-            &mut at_seed,
-            Command::new("CLUSTER")
-                .arg("KEYSLOT")
-                .arg(Bytes::copy_from_slice(key)),
-        );
-        assert_eq!(i64::from(slot_of(key)), slot, "{key:?}");
-    }
-    // A channel another node serves: the seed answers SSUBSCRIBE with MOVED.
-    let (channel, owner, subscribe) = (0..100)
-        .find_map(|i| {
-            let channel = format!("chan-{i}").into_bytes();
-            let token = at_seed.send(s.subscribe([&channel[..]]));
-            match at_seed.wait_event(REPLY_TIMEOUT, |e| matches!(e, RedisEvent::Reply { token: t, .. } | RedisEvent::Failed { token: t, .. } if *t == token)) {
-                Some(RedisEvent::Failed { error, command, .. }) => match error.kind() {
-                    Some(ErrorKind::Moved { slot, addr }) => {
-                        assert_eq!(*slot, s.keys.slot(&channel));
-                        Some((channel, addr.clone(), command))
-                    }
-                    other => panic!("SSUBSCRIBE failed: {other:?}"),
-                },
-                Some(_) => {
-                    at_seed.request(s.unsubscribe([&channel[..]])).expect("unsubscribed");
-                    None
-                }
-                None => panic!("no answer to SSUBSCRIBE"),
-            }
-        })
-        .expect("some channel lives on another node");
-    // Follow it: the command that came back, sent to the named node.
-    let mut sub = open(cluster.node(&owner));
-    sub.request(subscribe).expect("subscribed at the owner");
-    // The publish meets the same MOVED at the seed, and lands at the owner.
-    let token = at_seed.send(s.publish(&channel, Bytes::from_static(b"first"), epoch()));
-    let Err(RedisError::Server(moved)) = at_seed.result_of(token) else {
-        panic!("the seed ran a publish for another node's slot");
-    };
-    assert!(
-        matches!(&moved.kind, ErrorKind::Moved { addr, .. } if *addr == owner),
-        "{moved}"
-    );
-    let mut at_owner = open(cluster.node(&owner));
-    let (e, o) = publish(&mut at_owner, &s, &channel, b"first");
-    assert_eq!(o, 1);
-    for i in 2..=11 {
-        publish(&mut at_owner, &s, &channel, format!("m{i}").as_bytes());
-    }
-    for want in 1..=11 {
-        let Some(RedisEvent::Message {
-            kind,
-            channel: name,
-            payload,
-        }) = sub.wait_event(REPLY_TIMEOUT, |e| matches!(e, RedisEvent::Message { .. }))
-        else {
-            panic!("smessage {want} did not arrive");
-        };
-        assert_eq!(kind, PubsubKind::Sharded);
-        let p = s.publication(&name, &payload).expect("a publication");
-        assert_eq!((p.epoch, p.offset, &p.channel[..]), (e, want, &channel[..]));
-    }
-    let d = decide(at(e, 5), read(&mut at_owner, &s, &channel, at(e, 5)));
-    assert_eq!(
-        entries(&d.replay)
-            .iter()
-            .map(|(o, _)| *o)
-            .collect::<Vec<_>>(),
-        (6..=11).collect::<Vec<_>>()
-    );
 }

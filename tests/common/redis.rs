@@ -15,9 +15,14 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use tether::app::pubsub::ops_v2::Position;
+use tether::engine::redis::scripts::parse_publication;
 use tether::engine::redis::{
-    Command as RedisCommand, RedisConfig, RedisConn, RedisError, RedisEvent, Token, Value,
+    Command as RedisCommand, KeySpace, PubsubKind, RedisConfig, RedisConn, RedisError, RedisEvent,
+    RedisStreams, StreamRead, Token, Value,
 };
+use tether::random::RandomPool;
 
 use super::temp::TempFile;
 
@@ -391,4 +396,88 @@ impl BlockingRedis {
             self.backlog.push_back(event);
         }
     }
+}
+
+// ----- the engine's streams, for the tests -----
+
+/// Streams as the tests use them: classic pub/sub, default key space,
+/// replays of up to 1000 publications or 1 MiB.
+pub fn streams(history_size: u64, ttl_ms: u64) -> RedisStreams {
+    RedisStreams {
+        keys: KeySpace::default(),
+        pubsub: PubsubKind::Global,
+        history_size,
+        ttl_ms,
+        max_replay: 1000,
+        max_replay_bytes: 1 << 20,
+    }
+}
+
+/// A candidate epoch from the OS random source, as a node draws it.
+pub fn epoch() -> u64 {
+    RandomPool::open()
+        .expect("OS random source")
+        .epoch()
+        .expect("an epoch")
+}
+
+/// A ready connection to `server` with the engine's scripts loaded.
+pub fn open(server: &RedisServer) -> BlockingRedis {
+    let mut redis = BlockingRedis::open(server.addr(), RedisConfig::default());
+    for load in RedisStreams::load_commands() {
+        redis.request(load).expect("SCRIPT LOAD");
+    }
+    redis
+}
+
+/// Publishes and returns (epoch, offset).
+pub fn publish(
+    redis: &mut BlockingRedis,
+    s: &RedisStreams,
+    channel: &[u8],
+    body: &[u8],
+) -> (u64, u64) {
+    let reply = redis
+        .request(s.publish(channel, Bytes::copy_from_slice(body), epoch()))
+        .unwrap_or_else(|e| panic!("publish failed: {e}"));
+    let p = RedisStreams::published(&reply).expect("a publish reply");
+    (p.epoch, p.offset)
+}
+
+/// Runs the read script for `position` and parses its reply.
+pub fn read(
+    redis: &mut BlockingRedis,
+    s: &RedisStreams,
+    channel: &[u8],
+    position: Option<Position>,
+) -> StreamRead {
+    let reply = redis
+        .request(s.read(channel, position, epoch()))
+        .expect("read");
+    RedisStreams::stream_read(&reply).expect("a read reply")
+}
+
+/// The position (epoch, offset).
+pub fn at(epoch: u64, offset: u64) -> Option<Position> {
+    Some(Position { epoch, offset })
+}
+
+/// Offsets and bodies of replayed payloads.
+pub fn entries(replay: &[Bytes]) -> Vec<(u64, Vec<u8>)> {
+    replay
+        .iter()
+        .map(|p| {
+            let p = parse_publication(p).expect("a PUBLICATION");
+            (p.offset, p.body.to_vec())
+        })
+        .collect()
+}
+
+/// Runs `command` and returns its integer reply.
+pub fn int(redis: &mut BlockingRedis, command: RedisCommand) -> i64 {
+    redis
+        .request(command)
+        .expect("reply")
+        .as_int()
+        .expect("an integer")
 }
