@@ -9,7 +9,7 @@ use common::redis::{
     at, entries, epoch, int, open, publish, read, streams, RedisCluster, REPLY_TIMEOUT,
 };
 use tether::engine::redis::{
-    decide, slot_of, Command, ErrorKind, PubsubKind, RedisError, RedisEvent, RedisStreams,
+    decide, slot_of, Command, ErrorKind, PubsubKind, RedisError, RedisEvent, RedisStreams, SlotMap,
 };
 
 #[test]
@@ -57,6 +57,13 @@ fn a_cluster_round_trips_sharded_pubsub_following_moved() {
             }
         })
         .expect("some channel lives on another node");
+    // CLUSTER SLOTS says the same.
+    let slots = at_seed
+        .request(Command::new("CLUSTER").arg("SLOTS"))
+        .expect("CLUSTER SLOTS");
+    let map = SlotMap::from_cluster_slots(&slots, "127.0.0.1").expect("a slot map");
+    assert_eq!(map.node_for(s.keys.slot(&channel)), Some(owner.as_str()));
+    assert_eq!(map.nodes().len(), 3);
     // Follow it: the command that came back, sent to the named node.
     let mut sub = open(cluster.node(&owner));
     sub.request(subscribe).expect("subscribed at the owner");

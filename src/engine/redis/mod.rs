@@ -19,8 +19,9 @@
 //! - [`recovery::decide`] is the §7.4 table over such a read, a pure function.
 //! - [`keys`] names a channel's stream, meta hash and pub/sub channel under
 //!   one hash tag (hex of the channel bytes), [`slot_of`] maps a key to its
-//!   cluster slot, [`EngineUrl`] parses `--engine redis://...` and
-//!   `redis-cluster://...`.
+//!   cluster slot and [`SlotMap`] a slot to its master (from `CLUSTER
+//!   SLOTS`, updated by MOVED), [`EngineUrl`] parses `--engine redis://...`
+//!   and `redis-cluster://...`.
 //!
 //! # Why this design
 //!
@@ -60,8 +61,9 @@
 //! `poll_timeout`, and drains `poll_event` after each. It sends
 //! [`RedisStreams::load_commands`] first on every new connection, then the
 //! script calls; reconnects with backoff after [`RedisEvent::Closed`]; in
-//! a cluster, routes by [`KeySpace::slot`] and resends a command that
-//! failed with [`ErrorKind::Moved`] to the named node (after `ASKING` for
+//! a cluster, routes by [`KeySpace::slot`] through a [`SlotMap`] and resends
+//! a command that failed with [`ErrorKind::Moved`] to the named node
+//! (recording it in the map; after `ASKING`, unrecorded, for
 //! [`ErrorKind::Ask`]).
 pub mod command;
 pub mod conn;
@@ -82,5 +84,5 @@ pub use frame::Value;
 pub use keys::{ChannelKeys, KeySpace};
 pub use recovery::{decide, RecoveryDecision};
 pub use scripts::{Published, RedisStreams, ReplyError, StreamRead};
-pub use slot::{slot_of, SLOTS};
+pub use slot::{slot_of, SlotMap, SLOTS};
 pub use url::EngineUrl;
