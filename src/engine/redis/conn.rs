@@ -68,7 +68,6 @@ enum State {
 }
 
 /// A sans-io RESP3 connection to one Redis server (see the module docs).
-#[derive(Debug)]
 pub struct RedisConn {
     config: RedisConfig,
     state: State,
@@ -87,6 +86,23 @@ pub struct RedisConn {
     last_rx: Instant,
     events: VecDeque<RedisEvent>,
     stats: RedisStats,
+}
+
+/// State and sizes only: the buffers hold the HELLO's password and bodies.
+impl std::fmt::Debug for RedisConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConn")
+            .field("state", &self.state)
+            .field("config", &self.config)
+            .field("queued", &self.queued.len())
+            .field("retry", &self.retry.len())
+            .field("in_flight", &self.in_flight.len())
+            .field("pending_bytes", &self.pending_bytes)
+            .field("unsent_bytes", &self.out.len())
+            .field("buffered_reply_bytes", &self.rx.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
 }
 
 impl RedisConn {

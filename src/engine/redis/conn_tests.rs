@@ -446,3 +446,17 @@ proptest! {
         prop_assert!(conn.is_closed() || conn.poll_timeout().is_some());
     }
 }
+
+#[test]
+fn debug_output_never_shows_the_password() {
+    let conn = RedisConn::new(
+        RedisConfig {
+            password: Some("hunter2".into()),
+            ..config()
+        },
+        t0(),
+    );
+    let shown = format!("{conn:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("password: Some(\"***\")"), "{shown}");
+}

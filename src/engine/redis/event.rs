@@ -13,7 +13,7 @@ use super::frame::Value;
 pub type Token = u64;
 
 /// Settings of one connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RedisConfig {
     /// ACL user for `HELLO 3 AUTH`; `default` when only a password is given.
     pub username: Option<String>,
@@ -33,6 +33,23 @@ pub struct RedisConfig {
     pub ping_interval: Duration,
     /// Silence while a reply is awaited after which the server is dead.
     pub timeout: Duration,
+}
+
+/// Everything but the password, which logs must not show.
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("client_name", &self.client_name)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("max_pending", &self.max_pending)
+            .field("max_pending_bytes", &self.max_pending_bytes)
+            .field("max_reply_bytes", &self.max_reply_bytes)
+            .field("ping_interval", &self.ping_interval)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl Default for RedisConfig {
