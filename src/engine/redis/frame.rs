@@ -17,7 +17,7 @@ use redis_protocol::resp3::encode::complete::extend_encode_borrowed;
 use redis_protocol::resp3::types::{BorrowedFrame, BytesFrame};
 
 /// The deepest nesting of aggregates accepted in a reply. The engine's
-/// deepest is a cluster's `CLUSTER SHARDS` at 4; 32 leaves room and stays far
+/// deepest is `CLUSTER SLOTS` at 4 (ranges, nodes, metadata maps); 32 leaves room and stays far
 /// below what overflows a 2 MiB test thread's stack in a debug build.
 pub const MAX_DEPTH: usize = 32;
 
