@@ -34,6 +34,7 @@ packages=(
     openssl:openssl       # TLS keys and certificates by hand (scripts/rss_per_conn.sh --tls)
     python3:python3       # scripted clients (scripts/valgrind.sh, rss_per_conn.sh, loadtest.sh)
     valgrind:valgrind     # scripts/valgrind.sh (the C example under memcheck)
+    redis-server:redis-server  # the Redis engine's tests start real Redis (tests/common/redis.rs; redis-cli comes with it)
 )
 missing=()
 for entry in "${packages[@]}"; do

@@ -24,6 +24,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod conn;
+pub mod engine;
 pub mod exposition;
 #[allow(unsafe_code)]
 pub mod ffi;

@@ -11,6 +11,8 @@
 //! - [`pubsub_v2`]: the pub/sub v2 requests and checked replies;
 //! - [`http`]: raw HTTP for the metrics endpoint;
 //! - [`proxy`]: a TCP proxy that blackholes idle connections like a NAT;
+//! - [`redis`]: real `redis-server` processes (one, or a three-master
+//!   cluster) and the engine's `RedisConn` over a blocking socket;
 //! - [`tls`]: certificates made at test time, TLS client configurations and
 //!   the raw client over TLS;
 //! - [`paths`] and [`temp`]: where the crate and its build live, temporary files;
@@ -28,6 +30,7 @@ pub mod paths;
 pub mod proxy;
 pub mod pubsub;
 pub mod pubsub_v2;
+pub mod redis;
 pub mod server;
 pub mod temp;
 pub mod tether_cli;
