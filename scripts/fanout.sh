@@ -24,8 +24,9 @@
 # the floor's, for the means and for the best round of each (the one least
 # disturbed by other processes: on a shared machine the rounds differ a lot).
 # The other half of the goal, no more CPU per delivery at low rates than
-# before, compares tether with its own earlier build (BASE_TETHER). Each server is stopped with SIGTERM;
-# tether must exit 0. FANOUT_KEEP=1 keeps the work directory.
+# before, compares tether with its own earlier build (BASE_TETHER). Each
+# server is stopped with SIGTERM; tether must exit 0. FANOUT_KEEP=1 keeps the
+# work directory.
 set -euo pipefail
 
 SUBS=${1:-1000}
