@@ -66,7 +66,9 @@ start_listening() {
     SPID=$!
     SADDR=""
     for _ in $(seq 100); do
-        SADDR=$(awk '/^listening on/ { print $3; exit }' "$log.out" 2>/dev/null)
+        # `|| true`: the server may not have created LOG.out yet, and a
+        # failed substitution would end the script under `set -e`.
+        SADDR=$(awk '/^listening on/ { print $3; exit }' "$log.out" 2>/dev/null || true)
         [[ -n "$SADDR" ]] && return 0
         running "$SPID" || break
         sleep 0.05
