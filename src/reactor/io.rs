@@ -40,6 +40,11 @@ pub fn read_once(stream: &mut TcpStream, buf: &mut [u8]) -> ReadOutcome {
 
 /// Writes the front of `output` with one `writev` (EINTR retried).
 pub fn write_front(stream: &mut TcpStream, output: &VecDeque<Bytes>) -> io::Result<usize> {
+    // One buffer is the common case (a turn's batch of a channel): a plain
+    // send, without setting up 64 vectors (measured: ~200 instructions).
+    if let (1, Some(only)) = (output.len(), output.front()) {
+        return send_once(stream, only);
+    }
     let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
     let mut count = 0;
     for (slot, buf) in slices.iter_mut().zip(output.iter()) {
