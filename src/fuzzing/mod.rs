@@ -1,7 +1,7 @@
 //! Fuzz harnesses: one function per parser or state machine, each taking
 //! arbitrary bytes and panicking only when an invariant is violated.
 //!
-//! The cargo-fuzz targets in `fuzz/` call these, and `tests/fuzz_corpus.rs`
+//! The cargo-fuzz targets in `fuzz/` call these, and `tests/fuzz_corpus/`
 //! replays every committed corpus file through them on stable, so a crash
 //! found once stays a regression test. The state-machine harnesses read their
 //! input as a little command language ([`Cmd`]): each byte picks an operation

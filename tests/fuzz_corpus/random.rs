@@ -2,7 +2,11 @@
 //! on stable where `cargo fuzz` is not at hand:
 //! `TETHER_FUZZ_RUNS=100000 cargo test --release --test fuzz_corpus -- --ignored random_`
 //! (`TETHER_FUZZ_SEED` picks the sequence). Every failing input is printed in
-//! hex with its panic, distinct panics once each, and the test fails.
+//! hex with its panic, distinct panics once each, and the test fails;
+//! `TETHER_FUZZ_INPUT=<hex>` with `random_shrink_input` shrinks one, with
+//! `random_replay_input` shows its whole panic. With cargo-fuzz and nightly,
+//! `cargo +nightly fuzz run pubsub_state /tmp/corpus fuzz/corpus/pubsub_state`
+//! writes what it finds to the scratch directory, not to the committed seeds.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
