@@ -60,8 +60,12 @@ const READ_CALLS_PER_TURN: usize = 16;
 /// this bounds what one publisher can fan out to each subscriber between two
 /// writes, so a burst cannot push readers that keep up past `max_output`.
 const READ_BYTES_PER_TURN: usize = 64 * 1024;
-/// Accepts per turn before the loop turns to its connections (fairness under a connect flood).
-const ACCEPTS_PER_TURN: usize = 1024;
+/// Accepts per listener per turn before the loop turns to its connections:
+/// under a connect storm the established connections are served between
+/// small batches of newcomers (each read at once, its HELLO answered), so
+/// one turn never accepts thousands; the kernel's backlog holds the rest
+/// and the next poll does not wait while accepts are pending.
+const ACCEPTS_PER_TURN: usize = 64;
 /// Expired timers handled per turn; the rest wait one turn, so a mass expiry cannot stall I/O.
 const EXPIRIES_PER_TURN: usize = 4096;
 /// How long accepting pauses after EMFILE/ENFILE before it is retried.
