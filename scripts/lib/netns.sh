@@ -8,9 +8,11 @@
 # (net.ipv4.ip_forward=1 inside trt only) and is where faults are injected
 # with iptables, inside trt only.
 
-NS_CL=tcl
-NS_RT=trt
-NS_SV=tsv
+# Named per run (the script's PID), so two runs on one machine (two
+# checkouts' tests at once) never delete or enter each other's namespaces.
+NS_CL=tcl$$
+NS_RT=trt$$
+NS_SV=tsv$$
 CL_IP=10.77.1.2
 RT_CL_IP=10.77.1.1
 RT_SV_IP=10.77.2.1
@@ -82,7 +84,8 @@ netns_cleanup() {
     netns_delete
 }
 
-# Builds the three namespaces from scratch (removing leftovers of a crashed run).
+# Builds the three namespaces from scratch (removing leftovers of an earlier
+# run that had this PID).
 netns_setup() {
     netns_delete
     ip netns add "$NS_CL"
@@ -135,14 +138,14 @@ ensure_iptables() {
     local cand err rc tried=()
     for cand in iptables iptables-nft iptables-legacy; do
         command -v "$cand" >/dev/null 2>&1 || continue
-        ip netns add tprobe 2>/dev/null || true
+        ip netns add "tprobe$$" 2>/dev/null || true
         err=$({
-            ip netns exec tprobe "$cand" -A FORWARD -m statistic --mode random --probability 0.5 -j DROP &&
-                ip netns exec tprobe "$cand" -A FORWARD -m conntrack --ctstate INVALID -j DROP &&
-                ip netns exec tprobe "$cand" -t nat -A POSTROUTING -o lo -j MASQUERADE
+            ip netns exec "tprobe$$" "$cand" -A FORWARD -m statistic --mode random --probability 0.5 -j DROP &&
+                ip netns exec "tprobe$$" "$cand" -A FORWARD -m conntrack --ctstate INVALID -j DROP &&
+                ip netns exec "tprobe$$" "$cand" -t nat -A POSTROUTING -o lo -j MASQUERADE
         } 2>&1)
         rc=$?
-        ip netns del tprobe 2>/dev/null || true
+        ip netns del "tprobe$$" 2>/dev/null || true
         if [ $rc -eq 0 ]; then
             IPT=$cand
             return 0

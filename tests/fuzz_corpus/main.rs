@@ -73,7 +73,6 @@ fn every_seed_passes_its_harness() {
 /// session ended with a batch pending"): not in the corpus, which must pass,
 /// until the state is fixed; then this test is un-ignored and they join it.
 #[test]
-#[ignore = "PubsubState bug: end_session with a batch pending (issue-11 report)"]
 fn known_pubsub_state_bugs_are_fixed() {
     for (name, bytes) in pubsub_state_known_bugs() {
         let run = std::panic::catch_unwind(|| fuzzing::pubsub_state(&bytes));

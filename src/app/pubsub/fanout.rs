@@ -12,7 +12,10 @@
 //! changes its membership: a SUBSCRIBE, UNSUBSCRIBE or session end on a
 //! channel first flushes that channel, so a joiner never gets a publication
 //! from before its SUBSCRIBED (its replay has it), and a leaver gets
-//! everything published before its UNSUBSCRIBE_REPLY.
+//! everything published before its UNSUBSCRIBE_REPLY. Across channels, a
+//! publication to another channel first queues the pending batch, so only
+//! a run of publications to one channel is batched and every subscriber
+//! still gets publications in publish order (v1 §5.2 promises it).
 
 use bytes::{Bytes, BytesMut};
 use std::collections::HashSet;
@@ -62,7 +65,24 @@ fn joined(parts: &[Bytes]) -> Bytes {
 impl PubsubState {
     /// Publishes `body` on `channel` at `now`: numbers and stores it in the
     /// channel's stream, and adds it to the channel's batch if it has members.
-    pub(super) fn publish(&mut self, channel: &Bytes, body: &[u8], now: Tick) -> Published {
+    /// A publication to another channel than the pending batch's first
+    /// queues that batch, so a subscriber of several channels still gets
+    /// every publication in publish order (§5.2); a run of publications to
+    /// one channel, the case that saturates, stays one batch.
+    pub(super) fn publish(
+        &mut self,
+        channel: &Bytes,
+        body: &[u8],
+        now: Tick,
+        out: &mut Outbox,
+    ) -> Published {
+        if self
+            .pending
+            .first()
+            .is_some_and(|pending| pending != channel)
+        {
+            self.flush_pending(out);
+        }
         self.stats.publishes += 1;
         let max_frame = self.limits.max_frame;
         let published = self.streams.publish(channel, now, |epoch, offset| {

@@ -209,8 +209,8 @@ impl PubsubState {
         };
         let session = &mut self.sessions[key];
         let id = session.id;
-        if let Some(old) = session.conn.replace(conn) {
-            self.by_conn.remove(&old);
+        let old = session.conn;
+        if let Some(old) = old {
             out.close(
                 old,
                 GoawayCode::SessionTakenOver,
@@ -219,8 +219,9 @@ impl PubsubState {
         }
         self.stats.resumed += 1;
         if v2 {
-            // Its subscriptions were the old connection's; made again on
-            // the first SUBSCRIBE, under the same id.
+            // Its subscriptions were the old connection's (which the new one
+            // never sees): they end with it, and the new connection makes
+            // them again with its SUBSCRIBEs, under the same id.
             self.end_session(key, now, out);
             return SessionGrant {
                 session: id,
@@ -228,7 +229,12 @@ impl PubsubState {
                 lost: false,
             };
         }
-        let lost = std::mem::take(&mut self.sessions[key].lost);
+        if let Some(old) = old {
+            self.by_conn.remove(&old);
+        }
+        let session = &mut self.sessions[key];
+        session.conn = Some(conn);
+        let lost = std::mem::take(&mut session.lost);
         self.by_conn.insert(conn, key);
         SessionGrant {
             session: id,
@@ -304,7 +310,7 @@ impl PubsubState {
                 self.leave(key, &channel, now, out);
             }
             Ok(Op::Publish { channel, body }) => {
-                self.publish(&channel, &body, now);
+                self.publish(&channel, &body, now, out);
             }
             Err(e) => {
                 log::debug!("{conn}: {e}");
@@ -387,20 +393,25 @@ impl PubsubState {
         out.set_timer(STREAMS_TIMER, after_ms);
     }
 
-    /// Drops a session and its subscriptions.
+    /// Drops a session and its subscriptions. Its channels are left first,
+    /// while it is still a session: leaving queues a channel's pending
+    /// batch to every member, this one included.
     pub(super) fn end_session(&mut self, key: usize, now: Tick, out: &mut Outbox) {
-        let Some(session) = self.sessions.try_remove(key) else {
+        let Some(session) = self.sessions.get_mut(key) else {
             return;
         };
+        let channels = std::mem::take(&mut session.channels);
+        let v2 = session.v2;
+        for channel in &channels {
+            self.leave_channel(channel, key, v2, out);
+            self.streams.unsubscribe(channel, now);
+        }
+        let session = self.sessions.remove(key);
         self.by_id.remove(&session.id);
         if let Some(conn) = session.conn {
             if self.by_conn.get(&conn) == Some(&key) {
                 self.by_conn.remove(&conn);
             }
-        }
-        for channel in &session.channels {
-            self.leave_channel(channel, key, session.v2, out);
-            self.streams.unsubscribe(channel, now);
         }
     }
 }

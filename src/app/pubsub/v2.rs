@@ -61,7 +61,7 @@ impl PubsubState {
                     self.stats.publishes_refused += 1;
                     PublishAck::refused(request_id, Status::BadChannel)
                 } else {
-                    let published = self.publish(&channel, &body, now);
+                    let published = self.publish(&channel, &body, now, out);
                     self.stats.publishes_acked += u64::from(request_id != 0);
                     PublishAck {
                         request_id,

@@ -489,3 +489,60 @@ fn idle_streams_expire_on_their_timer_and_a_new_epoch_follows() {
         (false, RecoveryReason::EpochChanged, 102, 0)
     );
 }
+
+#[test]
+fn a_subscriber_of_several_channels_gets_one_turn_in_publish_order() {
+    let mut rig = Rig::new(256);
+    rig.hello(1, PROTOCOL_V2, None);
+    rig.turn(1, sub(1, b"a", None));
+    rig.turn(1, sub(2, b"b", None));
+    rig.hello(9, PROTOCOL_V2, None);
+    for (channel, i) in [(&b"b"[..], 1), (b"a", 2), (b"b", 3), (b"b", 4)] {
+        rig.send(9, PROTOCOL_V2, encode_publish(0, channel, &body(i)));
+    }
+    let bodies: Vec<Vec<u8>> = publications(&received(&rig.flush(), 1))
+        .into_iter()
+        .map(|p| p.2)
+        .collect();
+    assert_eq!(bodies, [body(1), body(2), body(3), body(4)]);
+}
+
+#[test]
+fn a_session_ending_with_a_batch_pending_gives_the_batch_to_the_others() {
+    // Found by the pubsub_state fuzz target: the session left the slab
+    // before its channels were flushed.
+    let mut rig = Rig::new(256);
+    rig.hello(1, PROTOCOL_V2, None);
+    rig.hello(2, PROTOCOL_V2, None);
+    rig.turn(1, sub(1, b"a", None));
+    rig.turn(2, sub(1, b"a", None));
+    rig.hello(9, PROTOCOL_V2, None);
+    rig.send(9, PROTOCOL_V2, encode_publish(0, b"a", b"x"));
+    // A takeover of conn 1's session in the same turn ends it (and queues
+    // the channel's batch to its members first).
+    let mut actions = rig.hello(3, PROTOCOL_V2, Some(sid(1)));
+    actions.extend(rig.flush());
+    assert_eq!(publications(&received(&actions, 2)).len(), 1);
+    assert!(
+        received(&actions, 3).is_empty(),
+        "the new connection starts empty"
+    );
+    // And a v1 session expiring while a publication to its channel waits.
+    rig.hello(4, PROTOCOL_V1, None);
+    rig.send(4, PROTOCOL_V1, v1_subscribe(b"a"));
+    rig.s
+        .handle_close(conn(4), CloseReason::Reset, rig.now, &mut rig.out);
+    let timer = rig
+        .out
+        .drain()
+        .find_map(|a| match a {
+            Action::SetTimer { key, .. } if key != STREAMS_TIMER => Some(key),
+            _ => None,
+        })
+        .expect("the detached session's TTL timer");
+    rig.send(9, PROTOCOL_V2, encode_publish(0, b"a", b"y"));
+    rig.s.handle_timer(timer, rig.now, &mut rig.out);
+    let actions = rig.flush();
+    assert_eq!(publications(&received(&actions, 2)).len(), 1);
+    assert_eq!(rig.s.session_count(), 1, "only conn 2's");
+}

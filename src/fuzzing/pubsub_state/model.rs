@@ -289,6 +289,17 @@ impl Model {
     /// Numbers and stores a publication, and adds it to the channel's batch
     /// if it has members. Returns (epoch, offset).
     pub fn publish(&mut self, channel: &Bytes, body: &[u8], now: Tick) -> (u64, u64) {
+        // A publication to another channel first queues the pending batch:
+        // publish order holds across channels (§5.2).
+        if self
+            .pending
+            .first()
+            .is_some_and(|pending| pending != channel)
+        {
+            for pending in std::mem::take(&mut self.pending) {
+                self.flush_channel(&pending);
+            }
+        }
         let (epoch, offset, v2) = self.streams.publish(channel, body, now);
         if let Some(ch) = self.channels.get_mut(channel) {
             let v1 = encode_delivery(channel, body, self.limits.max_frame);
