@@ -9,17 +9,19 @@
 //! connection taken over or closed may have lost data, how far its output
 //! limits are raised) and the clock.
 
+pub mod engine;
 mod fanout;
 mod metrics;
 pub mod ops;
 pub mod ops_v2;
+mod pending;
 mod state;
 pub mod streams;
 mod v2;
 
 pub use state::{PubsubLimits, PubsubState, PubsubStats, MAX_SUBSCRIPTIONS_PER_SESSION};
 
-use super::{App, CloseEvent, ConnId, Ctx, HelloEvent, MessageEvent};
+use super::{App, CloseEvent, ConnId, Ctx, HelloEvent, LinkEvent, MessageEvent};
 use crate::config::Config;
 use crate::exposition::Exposition;
 use crate::protocol::{SessionId, PROTOCOL_V1};
@@ -93,6 +95,11 @@ impl App for Pubsub {
         self.state.handle_timer(key, now, ctx);
     }
 
+    fn on_link(&mut self, event: LinkEvent<'_>, ctx: &mut Ctx<'_>) {
+        let now = ctx.now();
+        self.state.handle_link(event, now, ctx);
+    }
+
     fn on_flush(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now();
         self.state.flush(now, ctx);
@@ -119,5 +126,7 @@ impl App for Pubsub {
 
 #[cfg(test)]
 mod app_tests;
+#[cfg(test)]
+mod engine_tests;
 #[cfg(test)]
 mod v2_tests;
