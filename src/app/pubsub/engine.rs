@@ -24,6 +24,7 @@ use super::ops_v2::{encode_publication_frames, Position, Status};
 use super::state::STREAMS_TIMER;
 use super::streams::{EpochSource, HistoryLimits, Published, Recovery, StreamStats, Streams};
 use crate::app::{LinkEvent, Outbox};
+use crate::exposition::Exposition;
 use crate::time::Tick;
 
 /// An engine's answer to a request: now, or later as an [`EngineEvent`].
@@ -114,6 +115,9 @@ pub trait Engine: std::fmt::Debug {
 
     /// The history's counters and gauges (zero for an engine holding none here).
     fn stream_stats(&self) -> StreamStats;
+
+    /// Appends the engine's own metric families (none for the in-memory one).
+    fn write_metrics(&self, _out: &mut Exposition) {}
 
     /// The in-memory streams, if this engine is the in-memory one.
     fn streams(&self) -> Option<&Streams> {

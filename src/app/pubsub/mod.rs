@@ -15,6 +15,7 @@ mod metrics;
 pub mod ops;
 pub mod ops_v2;
 mod pending;
+pub mod redis_engine;
 mod state;
 pub mod streams;
 mod v2;
@@ -26,6 +27,7 @@ use crate::config::Config;
 use crate::exposition::Exposition;
 use crate::protocol::{SessionId, PROTOCOL_V1};
 use crate::time::Span;
+use engine::Engine;
 use streams::{EpochSource, HistoryLimits};
 
 /// The pub/sub app: [`PubsubState`] behind the [`App`] boundary.
@@ -35,32 +37,41 @@ pub struct Pubsub {
 }
 
 impl Pubsub {
-    /// A pub/sub app with the server's limits; stream epochs come from
-    /// `epochs` (the OS random source in the server, a counter in tests).
+    /// A pub/sub app with the server's limits and the in-memory engine;
+    /// stream epochs come from `epochs` (the OS random source in the
+    /// server, a counter in tests).
     pub fn new(config: &Config, epochs: Box<dyn EpochSource>) -> Self {
-        let tick_ms = config.tick_ms.max(1);
-        let history = HistoryLimits {
-            size: config.history_size,
-            ttl: Span::from_ms(config.history_ttl_ms.into(), tick_ms),
-            memory: config.history_memory,
-        };
         Pubsub {
-            state: PubsubState::new(
-                PubsubLimits {
-                    session_ttl_ms: config.session_ttl_ms.into(),
-                    session_queue: config.session_queue,
-                    max_frame: config.max_frame.into(),
-                    history,
-                    tick_ms: tick_ms.into(),
-                },
-                epochs,
-            ),
+            state: PubsubState::new(limits(config), epochs),
+        }
+    }
+
+    /// A pub/sub app with the server's limits over `engine`.
+    pub fn with_engine(config: &Config, engine: Box<dyn Engine>) -> Self {
+        Pubsub {
+            state: PubsubState::with_engine(limits(config), engine),
         }
     }
 
     /// The sessions and channels.
     pub fn state(&self) -> &PubsubState {
         &self.state
+    }
+}
+
+/// The state's limits from the server's configuration.
+fn limits(config: &Config) -> PubsubLimits {
+    let tick_ms = config.tick_ms.max(1);
+    PubsubLimits {
+        session_ttl_ms: config.session_ttl_ms.into(),
+        session_queue: config.session_queue,
+        max_frame: config.max_frame.into(),
+        history: HistoryLimits {
+            size: config.history_size,
+            ttl: Span::from_ms(config.history_ttl_ms.into(), tick_ms),
+            memory: config.history_memory,
+        },
+        tick_ms: tick_ms.into(),
     }
 }
 

@@ -1,0 +1,154 @@
+//! Tether nodes joined through one real `redis-server` (`--engine
+//! redis://...`, issue 12): subscribers spread over three nodes and a
+//! publisher on one get every publication in order with contiguous offsets;
+//! a subscriber on another node recovers from the shared history; while
+//! Redis is gone publishes are refused UNAVAILABLE and connections stay up.
+//!
+//! Deterministic: a SUBSCRIBED reply means the node's Redis subscription is
+//! in place (the node sends the read after it on the same connection), and
+//! the waits for a node to reach Redis poll with a deadline.
+
+mod common;
+
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use common::redis::RedisServer;
+use common::{numbered_body, Client, Server};
+use tether::app::pubsub::ops_v2::{Position, RecoveryReason, Status, SubscribeReply};
+
+const CHANNEL: &[u8] = b"news";
+
+/// A pub/sub node over the Redis at `redis`.
+fn node(redis: &RedisServer) -> Server {
+    let url = format!("redis://{}", redis.host_port());
+    Server::start(&["--app", "pubsub", "--engine", &url, "--tick-ms", "10"])
+}
+
+/// SUBSCRIBE until the node has reached Redis (UNAVAILABLE before), bounded.
+fn subscribe_when_ready(client: &mut Client, position: Option<Position>) -> SubscribeReply {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for request_id in 1.. {
+        let reply = client.subscribe_v2(request_id, CHANNEL, position);
+        if reply.status != Status::Unavailable || Instant::now() > deadline {
+            return reply;
+        }
+        sleep(Duration::from_millis(50));
+    }
+    unreachable!()
+}
+
+#[test]
+fn subscribers_on_three_nodes_get_every_publication_in_order() {
+    let redis = RedisServer::start();
+    let nodes: Vec<Server> = (0..3).map(|_| node(&redis)).collect();
+    let mut subscribers: Vec<Client> = Vec::new();
+    for n in &nodes {
+        for _ in 0..2 {
+            let mut c = n.open_v2(0);
+            let reply = subscribe_when_ready(&mut c, None);
+            assert_eq!(reply.status, Status::Ok, "{reply:?}");
+            subscribers.push(c);
+        }
+    }
+    let epoch_top = {
+        let mut c = nodes[2].open_v2(0);
+        let r = subscribe_when_ready(&mut c, None);
+        (r.epoch, r.top)
+    };
+    let mut publisher = nodes[0].open_v2(0);
+    let count = 40;
+    let mut acked = Vec::new();
+    for i in 1..=count {
+        publisher.publish_v2(i as u32, CHANNEL, &numbered_body(i));
+        acked.push(publisher.expect_publish_ack(i as u32));
+    }
+    for (i, ack) in acked.iter().enumerate() {
+        assert_eq!(ack.status, Status::Ok);
+        assert_eq!(ack.epoch, epoch_top.0);
+        assert_eq!(ack.offset, epoch_top.1 + 1 + i as u64, "contiguous offsets");
+    }
+    for (s, sub) in subscribers.iter_mut().enumerate() {
+        for i in 1..=count {
+            let p = sub.expect_publication();
+            assert_eq!(
+                (p.epoch, p.offset, p.body.to_vec()),
+                (epoch_top.0, epoch_top.1 + i, numbered_body(i)),
+                "subscriber {s}, publication {i}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_subscriber_on_another_node_recovers_from_the_shared_history() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis), node(&redis));
+    let mut publisher = a.open_v2(0);
+    let first = subscribe_when_ready(&mut publisher, None);
+    assert_eq!(first.status, Status::Ok);
+    for i in 1..=5 {
+        publisher.publish_v2(i as u32 + 100, CHANNEL, &numbered_body(i));
+        // Its own subscription sees each publication too, after the ack or before.
+        let mut got_ack = false;
+        let mut got_pub = false;
+        while !(got_ack && got_pub) {
+            match publisher.recv_v2() {
+                tether::app::pubsub::ops_v2::ServerMsg::PublishAck(a) => {
+                    assert_eq!(a.status, Status::Ok);
+                    got_ack = true;
+                }
+                tether::app::pubsub::ops_v2::ServerMsg::Publication(p) => {
+                    assert_eq!(p.offset, first.top + i);
+                    got_pub = true;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    let mut late = b.open_v2(0);
+    let position = Position {
+        epoch: first.epoch,
+        offset: first.top + 2,
+    };
+    let reply = subscribe_when_ready(&mut late, Some(position));
+    assert_eq!(reply.status, Status::Ok);
+    assert!(reply.recovered, "{reply:?}");
+    assert_eq!(reply.reason, RecoveryReason::None);
+    assert_eq!(
+        (reply.epoch, reply.top, reply.replay),
+        (first.epoch, first.top + 5, 3)
+    );
+    for i in 3..=5 {
+        late.expect_numbered(CHANNEL, first.epoch, first.top + i);
+    }
+}
+
+#[test]
+fn while_redis_is_gone_publishes_are_refused_and_connections_stay() {
+    let mut redis = RedisServer::start();
+    let a = node(&redis);
+    let mut client = a.open_v2(0);
+    assert_eq!(subscribe_when_ready(&mut client, None).status, Status::Ok);
+    redis.kill();
+    // The node notices at once (EOF) or at its liveness timeout: publishes
+    // are refused UNAVAILABLE from then on, never queued.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut request_id = 1;
+    loop {
+        client.publish_v2(request_id, CHANNEL, b"while down");
+        let ack = loop {
+            match client.recv_v2() {
+                tether::app::pubsub::ops_v2::ServerMsg::PublishAck(a) => break a,
+                _ => continue, // its own publication, from before the kill
+            }
+        };
+        if ack.status == Status::Unavailable {
+            break;
+        }
+        assert!(Instant::now() < deadline, "publishes still acknowledged");
+        request_id += 1;
+        sleep(Duration::from_millis(50));
+    }
+    client.sync(); // the connection is up and answering
+}
