@@ -27,9 +27,18 @@ fn node(redis: &RedisServer) -> Server {
 
 /// SUBSCRIBE until the node has reached Redis (UNAVAILABLE before), bounded.
 fn subscribe_when_ready(client: &mut Client, position: Option<Position>) -> SubscribeReply {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    subscribe_to_when_ready(client, CHANNEL, position)
+}
+
+/// [`subscribe_when_ready`] to `channel`.
+fn subscribe_to_when_ready(
+    client: &mut Client,
+    channel: &[u8],
+    position: Option<Position>,
+) -> SubscribeReply {
+    let deadline = Instant::now() + Duration::from_secs(15);
     for request_id in 1.. {
-        let reply = client.subscribe_v2(request_id, CHANNEL, position);
+        let reply = client.subscribe_v2(request_id, channel, position);
         if reply.status != Status::Unavailable || Instant::now() > deadline {
             return reply;
         }
@@ -151,4 +160,82 @@ fn while_redis_is_gone_publishes_are_refused_and_connections_stay() {
         sleep(Duration::from_millis(50));
     }
     client.sync(); // the connection is up and answering
+}
+
+/// A second `redis-server` on the port of one that was killed: a restart
+/// that lost everything (no persistence). Killed and reaped on drop.
+struct Restarted(std::process::Child);
+
+impl Restarted {
+    fn on(port: u16) -> Restarted {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs");
+        Restarted(child)
+    }
+}
+
+impl Drop for Restarted {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// PUBLISH until acknowledged OK (UNAVAILABLE while the node reconnects),
+/// skipping the publisher's own publications; the ack.
+fn publish_until_ok(client: &mut Client, body: &[u8]) -> tether::app::pubsub::ops_v2::PublishAck {
+    use tether::app::pubsub::ops_v2::ServerMsg;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for request_id in 1000.. {
+        client.publish_v2(request_id, CHANNEL, body);
+        let ack = loop {
+            if let ServerMsg::PublishAck(a) = client.recv_v2() {
+                break a;
+            }
+        };
+        if ack.status == Status::Ok {
+            return ack;
+        }
+        assert_eq!(ack.status, Status::Unavailable);
+        assert!(
+            Instant::now() < deadline,
+            "the node never reached Redis again"
+        );
+        sleep(Duration::from_millis(50));
+    }
+    unreachable!()
+}
+
+#[test]
+fn after_a_redis_restart_nodes_reconnect_resubscribe_and_deliver_again() {
+    let mut redis = RedisServer::start();
+    let port = redis.port;
+    let (a, b) = (node(&redis), node(&redis));
+    let mut subscriber = b.open_v2(0);
+    let first = subscribe_when_ready(&mut subscriber, None);
+    assert_eq!(first.status, Status::Ok);
+    let mut publisher = a.open_v2(0);
+    let ack = publish_until_ok(&mut publisher, b"before");
+    assert_eq!(subscriber.expect_publication().offset, ack.offset);
+
+    redis.kill();
+    let _restarted = Restarted::on(port);
+    // B reconnects with backoff and subscribes "news" again on its own (its
+    // subscriber stays connected and subscribed) before anything else on
+    // the new connection: a SUBSCRIBED to another channel through B says
+    // it is back.
+    let probe = subscribe_to_when_ready(&mut subscriber, b"probe", None);
+    assert_eq!(probe.status, Status::Ok);
+    // A publication on A reaches B's subscriber, in a new epoch: the
+    // history was lost with Redis.
+    let ack = publish_until_ok(&mut publisher, b"after");
+    assert_ne!(ack.epoch, first.epoch, "a fresh Redis starts a new epoch");
+    let got = subscriber.expect_publication();
+    assert_eq!((got.epoch, got.offset), (ack.epoch, ack.offset));
+    assert_eq!(&got.body[..], b"after");
 }

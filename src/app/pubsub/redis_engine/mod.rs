@@ -23,6 +23,9 @@
 //! - **Liveness**: the core PINGs when idle and closes on a silent server;
 //!   subscribed streams are touched every third of the history TTL.
 
+mod feed;
+mod replies;
+
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -30,16 +33,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::engine::{Answer, Engine, EngineEvent};
-use super::ops_v2::{Position, RecoveryReason, Status};
+use super::ops_v2::{Position, Status};
 use super::streams::{EpochSource, Published, Recovery, StreamStats};
 use crate::app::{LinkEvent, Outbox};
 use crate::engine::redis::{
-    decide, Command, EngineUrl, KeySpace, RedisConfig, RedisConn, RedisEvent, RedisStreams, Token,
-    Value,
+    Command, EngineUrl, KeySpace, RedisConfig, RedisConn, RedisEvent, RedisStreams, Token,
 };
 use crate::exposition::Exposition;
-use crate::protocol::encode_message;
 use crate::time::Tick;
+use feed::Feeds;
 
 /// The engine's link key (its only outbound link).
 pub const REDIS_LINK: u64 = 1;
@@ -63,10 +65,13 @@ enum Sent {
     Publish(u64),
     /// A read for the app's subscribe `token`.
     Read {
+        channel: Bytes,
         token: u64,
         position: Option<Position>,
         budget: usize,
     },
+    /// A catch-up read of `channel` from `position` after a reconnect (`feed.rs`).
+    CatchUp { channel: Bytes, position: Position },
     /// SCRIPT LOAD, (UN)SUBSCRIBE, touch: only failures are logged.
     Other(&'static str),
 }
@@ -110,6 +115,8 @@ pub struct RedisEngine {
     dials: u64,
     /// Local subscriptions per channel.
     interest: HashMap<Bytes, usize>,
+    /// The live feed of each channel followed.
+    feeds: Feeds,
     last_token: Token,
     sent: HashMap<Token, Sent>,
     events: VecDeque<EngineEvent>,
@@ -160,6 +167,7 @@ impl RedisEngine {
             attempts: 0,
             dials: 0,
             interest: HashMap::new(),
+            feeds: Feeds::default(),
             last_token: 0,
             sent: HashMap::new(),
             events: VecDeque::new(),
@@ -258,6 +266,12 @@ impl RedisEngine {
                             result: Err(Status::Unavailable),
                         })
                     }
+                    Some(Sent::CatchUp { channel, position }) => {
+                        let events = self
+                            .feeds
+                            .caught_up(&channel, position, None, self.max_frame);
+                        self.events.extend(events);
+                    }
                     Some(Sent::Other(what)) => log::warn!("redis engine: {what}: {error}"),
                     None => {}
                 },
@@ -288,106 +302,25 @@ impl RedisEngine {
             let command = self.streams.subscribe(chunk.iter().map(|c| &c[..]));
             self.send(Sent::Other("SUBSCRIBE"), command, now);
         }
-    }
-
-    fn on_reply(&mut self, token: Token, value: &Value) {
-        match self.sent.remove(&token) {
-            Some(Sent::Publish(0)) | Some(Sent::Other(_)) | None => {}
-            Some(Sent::Publish(t)) => match RedisStreams::published(value) {
-                Ok(p) => self.events.push_back(EngineEvent::Published {
-                    token: t,
-                    result: Ok(Published {
-                        epoch: p.epoch,
-                        offset: p.offset,
-                        publication: Bytes::new(),
-                    }),
-                }),
-                Err(e) => {
-                    log::warn!("redis engine: {}", e.0);
-                    self.publish_failed(t);
-                }
-            },
-            Some(Sent::Read {
-                token,
+        // After the SUBSCRIBEs on the same connection: what was missed while
+        // away is read, and forwarded before the live feed (`feed.rs`).
+        for channel in channels {
+            let Some(position) = self.feeds.start_catch_up(&channel) else {
+                continue;
+            };
+            let epoch = self.candidate_epoch();
+            let command = self.streams.read(&channel, Some(position), epoch);
+            let what = Sent::CatchUp {
+                channel: channel.clone(),
                 position,
-                budget,
-            }) => {
-                let result = match RedisStreams::stream_read(value) {
-                    Ok(read) => Ok(self.recovery(position, budget, read)),
-                    Err(e) => {
-                        log::warn!("redis engine: {}", e.0);
-                        Err(Status::Unavailable)
-                    }
-                };
-                self.events
-                    .push_back(EngineEvent::Subscribed { token, result });
+            };
+            if !self.send(what, command, now) {
+                let events = self
+                    .feeds
+                    .caught_up(&channel, position, None, self.max_frame);
+                self.events.extend(events);
             }
         }
-    }
-
-    /// The §7.4 decision over a read, framed for the subscriber and within
-    /// its replay budget (beyond: not recovered, TOO_FAR_BEHIND).
-    fn recovery(
-        &self,
-        position: Option<Position>,
-        budget: usize,
-        read: crate::engine::redis::StreamRead,
-    ) -> Recovery {
-        let d = decide(position, read);
-        let replay: Vec<Bytes> = d
-            .replay
-            .iter()
-            .map(|p| encode_message(p, self.max_frame))
-            .collect();
-        let replay_bytes: usize = replay.iter().map(Bytes::len).sum();
-        let mut recovery = Recovery {
-            epoch: d.epoch,
-            top: d.top,
-            recovery_asked: d.recovery_asked,
-            recovered: d.recovered,
-            reason: d.reason,
-            replay,
-            replay_bytes,
-        };
-        if recovery.recovered && replay_bytes > budget {
-            recovery.recovered = false;
-            recovery.reason = RecoveryReason::TooFarBehind;
-            recovery.replay = Vec::new();
-            recovery.replay_bytes = 0;
-        }
-        recovery
-    }
-
-    fn publish_failed(&mut self, token: u64) {
-        self.stats.publishes_refused += 1;
-        if token != 0 {
-            self.events.push_back(EngineEvent::Published {
-                token,
-                result: Err(Status::Unavailable),
-            });
-        }
-    }
-
-    fn on_message(&mut self, channel: &[u8], payload: &Bytes) {
-        let publication = match self.streams.publication(channel, payload) {
-            Ok(p) if self.interest.contains_key(&p.channel) => p,
-            Ok(_) => {
-                self.stats.dropped_messages += 1;
-                return;
-            }
-            Err(e) => {
-                self.stats.dropped_messages += 1;
-                log::warn!("redis engine: dropped a pushed message: {}", e.0);
-                return;
-            }
-        };
-        self.events.push_back(EngineEvent::Publication {
-            channel: publication.channel,
-            epoch: publication.epoch,
-            offset: publication.offset,
-            publication: encode_message(payload, self.max_frame),
-            body: publication.body,
-        });
     }
 
     /// The connection ended (its pending commands failed first): hang the
@@ -495,6 +428,11 @@ impl RedisEngine {
             "Connections to Redis made after the first.",
             self.stats.reconnects,
         );
+        out.counter(
+            "tether_engine_feed_gaps_total",
+            "Times local subscribers of a channel missed publications while Redis was away.",
+            self.feeds.gaps,
+        );
         if let Some(rtt) = self.conn.as_ref().and_then(|c| c.stats().rtt) {
             out.gauge(
                 "tether_engine_rtt_us",
@@ -545,6 +483,7 @@ impl Engine for RedisEngine {
         let epoch = self.candidate_epoch();
         let command = self.streams.read(channel, position, epoch);
         let read = Sent::Read {
+            channel: channel.clone(),
             token,
             position,
             budget: replay_budget,
@@ -563,6 +502,7 @@ impl Engine for RedisEngine {
         *count -= 1;
         if *count == 0 {
             self.interest.remove(channel);
+            self.feeds.remove(channel);
             let command = self.streams.unsubscribe([channel]);
             self.send(Sent::Other("UNSUBSCRIBE"), command, now);
         }
