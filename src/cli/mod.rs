@@ -395,6 +395,15 @@ mod tests {
             (vec!["--history-ttl-ms", "0"], "--history-ttl-ms"),
             (vec!["--history-memory", "-1"], "--history-memory"),
             (vec!["--bogus"], "--bogus"),
+            (vec!["--engine", "http://127.0.0.1:6379"], "--engine"),
+            (
+                vec!["--engine", "redis-cluster://127.0.0.1:7000"],
+                "--engine",
+            ),
+            (
+                vec!["--app", "echo", "--engine", "redis://127.0.0.1:6379"],
+                "--engine",
+            ),
             (vec!["--tick-ms", "0"], "--tick-ms"),
             (vec!["--heartbeat-ms", "10"], "--heartbeat-ms"),
         ] {

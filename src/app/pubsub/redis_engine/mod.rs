@@ -333,7 +333,7 @@ impl RedisEngine {
         self.ready = false;
         self.attempts = self.attempts.saturating_add(1);
         let backoff = MIN_BACKOFF_MS
-            .saturating_mul(1 << self.attempts.min(16))
+            .saturating_mul(1 << (self.attempts - 1).min(16))
             .min(MAX_BACKOFF_MS);
         let jitter = self.epochs.draw() % (backoff / 2 + 1);
         let delay = backoff / 2 + jitter;
@@ -566,3 +566,6 @@ impl Engine for RedisEngine {
         RedisEngine::write_metrics(self, out);
     }
 }
+
+#[cfg(test)]
+mod tests;
