@@ -239,3 +239,32 @@ fn after_a_redis_restart_nodes_reconnect_resubscribe_and_deliver_again() {
     assert_eq!((got.epoch, got.offset), (ack.epoch, ack.offset));
     assert_eq!(&got.body[..], b"after");
 }
+
+#[test]
+fn v1_clients_publish_and_receive_across_nodes() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis), node(&redis));
+    let mut v1_subscriber = b.open(0);
+    v1_subscriber.subscribe(CHANNEL);
+    v1_subscriber.sync();
+    // A v2 SUBSCRIBED through each node says it has reached Redis (and,
+    // on B, that the v1 subscription's Redis SUBSCRIBE went before it).
+    let mut v2_on_b = b.open_v2(0);
+    assert_eq!(subscribe_when_ready(&mut v2_on_b, None).status, Status::Ok);
+    let mut v2_on_a = a.open_v2(0);
+    let top = subscribe_when_ready(&mut v2_on_a, None);
+    assert_eq!(top.status, Status::Ok);
+
+    let mut v1_publisher = a.open(0);
+    v1_publisher.publish(CHANNEL, b"hello");
+    assert_eq!(
+        v1_subscriber.recv_message(),
+        common::pubsub::delivery(CHANNEL, b"hello"),
+        "an M frame made from the PUBLICATION's body"
+    );
+    let p = v2_on_b.expect_publication();
+    assert_eq!(
+        (p.epoch, p.offset, &p.body[..]),
+        (top.epoch, top.top + 1, &b"hello"[..])
+    );
+}

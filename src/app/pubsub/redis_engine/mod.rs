@@ -192,7 +192,10 @@ impl RedisEngine {
             history_size: config.history_size as u64,
             ttl_ms: config.history_ttl_ms.into(),
             max_replay: config.history_size as u64,
-            max_replay_bytes: config.history_memory as u64,
+            // Within half the largest reply the connection takes, so a
+            // long replay is answered TOO_FAR_BEHIND, never a dropped link.
+            max_replay_bytes: (config.history_memory as u64)
+                .min(RedisConfig::default().max_reply_bytes as u64 / 2),
         };
         Ok(RedisEngine::new(
             addr,
