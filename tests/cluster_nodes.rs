@@ -136,9 +136,20 @@ fn a_subscriber_on_another_node_recovers_from_the_shared_history() {
 #[test]
 fn while_redis_is_gone_publishes_are_refused_and_connections_stay() {
     let mut redis = RedisServer::start();
-    let a = node(&redis);
+    let url = format!("redis://{}", redis.host_port());
+    let a = Server::start(&[
+        "--app",
+        "pubsub",
+        "--engine",
+        &url,
+        "--tick-ms",
+        "10",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
     let mut client = a.open_v2(0);
     assert_eq!(subscribe_when_ready(&mut client, None).status, Status::Ok);
+    assert_eq!(a.metric("tether_engine_connected"), 1);
     redis.kill();
     // The node notices at once (EOF) or at its liveness timeout: publishes
     // are refused UNAVAILABLE from then on, never queued.
@@ -160,6 +171,12 @@ fn while_redis_is_gone_publishes_are_refused_and_connections_stay() {
         sleep(Duration::from_millis(50));
     }
     client.sync(); // the connection is up and answering
+    a.wait_metric("tether_engine_connected", 0);
+    assert!(a.metric("tether_engine_publishes_refused_total") >= 1);
+    let retried = common::wait_until(Duration::from_secs(10), || {
+        a.metric("tether_engine_reconnects_total") >= 2
+    });
+    assert!(retried, "it keeps trying, with backoff");
 }
 
 /// A second `redis-server` on the port of one that was killed: a restart
