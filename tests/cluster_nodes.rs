@@ -285,3 +285,76 @@ fn v1_clients_publish_and_receive_across_nodes() {
         (top.epoch, top.top + 1, &b"hello"[..])
     );
 }
+
+/// Subscribes racing a publisher on another node (§7.5 across nodes): each
+/// subscriber, with or without a position, sees contiguous offsets from
+/// where its SUBSCRIBED reply (and replay) left it to the last publication.
+#[test]
+fn subscribes_racing_a_publisher_on_another_node_see_no_gap_and_no_duplicate() {
+    use tether::app::pubsub::ops_v2::ServerMsg;
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis), node(&redis));
+    let mut first = b.open_v2(0);
+    let start = subscribe_when_ready(&mut first, None);
+    assert_eq!(start.status, Status::Ok);
+    let mut warm = a.open_v2(0);
+    assert_eq!(subscribe_when_ready(&mut warm, None).status, Status::Ok);
+    drop(warm);
+
+    let count: u64 = 300;
+    let publisher_addr = a.addr;
+    let publisher = std::thread::spawn(move || {
+        let mut p = Client::connect(publisher_addr);
+        p.handshake_v2(0);
+        for i in 1..=count {
+            p.publish_v2(i as u32, CHANNEL, &numbered_body(i));
+            let ack = p.expect_publish_ack(i as u32);
+            assert_eq!(ack.status, Status::Ok);
+            if i % 10 == 0 {
+                sleep(Duration::from_millis(1));
+            }
+        }
+    });
+    let last = start.top + count;
+    // Subscribers come while the publisher runs; each is checked at the end.
+    let mut subscribers = Vec::new();
+    for round in 0..20u64 {
+        let mut c = b.open_v2(0);
+        // Half with a position a little behind the first subscriber's start.
+        let position = (round % 2 == 0).then_some(Position {
+            epoch: start.epoch,
+            offset: start.top + round / 2,
+        });
+        let reply = c.subscribe_v2(1, CHANNEL, position);
+        assert_eq!(reply.status, Status::Ok, "{reply:?}");
+        let next = match position {
+            Some(p) if reply.recovered => p.offset + 1,
+            _ => reply.top + 1,
+        };
+        subscribers.push((round, c, next));
+        sleep(Duration::from_millis(2));
+    }
+    publisher.join().expect("the publisher");
+    let mut raced = 0;
+    for (round, mut c, mut next) in subscribers {
+        raced += u64::from(next <= last);
+        while next <= last {
+            match c.recv_v2() {
+                ServerMsg::Publication(p) => {
+                    assert_eq!(
+                        (p.epoch, p.offset, p.body.to_vec()),
+                        (start.epoch, next, numbered_body(next - start.top)),
+                        "round {round}: contiguous"
+                    );
+                    next += 1;
+                }
+                other => panic!("round {round}: unexpected {other:?}"),
+            }
+        }
+        c.sync(); // and nothing more
+    }
+    for i in 1..=count {
+        first.expect_numbered(CHANNEL, start.epoch, start.top + i);
+    }
+    assert!(raced > 0, "no subscriber came before the last publication");
+}
