@@ -380,6 +380,7 @@ impl PubsubState {
             self.stats.expired += 1;
             self.end_session(key, now, out);
             self.engine.flush(now, out);
+            self.drain_engine(now, out);
         }
     }
 
@@ -395,6 +396,9 @@ impl PubsubState {
         self.drain_engine(now, out);
         self.flush_deliveries(out);
         self.engine.flush(now, out);
+        // What the engine's flush answered at once (a read it could not
+        // send): replies only, queued directly.
+        self.drain_engine(now, out);
     }
 
     /// Queues the turn's publications to their channels' members, one

@@ -24,9 +24,10 @@
 //!   subscribed streams are touched every third of the history TTL.
 
 mod feed;
+mod metrics;
 mod replies;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -76,6 +77,18 @@ enum Sent {
     Other(&'static str),
 }
 
+/// A read for a SUBSCRIBE, sent at the flush.
+#[derive(Debug)]
+struct QueuedRead {
+    channel: Bytes,
+    token: u64,
+    position: Option<Position>,
+    budget: usize,
+}
+
+/// Channels per (UN)SUBSCRIBE command.
+const BATCH: usize = 256;
+
 /// Where the link is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Link {
@@ -117,6 +130,13 @@ pub struct RedisEngine {
     interest: HashMap<Bytes, usize>,
     /// The live feed of each channel followed.
     feeds: Feeds,
+    /// Channels SUBSCRIBEd on the current connection.
+    subscribed: HashSet<Bytes>,
+    /// Channels whose interest started or ended this turn: (UN)SUBSCRIBEd
+    /// in batches at the flush.
+    changed: Vec<Bytes>,
+    /// Reads asked this turn, sent at the flush after the SUBSCRIBEs.
+    reads: Vec<QueuedRead>,
     last_token: Token,
     sent: HashMap<Token, Sent>,
     events: VecDeque<EngineEvent>,
@@ -168,6 +188,9 @@ impl RedisEngine {
             dials: 0,
             interest: HashMap::new(),
             feeds: Feeds::default(),
+            subscribed: HashSet::new(),
+            changed: Vec::new(),
+            reads: Vec::new(),
             last_token: 0,
             sent: HashMap::new(),
             events: VecDeque::new(),
@@ -301,10 +324,11 @@ impl RedisEngine {
             self.send(Sent::Other("SCRIPT LOAD"), load, now);
         }
         let channels: Vec<Bytes> = self.interest.keys().cloned().collect();
-        for chunk in channels.chunks(256) {
+        for chunk in channels.chunks(BATCH) {
             let command = self.streams.subscribe(chunk.iter().map(|c| &c[..]));
             self.send(Sent::Other("SUBSCRIBE"), command, now);
         }
+        self.subscribed = channels.iter().cloned().collect();
         // After the SUBSCRIBEs on the same connection: what was missed while
         // away is read, and forwarded before the live feed (`feed.rs`).
         for channel in channels {
@@ -334,6 +358,7 @@ impl RedisEngine {
         }
         self.conn = None;
         self.ready = false;
+        self.subscribed.clear();
         self.attempts = self.attempts.saturating_add(1);
         let backoff = MIN_BACKOFF_MS
             .saturating_mul(1 << (self.attempts - 1).min(16))
@@ -353,6 +378,50 @@ impl RedisEngine {
         out.dial(REDIS_LINK, self.addr);
         self.conn = Some(RedisConn::new(self.config.clone(), self.instant(now)));
         self.link = Link::Up;
+    }
+
+    /// The turn's node (UN)SUBSCRIBEs in batches, then its reads on the
+    /// same connection (each read after its channel's SUBSCRIBE, §7.5); a
+    /// read that cannot be sent is answered UNAVAILABLE.
+    fn send_queued(&mut self, now: Tick) {
+        let changed = std::mem::take(&mut self.changed);
+        if self.ready {
+            let mut subscribe = Vec::new();
+            let mut unsubscribe = Vec::new();
+            for channel in changed {
+                let wanted = self.interest.contains_key(&channel);
+                if wanted && self.subscribed.insert(channel.clone()) {
+                    subscribe.push(channel);
+                } else if !wanted && self.subscribed.remove(&channel) {
+                    unsubscribe.push(channel);
+                }
+            }
+            for chunk in subscribe.chunks(BATCH) {
+                let command = self.streams.subscribe(chunk.iter().map(|c| &c[..]));
+                self.send(Sent::Other("SUBSCRIBE"), command, now);
+            }
+            for chunk in unsubscribe.chunks(BATCH) {
+                let command = self.streams.unsubscribe(chunk.iter().map(|c| &c[..]));
+                self.send(Sent::Other("UNSUBSCRIBE"), command, now);
+            }
+        }
+        for read in std::mem::take(&mut self.reads) {
+            let epoch = self.candidate_epoch();
+            let command = self.streams.read(&read.channel, read.position, epoch);
+            let token = read.token;
+            let sent = Sent::Read {
+                channel: read.channel,
+                token,
+                position: read.position,
+                budget: read.budget,
+            };
+            if !self.send(sent, command, now) {
+                self.events.push_back(EngineEvent::Subscribed {
+                    token,
+                    result: Err(Status::Unavailable),
+                });
+            }
+        }
     }
 
     /// Touches the subscribed streams when due.
@@ -407,43 +476,6 @@ impl RedisEngine {
             out.transmit(REDIS_LINK, bytes);
         }
     }
-
-    /// The engine's metric families.
-    pub fn write_metrics(&self, out: &mut Exposition) {
-        let in_flight = self.conn.as_ref().map_or(0, RedisConn::pending);
-        out.gauge(
-            "tether_engine_connected",
-            "1 while the engine's Redis connection is ready, else 0.",
-            u64::from(self.ready),
-        );
-        out.gauge(
-            "tether_engine_commands_in_flight",
-            "Redis commands queued or awaiting their reply.",
-            in_flight as u64,
-        );
-        out.counter(
-            "tether_engine_publishes_refused_total",
-            "Publishes refused UNAVAILABLE by the engine (Redis down, full, or outcome unknown).",
-            self.stats.publishes_refused,
-        );
-        out.counter(
-            "tether_engine_reconnects_total",
-            "Connections to Redis made after the first.",
-            self.stats.reconnects,
-        );
-        out.counter(
-            "tether_engine_feed_gaps_total",
-            "Times local subscribers of a channel missed publications while Redis was away.",
-            self.feeds.gaps,
-        );
-        if let Some(rtt) = self.conn.as_ref().and_then(|c| c.stats().rtt) {
-            out.gauge(
-                "tether_engine_rtt_us",
-                "Round-trip time of the last Redis PING, microseconds.",
-                u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX),
-            );
-        }
-    }
 }
 
 impl Engine for RedisEngine {
@@ -472,33 +504,29 @@ impl Engine for RedisEngine {
         channel: &Bytes,
         position: Option<Position>,
         replay_budget: usize,
-        now: Tick,
+        _now: Tick,
     ) -> Answer<Result<Recovery, Status>> {
         let count = self.interest.entry(channel.clone()).or_insert(0);
         *count += 1;
         if *count == 1 {
-            let command = self.streams.subscribe([&channel[..]]);
-            self.send(Sent::Other("SUBSCRIBE"), command, now);
+            self.changed.push(channel.clone());
         }
         if token == 0 {
             return Answer::Later; // nobody waits (v1): the live feed is all
         }
-        let epoch = self.candidate_epoch();
-        let command = self.streams.read(channel, position, epoch);
-        let read = Sent::Read {
+        if !self.ready {
+            return Answer::Now(Err(Status::Unavailable));
+        }
+        self.reads.push(QueuedRead {
             channel: channel.clone(),
             token,
             position,
             budget: replay_budget,
-        };
-        if self.send(read, command, now) {
-            Answer::Later
-        } else {
-            Answer::Now(Err(Status::Unavailable))
-        }
+        });
+        Answer::Later
     }
 
-    fn unsubscribe(&mut self, channel: &[u8], now: Tick) {
+    fn unsubscribe(&mut self, channel: &[u8], _now: Tick) {
         let Some(count) = self.interest.get_mut(channel) else {
             return;
         };
@@ -506,8 +534,7 @@ impl Engine for RedisEngine {
         if *count == 0 {
             self.interest.remove(channel);
             self.feeds.remove(channel);
-            let command = self.streams.unsubscribe([channel]);
-            self.send(Sent::Other("UNSUBSCRIBE"), command, now);
+            self.changed.push(Bytes::copy_from_slice(channel));
         }
     }
 
@@ -556,6 +583,7 @@ impl Engine for RedisEngine {
                 self.dial(now, out);
             }
         }
+        self.send_queued(now);
         self.touch(now);
         self.transmit(out);
         self.arm(now, out);

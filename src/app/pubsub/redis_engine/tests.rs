@@ -189,3 +189,80 @@ fn scripts_load_first_and_a_publish_is_acknowledged_from_its_reply() {
     );
     assert!(!e.is_ready());
 }
+
+/// A ready engine: dialled, HELLO answered, the scripts' loads sent.
+fn ready(out: &mut Outbox) -> RedisEngine {
+    let mut e = engine();
+    flush(&mut e, 0, out);
+    let data = LinkEvent::Data {
+        link: REDIS_LINK,
+        bytes: HELLO_REPLY,
+    };
+    e.on_link(data, 1, out);
+    assert!(e.is_ready());
+    flush(&mut e, 1, out);
+    e
+}
+
+#[test]
+fn a_burst_of_subscribes_is_one_subscribe_then_the_reads() {
+    let mut out = Outbox::new(65535);
+    let mut e = ready(&mut out);
+    for (token, name) in [(1, "a"), (2, "b"), (3, "c")] {
+        let channel = Bytes::from(name);
+        assert_eq!(
+            e.subscribe(token, &channel, None, 1 << 20, 2),
+            Answer::Later
+        );
+    }
+    // A second subscription to a channel: no second node SUBSCRIBE.
+    let again = Bytes::from_static(b"a");
+    assert_eq!(e.subscribe(4, &again, None, 1 << 20, 2), Answer::Later);
+    let wire = sent(&flush(&mut e, 2, &mut out));
+    assert_eq!(wire.matches("SUBSCRIBE").count(), 1, "{wire}");
+    assert!(
+        wire.contains("*4\r\n$9\r\nSUBSCRIBE\r\n"),
+        "three channels in one: {wire}"
+    );
+    let subscribe = wire.find("SUBSCRIBE").expect("subscribed");
+    assert_eq!(
+        wire.matches("EVALSHA").count(),
+        4,
+        "one read per SUBSCRIBE request"
+    );
+    assert!(
+        subscribe < wire.find("EVALSHA").expect("reads"),
+        "reads after the SUBSCRIBE"
+    );
+    // The last local subscriptions end: one UNSUBSCRIBE for both channels.
+    for name in ["b", "c"] {
+        e.unsubscribe(name.as_bytes(), 3);
+    }
+    let wire = sent(&flush(&mut e, 3, &mut out));
+    assert_eq!(wire.matches("UNSUBSCRIBE").count(), 1, "{wire}");
+    // Still subscribed to "a" (two subscriptions, one ended): nothing sent.
+    e.unsubscribe(b"a", 4);
+    assert!(!sent(&flush(&mut e, 4, &mut out)).contains("SUBSCRIBE"));
+}
+
+#[test]
+fn reads_that_cannot_be_sent_are_answered_unavailable() {
+    let mut out = Outbox::new(65535);
+    let mut e = ready(&mut out);
+    let channel = Bytes::from_static(b"c");
+    assert_eq!(e.subscribe(5, &channel, None, 1 << 20, 2), Answer::Later);
+    // The link drops within the same turn, before the flush sends the read.
+    let closed = LinkEvent::Closed {
+        link: REDIS_LINK,
+        why: "reset",
+    };
+    e.on_link(closed, 2, &mut out);
+    flush(&mut e, 2, &mut out);
+    assert_eq!(
+        e.poll_event(),
+        Some(EngineEvent::Subscribed {
+            token: 5,
+            result: Err(Status::Unavailable)
+        })
+    );
+}
