@@ -7,6 +7,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::engine::redis::EngineUrl;
 use crate::protocol::frame::MAX_FRAME_LIMIT;
 use crate::tls::ServerTlsFiles;
 
@@ -78,6 +79,9 @@ pub struct Config {
     /// overheads); beyond it the oldest publications go first. Also the most a
     /// replay may raise one connection's output limits.
     pub history_memory: usize,
+    /// Where publications and history live: `None` in this process (the
+    /// default), else the Redis that joins nodes (`--engine`, issue 12).
+    pub engine: Option<EngineUrl>,
     /// Address of the HTTP metrics endpoint (`GET /metrics`, `GET /healthz`).
     pub metrics: Option<SocketAddr>,
     /// Accepted auth tokens (loaded from `auth_token_file`); empty = no auth.
@@ -113,6 +117,7 @@ impl Default for Config {
             history_size: 256,
             history_ttl_ms: 300_000,
             history_memory: 64 << 20,
+            engine: None,
             metrics: None,
             auth_tokens: Vec::new(),
         }
@@ -290,6 +295,17 @@ impl Config {
                 "history_memory",
                 "must be at most 4294967295 bytes (it bounds a replay's raise of the output limits)",
             ));
+        }
+        if let Some(engine) = &self.engine {
+            if engine.cluster {
+                return Err(invalid(
+                    "engine",
+                    "redis-cluster:// is not supported yet; use redis://HOST:PORT",
+                ));
+            }
+            if self.app != AppKind::Pubsub {
+                return Err(invalid("engine", "is for the pubsub app only"));
+            }
         }
         if self.rate_limit > 1_000_000 {
             return Err(invalid(

@@ -2,11 +2,15 @@
 //! until SIGTERM/SIGINT, exit 0 after a graceful stop.
 
 use std::io::Write;
+use std::net::ToSocketAddrs;
 use std::process::ExitCode;
+use std::time::Instant;
 
+use tether::app::pubsub::redis_engine::RedisEngine;
 use tether::app::{App, Echo, Pubsub};
 use tether::cli::{self, Command};
 use tether::config::{AppKind, Config};
+use tether::engine::redis::EngineUrl;
 use tether::random::RandomPool;
 use tether::reactor::{Reactor, StopKind};
 
@@ -59,10 +63,35 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            let app = Pubsub::new(&config, Box::new(epochs));
+            let app = match config.engine.clone() {
+                None => Pubsub::new(&config, Box::new(epochs)),
+                Some(url) => match redis_engine(&config, &url, epochs) {
+                    Ok(engine) => Pubsub::with_engine(&config, Box::new(engine)),
+                    Err(e) => {
+                        eprintln!("tether: --engine {url}: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
             serve(config, app)
         }
     }
+}
+
+/// The Redis engine `url` names. Its host is resolved here, once, at start
+/// (the reactor dials socket addresses); the first address is used.
+fn redis_engine(
+    config: &Config,
+    url: &EngineUrl,
+    epochs: RandomPool,
+) -> Result<RedisEngine, String> {
+    let (host, port) = url.seeds.first().ok_or("no host")?;
+    let addr = (host.as_str(), *port)
+        .to_socket_addrs()
+        .map_err(|e| format!("resolving {host}:{port}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host}:{port} resolves to no address"))?;
+    RedisEngine::from_config(config, url, addr, Box::new(epochs), Instant::now())
 }
 
 /// Binds, announces the addresses on stdout, and runs until stopped.

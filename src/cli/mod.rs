@@ -11,6 +11,7 @@ pub use args::CliError;
 use args::{Arg, ArgParser};
 
 use crate::config::{AppKind, Config, ConfigError};
+use crate::engine::redis::EngineUrl;
 use crate::tls::{ServerTlsFiles, TlsVersions};
 
 /// Usage text for `--help`.
@@ -24,6 +25,7 @@ usage: tether [--listen ADDR] [--app echo|pubsub] [--heartbeat-ms N] [--min-hear
               [--soft-output BYTES] [--soft-output-ms N] [--rate-limit FRAMES_PER_S]
               [--rate-burst N] [--session-queue BYTES] [--metrics ADDR] [--frame-timeout-ms N]
               [--history-size N] [--history-ttl-ms N] [--history-memory BYTES]
+              [--engine memory|redis://HOST:PORT[?password=...]]
               [--tls-listen ADDR]... [--tls-cert FILE] [--tls-key FILE] [--tls-client-ca FILE]
               [--tls13-only]
 
@@ -52,6 +54,8 @@ usage: tether [--listen ADDR] [--app echo|pubsub] [--heartbeat-ms N] [--min-hear
   --history-size N           v2: publications kept per channel for recovery, 0 = off (256)
   --history-ttl-ms N         v2: how long a publication is kept; idle channels too (300000)
   --history-memory BYTES     v2: bytes of history server-wide; oldest dropped first (67108864)
+  --engine URL               where publications and history live: memory, or
+                             redis://HOST:PORT[?password=...] shared by nodes (memory)
   --metrics ADDR             serve GET /metrics (Prometheus) and GET /healthz here (off)
   --tls-listen ADDR          a TLS listener (repeat for more); needs --tls-cert and --tls-key
   --tls-cert FILE            PEM certificate chain, the server's certificate first
@@ -152,6 +156,14 @@ where
             "--history-size" => config.history_size = p.parsed(WHOLE_NUMBER)?,
             "--history-ttl-ms" => config.history_ttl_ms = p.parsed(WHOLE_NUMBER)?,
             "--history-memory" => config.history_memory = p.parsed(WHOLE_NUMBER)?,
+            "--engine" => {
+                config.engine = match p.value()?.as_str() {
+                    "memory" => None,
+                    url => Some(
+                        EngineUrl::parse(url).map_err(|e| CliError(format!("--engine: {e}")))?,
+                    ),
+                }
+            }
             "--metrics" => config.metrics = Some(p.address()?),
             _ => return Err(unknown_flag(&p)),
         }
@@ -383,6 +395,15 @@ mod tests {
             (vec!["--history-ttl-ms", "0"], "--history-ttl-ms"),
             (vec!["--history-memory", "-1"], "--history-memory"),
             (vec!["--bogus"], "--bogus"),
+            (vec!["--engine", "http://127.0.0.1:6379"], "--engine"),
+            (
+                vec!["--engine", "redis-cluster://127.0.0.1:7000"],
+                "--engine",
+            ),
+            (
+                vec!["--app", "echo", "--engine", "redis://127.0.0.1:6379"],
+                "--engine",
+            ),
             (vec!["--tick-ms", "0"], "--tick-ms"),
             (vec!["--heartbeat-ms", "10"], "--heartbeat-ms"),
         ] {

@@ -1,8 +1,9 @@
 //! Engines: where publications, stream numbering and history live, and how
 //! publications reach subscribers on other nodes (issue 12).
 //!
-//! Today the pub/sub app keeps its streams in memory ([`crate::app::pubsub`]);
-//! [`redis`] is the sans-io core of the Redis engine that joins tether
-//! nodes through a shared Redis (standalone or Redis Cluster). The engine
-//! interface between the app and either engine is still to be wired.
+//! The pub/sub app reaches its engine through
+//! [`crate::app::pubsub::engine::Engine`]: the in-memory one by default, or
+//! [`crate::app::pubsub::redis_engine::RedisEngine`] (`--engine redis://`),
+//! which drives [`redis`], the sans-io core that joins tether nodes through
+//! a shared Redis (standalone; Redis Cluster is still to be wired).
 pub mod redis;

@@ -20,8 +20,9 @@
 use bytes::{Bytes, BytesMut};
 use std::collections::HashSet;
 
+use super::engine::Answer;
 use super::ops::encode_delivery;
-use super::ops_v2::encode_publication_frames;
+use super::ops_v2::Status;
 use super::state::PubsubState;
 use super::streams::Published;
 use crate::app::Outbox;
@@ -36,6 +37,13 @@ pub(super) struct Channel {
     v1_members: usize,
     /// This turn's publications not yet queued to the members.
     batch: Batch,
+}
+
+impl Channel {
+    /// Whether a publication needs a v1 `M` for this channel.
+    pub fn has_v1(&self) -> bool {
+        self.v1_members > 0
+    }
 }
 
 /// A turn's publications to one channel, in publish order.
@@ -63,19 +71,47 @@ fn joined(parts: &[Bytes]) -> Bytes {
 }
 
 impl PubsubState {
-    /// Publishes `body` on `channel` at `now`: numbers and stores it in the
-    /// channel's stream, and adds it to the channel's batch if it has members.
-    /// A publication to another channel than the pending batch's first
-    /// queues that batch, so a subscriber of several channels still gets
-    /// every publication in publish order (§5.2); a run of publications to
-    /// one channel, the case that saturates, stays one batch.
+    /// Publishes `body` on `channel` at `now` through the engine (`token`
+    /// names it if the engine answers later). A publication numbered at once
+    /// is delivered at once: added to the channel's batch if it has members.
     pub(super) fn publish(
         &mut self,
+        token: u64,
         channel: &Bytes,
         body: &[u8],
         now: Tick,
         out: &mut Outbox,
-    ) -> Published {
+    ) -> Answer<Result<Published, Status>> {
+        self.stats.publishes += 1;
+        let answer = self.engine.publish(token, channel, body, now);
+        if let Answer::Now(Ok(published)) = &answer {
+            let v1 = self
+                .channels
+                .get(channel)
+                .is_some_and(|ch| ch.v1_members > 0)
+                .then(|| encode_delivery(channel, body, self.limits.max_frame));
+            let p = published.publication.clone();
+            self.deliver(channel, published.epoch, published.offset, p, v1, out);
+        }
+        answer
+    }
+
+    /// A numbered publication reached the node: added to `channel`'s batch
+    /// if it has members (`v1`: its `M` frames, when it has v1 members), and
+    /// kept for the subscriptions to it still pending. A publication to
+    /// another channel than the pending batch's first queues that batch, so
+    /// a subscriber of several channels still gets every publication in
+    /// publish order (§5.2); a run of publications to one channel, the case
+    /// that saturates, stays one batch.
+    pub(super) fn deliver(
+        &mut self,
+        channel: &Bytes,
+        epoch: u64,
+        offset: u64,
+        publication: Bytes,
+        v1: Option<Bytes>,
+        out: &mut Outbox,
+    ) {
         if self
             .pending
             .first()
@@ -83,22 +119,17 @@ impl PubsubState {
         {
             self.flush_pending(out);
         }
-        self.stats.publishes += 1;
-        let max_frame = self.limits.max_frame;
-        let published = self.streams.publish(channel, now, |epoch, offset| {
-            encode_publication_frames(epoch, offset, channel, body, max_frame)
-        });
+        self.keep_for_pending(channel, epoch, offset, &publication);
         if let Some(ch) = self.channels.get_mut(channel) {
             if ch.batch.publications == 0 {
                 self.pending.push(channel.clone());
             }
             ch.batch.publications += 1;
-            ch.batch.v2.push(published.publication.clone());
-            if ch.v1_members > 0 {
-                ch.batch.v1.push(encode_delivery(channel, body, max_frame));
+            ch.batch.v2.push(publication);
+            if let Some(v1) = v1 {
+                ch.batch.v1.push(v1);
             }
         }
-        published
     }
 
     /// Adds session `key` to `channel`'s members (after queuing the batch
@@ -120,7 +151,7 @@ impl PubsubState {
         if session.channels.remove(channel) {
             let v2 = session.v2;
             self.leave_channel(channel, key, v2, out);
-            self.streams.unsubscribe(channel, now);
+            self.engine.unsubscribe(channel, now);
         }
     }
 

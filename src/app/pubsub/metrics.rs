@@ -124,4 +124,16 @@ pub(super) fn write(s: &PubsubState, out: &mut Exposition) {
             ("too_far_behind", streams.too_far_behind),
         ],
     );
+    let (subscribes, publishes) = s.pending_counts();
+    out.gauge(
+        "tether_engine_pending_subscribes",
+        "v2 SUBSCRIBEs waiting for the engine's answer.",
+        subscribes as u64,
+    );
+    out.gauge(
+        "tether_engine_pending_publishes",
+        "Acknowledged PUBLISHes waiting for the engine's answer.",
+        publishes as u64,
+    );
+    s.engine().write_metrics(out);
 }

@@ -9,21 +9,25 @@
 //! connection taken over or closed may have lost data, how far its output
 //! limits are raised) and the clock.
 
+pub mod engine;
 mod fanout;
 mod metrics;
 pub mod ops;
 pub mod ops_v2;
+mod pending;
+pub mod redis_engine;
 mod state;
 pub mod streams;
 mod v2;
 
 pub use state::{PubsubLimits, PubsubState, PubsubStats, MAX_SUBSCRIPTIONS_PER_SESSION};
 
-use super::{App, CloseEvent, ConnId, Ctx, HelloEvent, MessageEvent};
+use super::{App, CloseEvent, ConnId, Ctx, HelloEvent, LinkEvent, MessageEvent};
 use crate::config::Config;
 use crate::exposition::Exposition;
 use crate::protocol::{SessionId, PROTOCOL_V1};
 use crate::time::Span;
+use engine::Engine;
 use streams::{EpochSource, HistoryLimits};
 
 /// The pub/sub app: [`PubsubState`] behind the [`App`] boundary.
@@ -33,32 +37,41 @@ pub struct Pubsub {
 }
 
 impl Pubsub {
-    /// A pub/sub app with the server's limits; stream epochs come from
-    /// `epochs` (the OS random source in the server, a counter in tests).
+    /// A pub/sub app with the server's limits and the in-memory engine;
+    /// stream epochs come from `epochs` (the OS random source in the
+    /// server, a counter in tests).
     pub fn new(config: &Config, epochs: Box<dyn EpochSource>) -> Self {
-        let tick_ms = config.tick_ms.max(1);
-        let history = HistoryLimits {
-            size: config.history_size,
-            ttl: Span::from_ms(config.history_ttl_ms.into(), tick_ms),
-            memory: config.history_memory,
-        };
         Pubsub {
-            state: PubsubState::new(
-                PubsubLimits {
-                    session_ttl_ms: config.session_ttl_ms.into(),
-                    session_queue: config.session_queue,
-                    max_frame: config.max_frame.into(),
-                    history,
-                    tick_ms: tick_ms.into(),
-                },
-                epochs,
-            ),
+            state: PubsubState::new(limits(config), epochs),
+        }
+    }
+
+    /// A pub/sub app with the server's limits over `engine`.
+    pub fn with_engine(config: &Config, engine: Box<dyn Engine>) -> Self {
+        Pubsub {
+            state: PubsubState::with_engine(limits(config), engine),
         }
     }
 
     /// The sessions and channels.
     pub fn state(&self) -> &PubsubState {
         &self.state
+    }
+}
+
+/// The state's limits from the server's configuration.
+fn limits(config: &Config) -> PubsubLimits {
+    let tick_ms = config.tick_ms.max(1);
+    PubsubLimits {
+        session_ttl_ms: config.session_ttl_ms.into(),
+        session_queue: config.session_queue,
+        max_frame: config.max_frame.into(),
+        history: HistoryLimits {
+            size: config.history_size,
+            ttl: Span::from_ms(config.history_ttl_ms.into(), tick_ms),
+            memory: config.history_memory,
+        },
+        tick_ms: tick_ms.into(),
     }
 }
 
@@ -93,6 +106,11 @@ impl App for Pubsub {
         self.state.handle_timer(key, now, ctx);
     }
 
+    fn on_link(&mut self, event: LinkEvent<'_>, ctx: &mut Ctx<'_>) {
+        let now = ctx.now();
+        self.state.handle_link(event, now, ctx);
+    }
+
     fn on_flush(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now();
         self.state.flush(now, ctx);
@@ -119,5 +137,7 @@ impl App for Pubsub {
 
 #[cfg(test)]
 mod app_tests;
+#[cfg(test)]
+mod engine_tests;
 #[cfg(test)]
 mod v2_tests;

@@ -22,10 +22,12 @@ use bytes::Bytes;
 use slab::Slab;
 use std::collections::{HashMap, HashSet, VecDeque};
 
+use super::engine::{Engine, MemoryEngine};
 use super::fanout::Channel;
 use super::ops::{parse_op, Op};
+use super::pending::PendingOps;
 use super::streams::{EpochSource, HistoryLimits, StreamStats, Streams};
-use crate::app::{ConnId, MessageEvent, Outbox, SessionGrant};
+use crate::app::{ConnId, LinkEvent, MessageEvent, Outbox, SessionGrant};
 use crate::conn::CloseReason;
 use crate::protocol::{GoawayCode, Hello, SessionId, PROTOCOL_V2};
 use crate::time::Tick;
@@ -84,6 +86,8 @@ pub(super) struct Session {
     /// Deliveries kept while detached (v1), oldest first.
     pub queue: VecDeque<Bytes>,
     pub queue_bytes: usize,
+    /// v2 subscriptions waiting for the engine's answer (`pending.rs`).
+    pub pending: usize,
     /// Deliveries were dropped since the session was last attached.
     pub lost: bool,
     /// The detach this session is in, so a TTL timer from an earlier detach
@@ -101,17 +105,25 @@ pub struct PubsubState {
     pub(super) channels: HashMap<Bytes, Channel>,
     /// Channels with publications of this turn not yet queued to members.
     pub(super) pending: Vec<Bytes>,
-    pub(super) streams: Streams,
-    /// The tick the streams' expiry timer is set for, if one is.
-    pub(super) expiry_armed: Option<Tick>,
+    /// Where publications and history live.
+    pub(super) engine: Box<dyn Engine>,
+    /// Requests the engine answers later.
+    pub(super) pending_ops: PendingOps,
     /// Detaches so far: the source of session epochs.
     detaches: u32,
     pub(super) stats: PubsubStats,
 }
 
 impl PubsubState {
-    /// Empty state with these limits; stream epochs come from `epochs`.
+    /// Empty state with these limits and the in-memory engine; stream epochs
+    /// come from `epochs`.
     pub fn new(limits: PubsubLimits, epochs: Box<dyn EpochSource>) -> Self {
+        let engine = MemoryEngine::new(limits.history, epochs, limits.max_frame, limits.tick_ms);
+        Self::with_engine(limits, Box::new(engine))
+    }
+
+    /// Empty state with these limits, over `engine`.
+    pub fn with_engine(limits: PubsubLimits, engine: Box<dyn Engine>) -> Self {
         PubsubState {
             limits,
             sessions: Slab::new(),
@@ -119,8 +131,8 @@ impl PubsubState {
             by_conn: HashMap::new(),
             channels: HashMap::new(),
             pending: Vec::new(),
-            streams: Streams::new(limits.history, epochs),
-            expiry_armed: None,
+            engine,
+            pending_ops: PendingOps::default(),
             detaches: 0,
             stats: PubsubStats::default(),
         }
@@ -133,12 +145,22 @@ impl PubsubState {
 
     /// The streams' counters and gauges.
     pub fn stream_stats(&self) -> StreamStats {
-        self.streams.stats()
+        self.engine.stream_stats()
     }
 
-    /// The channel streams (epochs, tops, history).
-    pub fn streams(&self) -> &Streams {
-        &self.streams
+    /// The channel streams (epochs, tops, history), with the in-memory engine.
+    pub fn streams(&self) -> Option<&Streams> {
+        self.engine.streams()
+    }
+
+    /// The engine, for its metrics.
+    pub fn engine(&self) -> &dyn Engine {
+        self.engine.as_ref()
+    }
+
+    /// Subscriptions and publishes waiting for the engine's answer.
+    pub fn pending_counts(&self) -> (usize, usize) {
+        (self.pending_ops.subscribes(), self.pending_ops.publishes())
     }
 
     /// Sessions held, attached or not.
@@ -267,6 +289,7 @@ impl PubsubState {
             channels: HashSet::new(),
             queue: VecDeque::new(),
             queue_bytes: 0,
+            pending: 0,
             lost: false,
             epoch: 0,
         });
@@ -300,7 +323,8 @@ impl PubsubState {
                     out.close(conn, GoawayCode::ProtocolError, "too many subscriptions");
                     return;
                 }
-                self.streams.subscribe(&channel, None, 0, now);
+                // Nobody waits for the answer: v1 has no SUBSCRIBE reply.
+                let _ = self.engine.subscribe(0, &channel, None, 0, now);
                 self.join(key, channel, out);
             }
             Ok(Op::Unsubscribe(channel)) => {
@@ -310,7 +334,8 @@ impl PubsubState {
                 self.leave(key, &channel, now, out);
             }
             Ok(Op::Publish { channel, body }) => {
-                self.publish(&channel, &body, now, out);
+                // Token 0: v1 has no acknowledgement.
+                let _ = self.publish(0, &channel, &body, now, out);
             }
             Err(e) => {
                 log::debug!("{conn}: {e}");
@@ -347,10 +372,8 @@ impl PubsubState {
     /// A timer fired at `now`: the streams' expiry, or a session's TTL (drop
     /// the session if it is still detached since then).
     pub fn handle_timer(&mut self, value: u64, now: Tick, out: &mut Outbox) {
-        if value == STREAMS_TIMER {
-            self.expiry_armed = None;
-            self.streams.expire(now);
-            self.arm_expiry(now, out);
+        if self.engine.on_timer(value, now, out) {
+            self.drain_engine(now, out);
             return;
         }
         let key = (value >> 32) as usize;
@@ -362,35 +385,32 @@ impl PubsubState {
         if expired {
             self.stats.expired += 1;
             self.end_session(key, now, out);
-            self.arm_expiry(now, out);
+            self.engine.flush(now, out);
+            self.drain_engine(now, out);
         }
+    }
+
+    /// Something happened on one of the engine's links.
+    pub fn handle_link(&mut self, event: LinkEvent<'_>, now: Tick, out: &mut Outbox) {
+        self.engine.on_link(event, now, out);
+        self.drain_engine(now, out);
     }
 
     /// End of the turn's input: queues the turn's publications (one buffer
     /// per channel and member) and sets the streams' expiry timer.
     pub fn flush(&mut self, now: Tick, out: &mut Outbox) {
+        self.drain_engine(now, out);
         self.flush_deliveries(out);
-        self.arm_expiry(now, out);
+        self.engine.flush(now, out);
+        // What the engine's flush answered at once (a read it could not
+        // send): replies only, queued directly.
+        self.drain_engine(now, out);
     }
 
     /// Queues the turn's publications to their channels' members, one
     /// buffer per channel, version and member (see `fanout.rs`).
     pub fn flush_deliveries(&mut self, out: &mut Outbox) {
         self.flush_pending(out);
-    }
-
-    /// Sets the streams' expiry timer when their next deadline is earlier
-    /// than the one it is set for (a later one waits for that one to fire).
-    pub(super) fn arm_expiry(&mut self, now: Tick, out: &mut Outbox) {
-        let Some(next) = self.streams.next_expiry() else {
-            return;
-        };
-        if self.expiry_armed.is_some_and(|armed| armed <= next) {
-            return;
-        }
-        self.expiry_armed = Some(next);
-        let after_ms = next.saturating_sub(now).saturating_mul(self.limits.tick_ms);
-        out.set_timer(STREAMS_TIMER, after_ms);
     }
 
     /// Drops a session and its subscriptions. Its channels are left first,
@@ -404,7 +424,7 @@ impl PubsubState {
         let v2 = session.v2;
         for channel in &channels {
             self.leave_channel(channel, key, v2, out);
-            self.streams.unsubscribe(channel, now);
+            self.engine.unsubscribe(channel, now);
         }
         let session = self.sessions.remove(key);
         self.by_id.remove(&session.id);
@@ -412,6 +432,9 @@ impl PubsubState {
             if self.by_conn.get(&conn) == Some(&key) {
                 self.by_conn.remove(&conn);
             }
+        }
+        if session.pending > 0 {
+            self.drop_pending_of(key, now);
         }
     }
 }

@@ -1,14 +1,18 @@
 //! The protocol-v2 requests (docs/protocol.md §7.4): SUBSCRIBE with recovery
-//! from a position, UNSUBSCRIBE and acknowledged PUBLISH, each handled whole
-//! within one call, which is what the ordering guarantee of §7.5 rests on.
+//! from a position, UNSUBSCRIBE and acknowledged PUBLISH. With an engine
+//! that answers at once each is handled whole within one call, which is what
+//! the ordering guarantee of §7.5 rests on; with one that answers later, the
+//! pending requests of `pending.rs` keep the same guarantee.
 
 use bytes::Bytes;
 
+use super::engine::Answer;
 use super::ops_v2::{
     encode_publish_ack, encode_subscribe_reply, encode_unsubscribe_reply, parse_client_op,
     ClientOp, Position, PublishAck, Status, SubscribeReply, UnsubscribeReply,
 };
 use super::state::{PubsubState, MAX_SUBSCRIPTIONS_PER_SESSION};
+use super::streams::Recovery;
 use crate::app::{ConnId, MessageEvent, Outbox};
 use crate::protocol::{GoawayCode, SessionId};
 use crate::time::Tick;
@@ -43,6 +47,9 @@ impl PubsubState {
             }) => {
                 let status = if channel.is_empty() {
                     Status::BadChannel
+                } else if self.defer_unsubscribe(conn, &channel, request_id) {
+                    // Answered after the pending SUBSCRIBE (`pending.rs`).
+                    return;
                 } else {
                     if let Some(&key) = self.by_conn.get(&conn) {
                         self.leave(key, &channel, now, out);
@@ -57,17 +64,37 @@ impl PubsubState {
                 channel,
                 body,
             }) => {
-                let ack = if channel.is_empty() {
+                if channel.is_empty() {
                     self.stats.publishes_refused += 1;
-                    PublishAck::refused(request_id, Status::BadChannel)
-                } else {
-                    let published = self.publish(&channel, &body, now, out);
-                    self.stats.publishes_acked += u64::from(request_id != 0);
-                    PublishAck {
-                        request_id,
-                        status: Status::Ok,
-                        epoch: published.epoch,
-                        offset: published.offset,
+                    let ack = PublishAck::refused(request_id, Status::BadChannel);
+                    if request_id != 0 {
+                        out.send(conn, &encode_publish_ack(&ack));
+                    }
+                    return;
+                }
+                let Some(token) = self.pending_publish(conn, request_id) else {
+                    self.stats.publishes_refused += 1;
+                    let ack = PublishAck::refused(request_id, Status::Unavailable);
+                    out.send(conn, &encode_publish_ack(&ack));
+                    return;
+                };
+                let Answer::Now(result) = self.publish(token, &channel, &body, now, out) else {
+                    return; // acknowledged when the engine answers (`pending.rs`)
+                };
+                self.forget_pending_publish(token);
+                let ack = match result {
+                    Ok(published) => {
+                        self.stats.publishes_acked += u64::from(request_id != 0);
+                        PublishAck {
+                            request_id,
+                            status: Status::Ok,
+                            epoch: published.epoch,
+                            offset: published.offset,
+                        }
+                    }
+                    Err(status) => {
+                        self.stats.publishes_refused += 1;
+                        PublishAck::refused(request_id, status)
                     }
                 };
                 if request_id != 0 {
@@ -86,9 +113,11 @@ impl PubsubState {
     }
 
     /// A SUBSCRIBE, in the order of §7.4: the checks (nothing changes on a
-    /// refusal), the stream found or made and trimmed, the recovery decided,
-    /// the reply and then the replay queued, and the live set joined, all
-    /// before any other publication is handled.
+    /// refusal), then the engine's recovery decision; answered at once (the
+    /// in-memory engine), the reply and then the replay are queued and the
+    /// live set joined, all before any other publication is handled. An
+    /// engine that answers later makes it a pending subscription
+    /// (`pending.rs`), completed the same way when the answer comes.
     fn subscribe_v2(
         &mut self,
         request: Subscribe,
@@ -99,31 +128,70 @@ impl PubsubState {
     ) {
         let conn = request.conn;
         if channel.is_empty() {
-            return self.refuse_subscribe(request, Status::BadChannel, out);
+            return self.refuse_subscribe(conn, request.request_id, Status::BadChannel, out);
         }
         let key = self.session_key(conn, request.session, true);
-        let channels = &self.sessions[key].channels;
-        let replacing = channels.contains(&channel);
-        if !replacing && channels.len() >= MAX_SUBSCRIPTIONS_PER_SESSION {
-            return self.refuse_subscribe(request, Status::TooManySubscriptions, out);
+        let session = &self.sessions[key];
+        let replacing = session.channels.contains(&channel);
+        if !replacing && session.channels.len() + session.pending >= MAX_SUBSCRIPTIONS_PER_SESSION {
+            return self.refuse_subscribe(
+                conn,
+                request.request_id,
+                Status::TooManySubscriptions,
+                out,
+            );
         }
+        let budget = self.limits.history.memory.saturating_sub(output_raise);
+        let Some(token) =
+            self.pending_subscribe(conn, key, &channel, request.request_id, replacing, budget)
+        else {
+            return self.refuse_subscribe(conn, request.request_id, Status::Unavailable, out);
+        };
         // This turn's earlier publications go to the members they had
         // (this connection too, when it replaces its subscription): they are
         // at or below the top the reply gives, so in the replay if anywhere.
         self.flush_channel(&channel, out);
-        let budget = self.limits.history.memory.saturating_sub(output_raise);
-        let recovery = self
-            .streams
-            .subscribe(&channel, request.position, budget, now);
-        if replacing {
-            // The old subscription's count: the new one is counted already,
-            // so the stream is never idle in between.
-            self.streams.unsubscribe(&channel, now);
-        } else {
-            self.join(key, channel, out);
+        let answer = self
+            .engine
+            .subscribe(token, &channel, request.position, budget, now);
+        let Answer::Now(result) = answer else {
+            self.sessions[key].pending += 1;
+            if replacing {
+                // Out of the live set until the answer: what comes meanwhile
+                // is kept with the pending subscription, in order.
+                self.leave_channel(&channel, key, true, out);
+            }
+            return;
+        };
+        self.take_pending_subscribe(token);
+        match result {
+            Ok(recovery) => {
+                if replacing {
+                    // The old subscription's count: the new one is counted
+                    // already, so the stream is never idle in between.
+                    self.engine.unsubscribe(&channel, now);
+                } else {
+                    self.join(key, channel, out);
+                }
+                self.reply_subscribed(conn, request.request_id, recovery, out);
+            }
+            Err(status) => {
+                self.engine.unsubscribe(&channel, now);
+                self.refuse_subscribe(conn, request.request_id, status, out);
+            }
         }
+    }
+
+    /// Queues SUBSCRIBED and the replay behind it.
+    pub(super) fn reply_subscribed(
+        &mut self,
+        conn: ConnId,
+        request_id: u32,
+        recovery: Recovery,
+        out: &mut Outbox,
+    ) {
         let reply = SubscribeReply {
-            request_id: request.request_id,
+            request_id,
             status: Status::Ok,
             recovery_asked: recovery.recovery_asked,
             recovered: recovery.recovered,
@@ -141,10 +209,17 @@ impl PubsubState {
         }
     }
 
-    fn refuse_subscribe(&mut self, request: Subscribe, status: Status, out: &mut Outbox) {
+    /// Queues a refused SUBSCRIBE_REPLY.
+    pub(super) fn refuse_subscribe(
+        &mut self,
+        conn: ConnId,
+        request_id: u32,
+        status: Status,
+        out: &mut Outbox,
+    ) {
         self.stats.subscribes_refused += 1;
-        let reply = SubscribeReply::refused(request.request_id, status);
-        out.send(request.conn, &encode_subscribe_reply(&reply));
+        let reply = SubscribeReply::refused(request_id, status);
+        out.send(conn, &encode_subscribe_reply(&reply));
     }
 }
 

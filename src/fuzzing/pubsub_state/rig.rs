@@ -473,7 +473,7 @@ impl Rig {
                 offset: s.top,
             };
             assert_eq!(
-                st.streams().position(channel),
+                st.streams().and_then(|s| s.position(channel)),
                 Some(position),
                 "stream {channel:?}"
             );

@@ -1,0 +1,360 @@
+//! Tether nodes joined through one real `redis-server` (`--engine
+//! redis://...`, issue 12): subscribers spread over three nodes and a
+//! publisher on one get every publication in order with contiguous offsets;
+//! a subscriber on another node recovers from the shared history; while
+//! Redis is gone publishes are refused UNAVAILABLE and connections stay up.
+//!
+//! Deterministic: a SUBSCRIBED reply means the node's Redis subscription is
+//! in place (the node sends the read after it on the same connection), and
+//! the waits for a node to reach Redis poll with a deadline.
+
+mod common;
+
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use common::redis::RedisServer;
+use common::{numbered_body, Client, Server};
+use tether::app::pubsub::ops_v2::{Position, RecoveryReason, Status, SubscribeReply};
+
+const CHANNEL: &[u8] = b"news";
+
+/// A pub/sub node over the Redis at `redis`.
+fn node(redis: &RedisServer) -> Server {
+    let url = format!("redis://{}", redis.host_port());
+    Server::start(&["--app", "pubsub", "--engine", &url, "--tick-ms", "10"])
+}
+
+/// SUBSCRIBE until the node has reached Redis (UNAVAILABLE before), bounded.
+fn subscribe_when_ready(client: &mut Client, position: Option<Position>) -> SubscribeReply {
+    subscribe_to_when_ready(client, CHANNEL, position)
+}
+
+/// [`subscribe_when_ready`] to `channel`.
+fn subscribe_to_when_ready(
+    client: &mut Client,
+    channel: &[u8],
+    position: Option<Position>,
+) -> SubscribeReply {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for request_id in 1.. {
+        let reply = client.subscribe_v2(request_id, channel, position);
+        if reply.status != Status::Unavailable || Instant::now() > deadline {
+            return reply;
+        }
+        sleep(Duration::from_millis(50));
+    }
+    unreachable!()
+}
+
+#[test]
+fn subscribers_on_three_nodes_get_every_publication_in_order() {
+    let redis = RedisServer::start();
+    let nodes: Vec<Server> = (0..3).map(|_| node(&redis)).collect();
+    let mut subscribers: Vec<Client> = Vec::new();
+    for n in &nodes {
+        for _ in 0..2 {
+            let mut c = n.open_v2(0);
+            let reply = subscribe_when_ready(&mut c, None);
+            assert_eq!(reply.status, Status::Ok, "{reply:?}");
+            subscribers.push(c);
+        }
+    }
+    let epoch_top = {
+        let mut c = nodes[2].open_v2(0);
+        let r = subscribe_when_ready(&mut c, None);
+        (r.epoch, r.top)
+    };
+    let mut publisher = nodes[0].open_v2(0);
+    let count = 40;
+    let mut acked = Vec::new();
+    for i in 1..=count {
+        publisher.publish_v2(i as u32, CHANNEL, &numbered_body(i));
+        acked.push(publisher.expect_publish_ack(i as u32));
+    }
+    for (i, ack) in acked.iter().enumerate() {
+        assert_eq!(ack.status, Status::Ok);
+        assert_eq!(ack.epoch, epoch_top.0);
+        assert_eq!(ack.offset, epoch_top.1 + 1 + i as u64, "contiguous offsets");
+    }
+    for (s, sub) in subscribers.iter_mut().enumerate() {
+        for i in 1..=count {
+            let p = sub.expect_publication();
+            assert_eq!(
+                (p.epoch, p.offset, p.body.to_vec()),
+                (epoch_top.0, epoch_top.1 + i, numbered_body(i)),
+                "subscriber {s}, publication {i}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_subscriber_on_another_node_recovers_from_the_shared_history() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis), node(&redis));
+    let mut publisher = a.open_v2(0);
+    let first = subscribe_when_ready(&mut publisher, None);
+    assert_eq!(first.status, Status::Ok);
+    for i in 1..=5 {
+        publisher.publish_v2(i as u32 + 100, CHANNEL, &numbered_body(i));
+        // Its own subscription sees each publication too, after the ack or before.
+        let mut got_ack = false;
+        let mut got_pub = false;
+        while !(got_ack && got_pub) {
+            match publisher.recv_v2() {
+                tether::app::pubsub::ops_v2::ServerMsg::PublishAck(a) => {
+                    assert_eq!(a.status, Status::Ok);
+                    got_ack = true;
+                }
+                tether::app::pubsub::ops_v2::ServerMsg::Publication(p) => {
+                    assert_eq!(p.offset, first.top + i);
+                    got_pub = true;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    let mut late = b.open_v2(0);
+    let position = Position {
+        epoch: first.epoch,
+        offset: first.top + 2,
+    };
+    let reply = subscribe_when_ready(&mut late, Some(position));
+    assert_eq!(reply.status, Status::Ok);
+    assert!(reply.recovered, "{reply:?}");
+    assert_eq!(reply.reason, RecoveryReason::None);
+    assert_eq!(
+        (reply.epoch, reply.top, reply.replay),
+        (first.epoch, first.top + 5, 3)
+    );
+    for i in 3..=5 {
+        late.expect_numbered(CHANNEL, first.epoch, first.top + i);
+    }
+}
+
+#[test]
+fn while_redis_is_gone_publishes_are_refused_and_connections_stay() {
+    let mut redis = RedisServer::start();
+    let url = format!("redis://{}", redis.host_port());
+    let a = Server::start(&[
+        "--app",
+        "pubsub",
+        "--engine",
+        &url,
+        "--tick-ms",
+        "10",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let mut client = a.open_v2(0);
+    assert_eq!(subscribe_when_ready(&mut client, None).status, Status::Ok);
+    assert_eq!(a.metric("tether_engine_connected"), 1);
+    redis.kill();
+    // The node notices at once (EOF) or at its liveness timeout: publishes
+    // are refused UNAVAILABLE from then on, never queued.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut request_id = 1;
+    loop {
+        client.publish_v2(request_id, CHANNEL, b"while down");
+        let ack = loop {
+            match client.recv_v2() {
+                tether::app::pubsub::ops_v2::ServerMsg::PublishAck(a) => break a,
+                _ => continue, // its own publication, from before the kill
+            }
+        };
+        if ack.status == Status::Unavailable {
+            break;
+        }
+        assert!(Instant::now() < deadline, "publishes still acknowledged");
+        request_id += 1;
+        sleep(Duration::from_millis(50));
+    }
+    client.sync(); // the connection is up and answering
+    a.wait_metric("tether_engine_connected", 0);
+    assert!(a.metric("tether_engine_publishes_refused_total") >= 1);
+    let retried = common::wait_until(Duration::from_secs(10), || {
+        a.metric("tether_engine_reconnects_total") >= 2
+    });
+    assert!(retried, "it keeps trying, with backoff");
+}
+
+/// A second `redis-server` on the port of one that was killed: a restart
+/// that lost everything (no persistence). Killed and reaped on drop.
+struct Restarted(std::process::Child);
+
+impl Restarted {
+    fn on(port: u16) -> Restarted {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs");
+        Restarted(child)
+    }
+}
+
+impl Drop for Restarted {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// PUBLISH until acknowledged OK (UNAVAILABLE while the node reconnects),
+/// skipping the publisher's own publications; the ack.
+fn publish_until_ok(client: &mut Client, body: &[u8]) -> tether::app::pubsub::ops_v2::PublishAck {
+    use tether::app::pubsub::ops_v2::ServerMsg;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for request_id in 1000.. {
+        client.publish_v2(request_id, CHANNEL, body);
+        let ack = loop {
+            if let ServerMsg::PublishAck(a) = client.recv_v2() {
+                break a;
+            }
+        };
+        if ack.status == Status::Ok {
+            return ack;
+        }
+        assert_eq!(ack.status, Status::Unavailable);
+        assert!(
+            Instant::now() < deadline,
+            "the node never reached Redis again"
+        );
+        sleep(Duration::from_millis(50));
+    }
+    unreachable!()
+}
+
+#[test]
+fn after_a_redis_restart_nodes_reconnect_resubscribe_and_deliver_again() {
+    let mut redis = RedisServer::start();
+    let port = redis.port;
+    let (a, b) = (node(&redis), node(&redis));
+    let mut subscriber = b.open_v2(0);
+    let first = subscribe_when_ready(&mut subscriber, None);
+    assert_eq!(first.status, Status::Ok);
+    let mut publisher = a.open_v2(0);
+    let ack = publish_until_ok(&mut publisher, b"before");
+    assert_eq!(subscriber.expect_publication().offset, ack.offset);
+
+    redis.kill();
+    let _restarted = Restarted::on(port);
+    // B reconnects with backoff and subscribes "news" again on its own (its
+    // subscriber stays connected and subscribed) before anything else on
+    // the new connection: a SUBSCRIBED to another channel through B says
+    // it is back.
+    let probe = subscribe_to_when_ready(&mut subscriber, b"probe", None);
+    assert_eq!(probe.status, Status::Ok);
+    // A publication on A reaches B's subscriber, in a new epoch: the
+    // history was lost with Redis.
+    let ack = publish_until_ok(&mut publisher, b"after");
+    assert_ne!(ack.epoch, first.epoch, "a fresh Redis starts a new epoch");
+    let got = subscriber.expect_publication();
+    assert_eq!((got.epoch, got.offset), (ack.epoch, ack.offset));
+    assert_eq!(&got.body[..], b"after");
+}
+
+#[test]
+fn v1_clients_publish_and_receive_across_nodes() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis), node(&redis));
+    let mut v1_subscriber = b.open(0);
+    v1_subscriber.subscribe(CHANNEL);
+    v1_subscriber.sync();
+    // A v2 SUBSCRIBED through each node says it has reached Redis (and,
+    // on B, that the v1 subscription's Redis SUBSCRIBE went before it).
+    let mut v2_on_b = b.open_v2(0);
+    assert_eq!(subscribe_when_ready(&mut v2_on_b, None).status, Status::Ok);
+    let mut v2_on_a = a.open_v2(0);
+    let top = subscribe_when_ready(&mut v2_on_a, None);
+    assert_eq!(top.status, Status::Ok);
+
+    let mut v1_publisher = a.open(0);
+    v1_publisher.publish(CHANNEL, b"hello");
+    assert_eq!(
+        v1_subscriber.recv_message(),
+        common::pubsub::delivery(CHANNEL, b"hello"),
+        "an M frame made from the PUBLICATION's body"
+    );
+    let p = v2_on_b.expect_publication();
+    assert_eq!(
+        (p.epoch, p.offset, &p.body[..]),
+        (top.epoch, top.top + 1, &b"hello"[..])
+    );
+}
+
+/// Subscribes racing a publisher on another node (§7.5 across nodes): each
+/// subscriber, with or without a position, sees contiguous offsets from
+/// where its SUBSCRIBED reply (and replay) left it to the last publication.
+#[test]
+fn subscribes_racing_a_publisher_on_another_node_see_no_gap_and_no_duplicate() {
+    use tether::app::pubsub::ops_v2::ServerMsg;
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis), node(&redis));
+    let mut first = b.open_v2(0);
+    let start = subscribe_when_ready(&mut first, None);
+    assert_eq!(start.status, Status::Ok);
+    let mut warm = a.open_v2(0);
+    assert_eq!(subscribe_when_ready(&mut warm, None).status, Status::Ok);
+    drop(warm);
+
+    let count: u64 = 300;
+    let publisher_addr = a.addr;
+    let publisher = std::thread::spawn(move || {
+        let mut p = Client::connect(publisher_addr);
+        p.handshake_v2(0);
+        for i in 1..=count {
+            p.publish_v2(i as u32, CHANNEL, &numbered_body(i));
+            let ack = p.expect_publish_ack(i as u32);
+            assert_eq!(ack.status, Status::Ok);
+            if i % 10 == 0 {
+                sleep(Duration::from_millis(1));
+            }
+        }
+    });
+    let last = start.top + count;
+    // Subscribers come while the publisher runs; each is checked at the end.
+    let mut subscribers = Vec::new();
+    for round in 0..20u64 {
+        let mut c = b.open_v2(0);
+        // Half with a position a little behind the first subscriber's start.
+        let position = (round % 2 == 0).then_some(Position {
+            epoch: start.epoch,
+            offset: start.top + round / 2,
+        });
+        let reply = c.subscribe_v2(1, CHANNEL, position);
+        assert_eq!(reply.status, Status::Ok, "{reply:?}");
+        let next = match position {
+            Some(p) if reply.recovered => p.offset + 1,
+            _ => reply.top + 1,
+        };
+        subscribers.push((round, c, next));
+        sleep(Duration::from_millis(2));
+    }
+    publisher.join().expect("the publisher");
+    let mut raced = 0;
+    for (round, mut c, mut next) in subscribers {
+        raced += u64::from(next <= last);
+        while next <= last {
+            match c.recv_v2() {
+                ServerMsg::Publication(p) => {
+                    assert_eq!(
+                        (p.epoch, p.offset, p.body.to_vec()),
+                        (start.epoch, next, numbered_body(next - start.top)),
+                        "round {round}: contiguous"
+                    );
+                    next += 1;
+                }
+                other => panic!("round {round}: unexpected {other:?}"),
+            }
+        }
+        c.sync(); // and nothing more
+    }
+    for i in 1..=count {
+        first.expect_numbered(CHANNEL, start.epoch, start.top + i);
+    }
+    assert!(raced > 0, "no subscriber came before the last publication");
+}
