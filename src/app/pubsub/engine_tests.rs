@@ -10,14 +10,15 @@ use std::rc::Rc;
 
 use super::engine::{Answer, Engine, EngineEvent};
 use super::ops_v2::{
-    encode_publication_frames, encode_publish, encode_subscribe, encode_unsubscribe,
-    parse_server_msg, Position, PublishAck, RecoveryReason, ServerMsg, Status,
+    encode_publication_frames, encode_publish, encode_subscribe, encode_unsubscribe, Position,
+    PublishAck, RecoveryReason, ServerMsg, Status,
 };
 use super::streams::{HistoryLimits, Published, Recovery, StreamStats};
+use super::v2_tests::{conn, received};
 use super::{PubsubLimits, PubsubState};
-use crate::app::{Action, ConnId, LinkEvent, MessageEvent, Outbox};
+use crate::app::{Action, LinkEvent, MessageEvent, Outbox};
 use crate::conn::CloseReason;
-use crate::protocol::{FrameDecoder, GoawayCode, Hello, SessionId, PROTOCOL_V2};
+use crate::protocol::{GoawayCode, Hello, SessionId, PROTOCOL_V2};
 use crate::time::{Span, Tick};
 
 /// What the fake engine was asked, and what it will report.
@@ -99,10 +100,6 @@ fn limits(memory: usize) -> PubsubLimits {
         },
         tick_ms: 10,
     }
-}
-
-fn conn(key: u32) -> ConnId {
-    ConnId { key, generation: 1 }
 }
 
 struct Rig {
@@ -196,25 +193,6 @@ fn answer(token: u64, top: u64, replay: &[u64]) -> EngineEvent {
             replay,
         }),
     }
-}
-
-/// The v2 messages sent to `to`, in order.
-fn received(actions: &[Action], to: u32) -> Vec<ServerMsg> {
-    let mut msgs = Vec::new();
-    for action in actions {
-        let Action::Send(c, frames) = action else {
-            continue;
-        };
-        if *c != conn(to) {
-            continue;
-        }
-        let mut decoder = FrameDecoder::new(65535);
-        let mut input: &[u8] = frames;
-        while let Some(f) = decoder.next_frame(&mut input).expect("valid frames") {
-            msgs.push(parse_server_msg(&f.payload).expect("a v2 message"));
-        }
-    }
-    msgs
 }
 
 /// Each message as a short label: `S<id>:<status>`, `U<id>`, `P<offset>`, `A<id>`.

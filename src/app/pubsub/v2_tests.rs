@@ -40,7 +40,8 @@ fn epochs() -> Box<dyn EpochSource> {
     })
 }
 
-fn conn(key: u32) -> ConnId {
+/// Connection `key` (generation 1); shared with `engine_tests.rs`.
+pub(super) fn conn(key: u32) -> ConnId {
     ConnId { key, generation: 1 }
 }
 
@@ -114,8 +115,9 @@ impl Rig {
     }
 }
 
-/// The v2 messages sent to `to`, in order, decoded from every Send's frames.
-fn received(actions: &[Action], to: u32) -> Vec<ServerMsg> {
+/// The v2 messages sent to `to`, in order, decoded from every Send's frames;
+/// shared with `engine_tests.rs`.
+pub(super) fn received(actions: &[Action], to: u32) -> Vec<ServerMsg> {
     let mut msgs = Vec::new();
     for action in actions {
         let Action::Send(c, frames) = action else {
