@@ -15,6 +15,7 @@ mod metrics;
 pub mod ops;
 pub mod ops_v2;
 mod pending;
+pub mod recovery;
 pub mod redis_engine;
 mod state;
 pub mod streams;

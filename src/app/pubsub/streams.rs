@@ -33,6 +33,7 @@ use slab::Slab;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 pub use super::ops_v2::{Position, RecoveryReason};
+use super::recovery::{verdict, Verdict};
 use crate::time::{Span, Tick};
 
 /// Bytes a stream counts in the history memory besides its channel (§7.3):
@@ -562,25 +563,25 @@ impl Streams {
             replay: Vec::new(),
             replay_bytes: 0,
         };
-        let Some(Position { epoch, offset }) = position else {
-            self.stats.recovery_not_asked += 1;
-            return recovery;
-        };
-        recovery.reason = if epoch != stream.epoch || offset > stream.top {
-            RecoveryReason::EpochChanged
-        } else if offset < stream.oldest_position() {
-            RecoveryReason::TooFarBehind
-        } else {
-            let skip = (offset - stream.oldest_position()) as usize;
-            let missed = stream.history.range(skip..);
-            let bytes = missed.clone().map(|h| h.publication.len()).sum();
-            if bytes > budget {
-                RecoveryReason::TooFarBehind
-            } else {
-                recovery.replay = missed.map(|h| h.publication.clone()).collect();
-                recovery.replay_bytes = bytes;
-                recovery.recovered = true;
-                RecoveryReason::None
+        let oldest = stream.oldest_position() + 1;
+        recovery.reason = match verdict(position, stream.epoch, stream.top, oldest) {
+            Verdict::NotAsked => {
+                self.stats.recovery_not_asked += 1;
+                return recovery;
+            }
+            Verdict::NotRecovered(reason) => reason,
+            Verdict::Replay { after } => {
+                let skip = (after - stream.oldest_position()) as usize;
+                let missed = stream.history.range(skip..);
+                let bytes = missed.clone().map(|h| h.publication.len()).sum();
+                if bytes > budget {
+                    RecoveryReason::TooFarBehind
+                } else {
+                    recovery.replay = missed.map(|h| h.publication.clone()).collect();
+                    recovery.replay_bytes = bytes;
+                    recovery.recovered = true;
+                    RecoveryReason::None
+                }
             }
         };
         match recovery.reason {

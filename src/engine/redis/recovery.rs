@@ -1,12 +1,14 @@
 //! The §7.4 recovery decision over what one atomic read of a Redis stream
-//! returned: a pure function, so the table is tested with plain values and
-//! the node only carries the answer out (reply, replay, then the buffered
-//! live feed above `top`, per §7.5).
+//! returned: the table itself is `app::pubsub::recovery::verdict`, shared
+//! with the in-memory engine; this adds the check that the read returned
+//! exactly the missed entries, and the node only carries the answer out
+//! (reply, replay, then the buffered live feed above `top`, per §7.5).
 
 use bytes::Bytes;
 
 use super::scripts::{parse_publication, StreamRead};
 use crate::app::pubsub::ops_v2::{Position, RecoveryReason};
+use crate::app::pubsub::recovery::{verdict, Verdict};
 
 /// The answer to a SUBSCRIBE: the SUBSCRIBE_REPLY fields and the replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,17 +49,15 @@ pub fn decide(position: Option<Position>, read: StreamRead) -> RecoveryDecision 
         reason: RecoveryReason::None,
         replay: Vec::new(),
     };
-    let Some(Position { epoch, offset }) = position else {
-        return decision;
-    };
-    decision.reason = if epoch != read.epoch || offset > read.top {
-        RecoveryReason::EpochChanged
-    } else if offset < read.oldest.saturating_sub(1) || !is_exact_replay(&read, offset) {
-        RecoveryReason::TooFarBehind
-    } else {
-        decision.recovered = true;
-        decision.replay = read.replay;
-        RecoveryReason::None
+    decision.reason = match verdict(position, read.epoch, read.top, read.oldest) {
+        Verdict::NotAsked => return decision,
+        Verdict::NotRecovered(reason) => reason,
+        Verdict::Replay { after } if !is_exact_replay(&read, after) => RecoveryReason::TooFarBehind,
+        Verdict::Replay { .. } => {
+            decision.recovered = true;
+            decision.replay = read.replay;
+            RecoveryReason::None
+        }
     };
     decision
 }
