@@ -27,6 +27,8 @@ modes:
   idle       N connections heartbeating every H ms; counts survivors and GOAWAYs
   churn      connect, handshake, close politely (GOAWAY NORMAL, FIN, read to EOF) at R/s
   fanout     1 publisher at R msgs/s, N subscribers (server must run --app pubsub)
+  storm      N clients PING every H ms (RTT timed); after --warmup, --storm M more connect
+             at once; RTT before/during/after the storm and the storm's connect times
 
 flags:
   --addr IP:PORT              server address (127.0.0.1:7600)
@@ -37,6 +39,10 @@ flags:
   --payload P                 PING payload bytes, 0..=64, pingpong (16; 0 carries no sequence)
   --size S                    DATA message / publish body bytes, >= 16, echo/fanout (64)
   --heartbeat-ms H            heartbeat asked for in HELLO and kept (10000; 0 = server's choice)
+  --storm M                   storm: clients that connect at once after the warmup (10000);
+                              with --connections at most 19000 sockets in all. Storm's own
+                              defaults: --connections 1000, --heartbeat-ms 100, --warmup 2,
+                              and --sources 127.0.0.1-127.0.0.4 when --addr is 127.0.0.1
   --rate R                    churn: connections per second; fanout: publishes per second (100)
   --channel NAME              fanout channel (load)
   --protocol V                HELLO version, 1 or 2; fanout with 2 speaks v2 pub/sub:
@@ -75,6 +81,8 @@ pub enum Mode {
     Churn,
     /// One publisher, many subscribers (pub/sub app).
     Fanout,
+    /// Heartbeating clients timed while a connect storm arrives.
+    Storm,
 }
 
 impl Mode {
@@ -86,6 +94,7 @@ impl Mode {
             Mode::Idle => "idle",
             Mode::Churn => "churn",
             Mode::Fanout => "fanout",
+            Mode::Storm => "storm",
         }
     }
 
@@ -96,6 +105,7 @@ impl Mode {
             "idle" => Mode::Idle,
             "churn" => Mode::Churn,
             "fanout" => Mode::Fanout,
+            "storm" => Mode::Storm,
             _ => return None,
         })
     }
@@ -109,6 +119,11 @@ pub const MIN_SIZE: usize = 16;
 pub const MAX_SIZE: usize = 1 << 20;
 /// Most source addresses in `--sources`: more would not buy more ports.
 pub const MAX_SOURCES: usize = 4096;
+/// Most sockets a storm run opens (`--connections` plus `--storm`): under the
+/// open-file limit of 20,000 this generator is run with.
+pub const MAX_STORM_SOCKETS: usize = 19_000;
+/// Storm clients by default (issue 13's storm test).
+pub const DEFAULT_STORM: usize = 10_000;
 
 /// Everything the command line sets.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,6 +148,8 @@ pub struct Args {
     pub heartbeat_ms: u32,
     /// Churn connections per second or fanout publishes per second.
     pub rate: f64,
+    /// Storm: clients that connect at once after the warmup.
+    pub storm: usize,
     /// Fanout channel name.
     pub channel: String,
     /// The HELLO's protocol version (1 or 2); 2 makes fanout speak v2 pub/sub.
@@ -168,6 +185,7 @@ impl Default for Args {
             size: 64,
             heartbeat_ms: 10_000,
             rate: 100.0,
+            storm: DEFAULT_STORM,
             channel: "load".to_string(),
             protocol: tether::protocol::PROTOCOL_V1,
             verbatim_deliveries: false,
@@ -231,10 +249,15 @@ where
 {
     let mut a = Args::default();
     let mut mode_seen = false;
+    // Flags given explicitly, so that storm's own defaults do not override them.
+    let mut given: Vec<String> = Vec::new();
     let mut p = ArgParser::new(args);
     while let Some(arg) = p.next_arg() {
         let flag = match arg {
-            Arg::Flag(flag) => flag,
+            Arg::Flag(flag) => {
+                given.push(flag.clone());
+                flag
+            }
             Arg::Positional(name) => {
                 let mode = Mode::parse(&name)
                     .ok_or_else(|| CliError(format!("unknown mode {name:?} (see --help)")))?;
@@ -264,6 +287,7 @@ where
             "--size" => a.size = p.parsed(NUMBER)?,
             "--heartbeat-ms" => a.heartbeat_ms = p.parsed(NUMBER)?,
             "--rate" => a.rate = p.parsed(NUMBER)?,
+            "--storm" => a.storm = p.parsed(NUMBER)?,
             "--channel" => a.channel = p.value()?,
             "--protocol" => {
                 // Past u8 is simply not 1 or 2: `validate` names the choices.
@@ -283,8 +307,31 @@ where
             }
         }
     }
+    if a.mode == Mode::Storm {
+        apply_storm_defaults(&mut a, |f| given.iter().any(|g| g == f));
+    }
     validate(&a)?;
     Ok(Command::Run(Box::new(a)))
+}
+
+/// Storm's defaults where the command line left a flag out: issue 13's test
+/// (1,000 clients heartbeating every 100 ms, 2 s of steady state before the
+/// storm, four loopback source addresses to pass one address's port range).
+fn apply_storm_defaults(a: &mut Args, given: impl Fn(&str) -> bool) {
+    if !given("--connections") {
+        a.connections = 1_000;
+    }
+    if !given("--heartbeat-ms") {
+        a.heartbeat_ms = 100;
+    }
+    if !given("--warmup") {
+        a.warmup_secs = 2.0;
+    }
+    if !given("--sources") && a.addr.ip() == IpAddr::V4(Ipv4Addr::LOCALHOST) {
+        a.sources = (1..=4)
+            .map(|n| IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)))
+            .collect();
+    }
 }
 
 fn validate(a: &Args) -> Result<(), CliError> {
@@ -294,6 +341,14 @@ fn validate(a: &Args) -> Result<(), CliError> {
     }
     if a.connections > 1_000_000 {
         return err("--connections: at most 1000000");
+    }
+    if a.mode == Mode::Storm && a.storm == 0 {
+        return err("--storm: must be at least 1");
+    }
+    if a.mode == Mode::Storm && a.connections.saturating_add(a.storm) > MAX_STORM_SOCKETS {
+        return err(
+            "--storm: --connections plus --storm must be at most 19000 (the open-file limit)",
+        );
     }
     if a.depth == 0 || a.depth > 4096 {
         return err("--depth: expected 1..=4096");
@@ -423,7 +478,7 @@ mod tests {
         assert_eq!(a.mode, Mode::Idle);
         assert_eq!(a.connections, 10_000);
         assert_eq!(a.heartbeat_ms, 2000);
-        for m in ["pingpong", "echo", "idle", "churn", "fanout"] {
+        for m in ["pingpong", "echo", "idle", "churn", "fanout", "storm"] {
             assert_eq!(run(m).mode.name(), m);
         }
     }
@@ -569,6 +624,53 @@ mod tests {
         assert_eq!(wide.len(), 3);
         assert!(parse_sources("10.0.0.0-10.1.0.0").is_err());
         assert!(parse_sources("").is_err());
+    }
+
+    #[test]
+    fn storm_has_its_own_defaults_unless_given() {
+        let a = run("storm");
+        assert_eq!(a.mode, Mode::Storm);
+        assert_eq!(
+            (a.connections, a.storm, a.heartbeat_ms),
+            (1_000, 10_000, 100)
+        );
+        assert_eq!(a.warmup_secs, 2.0);
+        assert_eq!(a.sources.len(), 4);
+        assert_eq!(a.sources[3].to_string(), "127.0.0.4");
+        let b = run(
+            "--mode=storm --connections 50 --storm=500 --heartbeat-ms 200 --warmup 0 \
+             --sources 127.0.0.9",
+        );
+        assert_eq!((b.connections, b.storm, b.heartbeat_ms), (50, 500, 200));
+        assert_eq!(b.warmup_secs, 0.0);
+        assert_eq!(b.sources.len(), 1);
+        // Another server address: the kernel picks the source.
+        assert!(run("storm --addr 127.0.0.2:7600").sources.is_empty());
+        // Other modes keep the common defaults.
+        assert_eq!(run("idle").connections, 100);
+    }
+
+    #[test]
+    fn storm_sockets_stay_under_the_file_limit() {
+        assert_eq!(run("storm --connections 9000 --storm 10000").storm, 10_000);
+        let over =
+            "--storm: --connections plus --storm must be at most 19000 (the open-file limit)";
+        assert_eq!(
+            parse("storm --connections 9001 --storm 10000"),
+            Err(CliError(over.to_string()))
+        );
+        assert_eq!(
+            parse("storm --storm 0"),
+            Err(CliError("--storm: must be at least 1".to_string()))
+        );
+        assert_eq!(
+            parse("storm --storm x"),
+            Err(CliError(
+                "--storm: expected a number, got \"x\"".to_string()
+            ))
+        );
+        // Without storm mode the flag is read but does nothing.
+        assert_eq!(run("idle --storm 0").storm, 0);
     }
 
     #[test]

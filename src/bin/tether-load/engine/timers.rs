@@ -55,7 +55,9 @@ impl Engine {
             }
             // An idle connection's first PING goes at its spread-out time,
             // even though the HELLO went out less than an interval ago.
-            let first_idle_ping = self.args.mode == Mode::Idle && c.sent == 0;
+            let timed = self.args.mode == Mode::Idle
+                || (self.args.mode == Mode::Storm && c.role == Role::Worker);
+            let first_idle_ping = timed && c.sent == 0;
             if first_idle_ping || self.now_ns.saturating_sub(c.last_tx_ns) + hb / 100 >= hb {
                 self.work_heartbeat(key);
                 self.flush(key);
