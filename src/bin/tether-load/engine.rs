@@ -21,7 +21,7 @@ use tether::reactor::io::{read_once, shutdown_write, ReadOutcome};
 use crate::args::{Args, Mode};
 use crate::conn::{self, Conn, Phase, Role};
 use crate::stats::{sample_proc, ErrorKind, ProcSample, Stats};
-use crate::storm::{Storm, STORM_HEARTBEAT_MS};
+use crate::storm::{Storm, STORM_HEARTBEAT_MS, STORM_MISS_NS};
 use crate::wire;
 
 mod stages;

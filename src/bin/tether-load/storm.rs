@@ -20,6 +20,10 @@ use crate::stats::{sample_proc, ErrorKind, ProcSample};
 /// adding a second PING load on top of the established clients' (10 s, the
 /// generator's usual default).
 pub const STORM_HEARTBEAT_MS: u32 = 10_000;
+/// Silence after which a storm-mode connection counts as dead, when longer
+/// than three heartbeats: a stall of the server during the storm is what
+/// the run measures (as a long round trip), not a reason to drop the client.
+pub const STORM_MISS_NS: u64 = 5_000_000_000;
 /// Storm connects started per loop turn: the established clients' PONGs are
 /// read between batches, so the generator's own delay stays small next to
 /// the server's.

@@ -48,8 +48,13 @@ impl Engine {
                 continue;
             }
             let hb = c.heartbeat_ns;
-            if self.now_ns.saturating_sub(c.last_rx_ns) > MISS * hb {
-                log::debug!("{key}: nothing received for {MISS} heartbeats");
+            let miss_ns = if self.args.mode == Mode::Storm {
+                (MISS * hb).max(STORM_MISS_NS)
+            } else {
+                MISS * hb
+            };
+            if self.now_ns.saturating_sub(c.last_rx_ns) > miss_ns {
+                log::debug!("{key}: nothing received for {miss_ns} ns");
                 self.fail(key, ErrorKind::Timeout);
                 continue;
             }
