@@ -301,7 +301,7 @@ impl Engine {
                 self.stats.message(latency);
                 let warm = self.stage >= Stage::Warmup;
                 if let (Some(s), Some(ns), true) = (self.work.storm.as_mut(), latency, warm) {
-                    s.record_rtt(ns);
+                    s.record_rtt(ns, self.now_ns);
                 }
                 true
             }

@@ -4,7 +4,8 @@
 //! them, over the run's source addresses), each sending HELLO and waiting for
 //! its WELCOME. The established clients' round trips are kept in three
 //! windows: before the storm, during it (first storm connect to the moment
-//! the last storm client has its WELCOME or has failed), and after it.
+//! the last storm client has its WELCOME or has failed), and after it; a
+//! round trip that overlaps the storm at all counts in the storm's window.
 //!
 //! [`Storm`] is the bookkeeping, free of sockets and clocks (times come in
 //! as arguments); the `impl Engine` below is the glue to the event loop.
@@ -108,18 +109,22 @@ impl Storm {
         })
     }
 
-    /// The window a round trip completing now belongs to.
-    pub fn window(&self) -> StormWindow {
+    /// The window of a round trip completing now whose PING went out at
+    /// `sent_ns`: during, if it overlaps the storm at all (a PING sent just
+    /// before the storm and stalled by it, or sent in it and answered after
+    /// its end, counts there); before or after only if wholly outside it.
+    pub fn window(&self, sent_ns: u64) -> StormWindow {
         match (self.start_ns, self.end_ns) {
             (None, _) => StormWindow::Before,
             (Some(_), None) => StormWindow::During,
+            (Some(_), Some(end)) if sent_ns < end => StormWindow::During,
             (Some(_), Some(_)) => StormWindow::After,
         }
     }
 
-    /// One established client's round trip, in the current window.
-    pub fn record_rtt(&mut self, ns: u64) {
-        let w = self.window().index();
+    /// One established client's round trip of `ns`, completing at `now_ns`.
+    pub fn record_rtt(&mut self, ns: u64, now_ns: u64) {
+        let w = self.window(now_ns.saturating_sub(ns)).index();
         self.rtt[w].saturating_record(ns.max(1));
     }
 

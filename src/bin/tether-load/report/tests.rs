@@ -146,9 +146,9 @@ fn storm_windows_are_bounded_by_the_storm_and_the_measurement() {
     use crate::storm::Storm;
     use tether::protocol::GoawayCode;
     let mut s = Storm::new(2).expect("histograms");
-    s.record_rtt(100_000);
+    s.record_rtt(100_000, 1_000_000_000);
     s.on_started(2_000_000_000);
-    s.record_rtt(30_000_000);
+    s.record_rtt(30_000_000, 2_100_000_000);
     s.on_started(2_000_000_000);
     s.on_welcome(5_000_000);
     s.on_goaway(GoawayCode::ServerFull);

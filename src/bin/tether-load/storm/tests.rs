@@ -7,33 +7,34 @@ fn storm(size: u64) -> Storm {
 }
 
 #[test]
-fn round_trips_fall_in_the_window_of_their_arrival() {
+fn round_trips_overlapping_the_storm_count_in_it() {
     let mut s = storm(2);
-    s.record_rtt(1_000);
-    s.record_rtt(2_000);
-    assert_eq!(s.window(), StormWindow::Before);
-    s.on_started(10);
-    assert_eq!(s.start_ns, Some(10));
-    assert_eq!(s.window(), StormWindow::During);
-    s.record_rtt(50_000_000);
-    s.on_started(11);
+    s.record_rtt(1_000, 5_000);
+    s.record_rtt(2_000, 8_000);
+    assert_eq!(s.window(9_000), StormWindow::Before);
+    s.on_started(10_000);
+    assert_eq!(s.start_ns, Some(10_000));
+    // Sent before the storm, answered in it: during.
+    s.record_rtt(50_000, 55_000);
+    s.on_started(11_000);
     assert_eq!(
         s.start_ns,
-        Some(10),
+        Some(10_000),
         "the storm starts at its first connect"
     );
     s.on_welcome(3_000);
     s.on_failed(ErrorKind::Timeout);
-    assert!(s.settle(99));
-    assert_eq!(s.end_ns, Some(99));
-    assert_eq!(s.window(), StormWindow::After);
-    s.record_rtt(4_000);
+    assert!(s.settle(99_000));
+    assert_eq!(s.end_ns, Some(99_000));
+    // Sent in the storm, answered after its end: still during.
+    s.record_rtt(4_000, 100_000);
+    assert_eq!(s.window(98_999), StormWindow::During);
+    assert_eq!(s.window(99_000), StormWindow::After);
+    s.record_rtt(4_000, 104_000);
     let counts: Vec<u64> = StormWindow::ALL.iter().map(|w| s.rtt(*w).len()).collect();
-    assert_eq!(counts, [2, 1, 1]);
-    assert_eq!(
-        s.rtt(StormWindow::During).max(),
-        s.rtt(StormWindow::During).highest_equivalent(50_000_000)
-    );
+    assert_eq!(counts, [2, 2, 1]);
+    let during = s.rtt(StormWindow::During);
+    assert_eq!(during.max(), during.highest_equivalent(50_000));
     assert_eq!(
         StormWindow::ALL.map(StormWindow::name),
         ["before", "during", "after"]
