@@ -50,6 +50,8 @@ pub enum Role {
     Publisher,
     /// A fanout subscriber.
     Subscriber,
+    /// A storm client: connects in the storm, then only keeps its connection.
+    Storm,
 }
 
 /// One connection's state.

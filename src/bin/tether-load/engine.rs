@@ -21,6 +21,7 @@ use tether::reactor::io::{read_once, shutdown_write, ReadOutcome};
 use crate::args::{Args, Mode};
 use crate::conn::{self, Conn, Phase, Role};
 use crate::stats::{sample_proc, ErrorKind, ProcSample, Stats};
+use crate::storm::{Storm, STORM_HEARTBEAT_MS, STORM_MISS_NS};
 use crate::wire;
 
 mod stages;
@@ -67,6 +68,8 @@ pub struct Engine {
     /// Scratch for frames being sent to one connection; flushed after each handler.
     pub wbuf: Vec<u8>,
     hello: Vec<u8>,
+    /// Storm clients' HELLO: the same, with their longer heartbeat.
+    storm_hello: Vec<u8>,
     /// Counters.
     pub stats: Stats,
     start: Instant,
@@ -124,16 +127,25 @@ fn split_token(token: Token) -> (usize, u32) {
 impl Engine {
     /// A generator for `args`, over TLS with `tls`, not yet started.
     pub fn new(args: Args, tls: Option<ClientTls>, progress: bool) -> io::Result<Engine> {
-        let hello = Hello {
-            version: args.protocol,
-            heartbeat_ms: args.heartbeat_ms,
-            token: bytes::Bytes::from(args.token.clone()),
-            resume: None,
-        }
-        .encode_frame()
-        .to_vec();
+        let hello_with = |heartbeat_ms: u32| {
+            Hello {
+                version: args.protocol,
+                heartbeat_ms,
+                token: bytes::Bytes::from(args.token.clone()),
+                resume: None,
+            }
+            .encode_frame()
+            .to_vec()
+        };
+        let hello = hello_with(args.heartbeat_ms);
+        let storm_hello = hello_with(STORM_HEARTBEAT_MS);
         let stats = Stats::new().map_err(|e| io::Error::other(e.to_string()))?;
-        let work = crate::modes::Workload::new(&args);
+        let mut work = crate::modes::Workload::new(&args);
+        if args.mode == Mode::Storm {
+            let storm =
+                Storm::new(args.storm as u64).map_err(|e| io::Error::other(e.to_string()))?;
+            work.storm = Some(storm);
+        }
         Ok(Engine {
             poll: Poll::new()?,
             conns: Slab::with_capacity(args.connections.min(100_000) + 1),
@@ -141,6 +153,7 @@ impl Engine {
             rbuf: vec![0; READ_BUFFER],
             wbuf: Vec::with_capacity(64 * 1024),
             hello,
+            storm_hello,
             stats,
             start: Instant::now(),
             now_ns: 0,
@@ -221,7 +234,7 @@ impl Engine {
     }
 
     fn sleep_ns(&self) -> u64 {
-        if self.can_ramp() || !self.to_close.is_empty() {
+        if self.can_ramp() || !self.to_close.is_empty() || self.storm_pending() {
             return 0;
         }
         let mut due = self.now_ns + MAX_SLEEP_NS;
@@ -250,7 +263,8 @@ impl Engine {
         let mut burst = 0;
         while self.can_ramp() && burst < CONNECTS_PER_TURN {
             let role = self.work.role_for(self.started, self.args.mode);
-            self.open_connection(role);
+            // A connect that cannot start is counted in the stats.
+            let _ = self.open_connection(role);
             burst += 1;
         }
     }
@@ -262,8 +276,8 @@ impl Engine {
             && self.connecting < self.args.connect_concurrency
     }
 
-    /// Starts one connect; failures to even start are counted and forgotten.
-    pub fn open_connection(&mut self, role: Role) {
+    /// Starts one connect; failures to even start are counted (and returned).
+    pub fn open_connection(&mut self, role: Role) -> Result<(), ErrorKind> {
         self.started += 1;
         let source = if self.args.sources.is_empty() {
             None
@@ -276,8 +290,9 @@ impl Engine {
             Ok(s) => s,
             Err(e) => {
                 log::debug!("connect: {e}");
-                self.stats.error(conn::connect_error_kind(&e));
-                return;
+                let kind = conn::connect_error_kind(&e);
+                self.stats.error(kind);
+                return Err(kind);
             }
         };
         self.next_generation = self.next_generation.wrapping_add(1);
@@ -291,12 +306,13 @@ impl Engine {
         ) {
             log::debug!("register: {e}");
             self.stats.error(ErrorKind::ConnectFailed);
-            return;
+            return Err(ErrorKind::ConnectFailed);
         }
         entry.insert(Conn::new(stream, generation, role, self.now_ns));
         self.connecting += 1;
         self.handshake_deadlines
             .push_back((self.now_ns + HANDSHAKE_TIMEOUT_NS, token));
+        Ok(())
     }
 
     /// Changes a connection's phase, keeping the phase counters right.
@@ -337,6 +353,13 @@ impl Engine {
 
     /// Ends a connection and counts why.
     pub fn fail(&mut self, key: usize, kind: ErrorKind) {
+        if let Some(c) = self.conns.get(key) {
+            if c.role == Role::Storm && c.is_connecting() {
+                if let Some(s) = self.work.storm.as_mut() {
+                    s.on_failed(kind);
+                }
+            }
+        }
         if self.conns.get(key).is_some_and(|c| c.phase != Phase::Dead) {
             self.stats.error(kind);
             self.kill(key);
@@ -380,7 +403,12 @@ impl Engine {
                     if self.tls.is_some() && !self.start_tls(key) {
                         return;
                     }
-                    self.wbuf.extend_from_slice(&self.hello);
+                    let hello = if self.conns[key].role == Role::Storm {
+                        &self.storm_hello
+                    } else {
+                        &self.hello
+                    };
+                    self.wbuf.extend_from_slice(hello);
                     self.flush(key);
                 }
                 Err(e) => {
@@ -484,6 +512,11 @@ impl Engine {
                     }
                 };
                 self.stats.goaway(code);
+                if c.role == Role::Storm && c.is_connecting() {
+                    if let Some(s) = self.work.storm.as_mut() {
+                        s.on_goaway(code);
+                    }
+                }
                 c.got_goaway = true;
                 let ours = c.phase == Phase::Closing;
                 if !ours {
@@ -509,7 +542,11 @@ impl Engine {
                         false
                     }
                     Ok(w) => {
-                        let asked = self.args.heartbeat_ms;
+                        let asked = if c.role == Role::Storm {
+                            STORM_HEARTBEAT_MS
+                        } else {
+                            self.args.heartbeat_ms
+                        };
                         let hb_ms = if asked == 0 {
                             w.heartbeat_ms
                         } else {

@@ -12,6 +12,7 @@
 //! - `engine`: the event loop, the run's stages, connects, reads, writes, closes.
 //! - `modes`: what pingpong, echo, idle, churn and fanout send and measure.
 //! - `fanout`: fan-out's messages in protocol 1 or 2.
+//! - `storm`: storm mode's bookkeeping (windows, outcomes) and its connects.
 //! - `stats`: the latency histogram, counters, `/proc` samples.
 //! - `report`: the table and the JSON object.
 #![deny(unsafe_code)]
@@ -23,6 +24,7 @@ mod fanout;
 mod modes;
 mod report;
 mod stats;
+mod storm;
 mod wire;
 
 use std::io::IsTerminal;

@@ -15,6 +15,8 @@
 //!   each delivery is timed against the send time in its body. Protocol 1
 //!   (`S`, `P`, `M`: docs/protocol.md §5) or 2 (SUBSCRIBE, PUBLISH without
 //!   ack, PUBLICATION: §7); the messages are `fanout.rs`'s.
+//! - **storm**: the established clients heartbeat like idle's (each PING
+//!   timed); the storm clients' connects and outcomes are `storm.rs`'s.
 
 use tether::protocol::{FrameType, GoawayCode};
 
@@ -62,6 +64,8 @@ pub struct Workload {
     /// Publishes skipped because the publisher's backlog was full.
     pub publisher_blocked: u64,
     churn_start_ns: Option<u64>,
+    /// Storm mode's bookkeeping (set by the engine in storm mode).
+    pub storm: Option<crate::storm::Storm>,
 }
 
 fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
@@ -77,7 +81,7 @@ impl Workload {
         let target = match args.mode {
             Mode::Fanout => args.connections as u64 + 1,
             Mode::Churn => 0,
-            Mode::PingPong | Mode::Echo | Mode::Idle => args.connections as u64,
+            Mode::PingPong | Mode::Echo | Mode::Idle | Mode::Storm => args.connections as u64,
         };
         let send_ns = if args.mode == Mode::PingPong {
             vec![0; (args.connections + 1) * args.depth]
@@ -104,6 +108,7 @@ impl Workload {
             delivered: 0,
             publisher_blocked: 0,
             churn_start_ns: None,
+            storm: None,
         }
     }
 
@@ -126,7 +131,8 @@ impl Workload {
             Mode::Fanout => self
                 .publish_start_ns
                 .map(|s| s + (self.published as f64 * per) as u64),
-            Mode::PingPong | Mode::Echo | Mode::Idle => None,
+            // Storm connects start every turn (the loop does not sleep then).
+            Mode::PingPong | Mode::Echo | Mode::Idle | Mode::Storm => None,
         }
     }
 
@@ -141,7 +147,7 @@ impl Workload {
                 .sum(),
             Mode::Fanout => self.expected.saturating_sub(self.delivered),
             Mode::Churn => e.conns.len() as u64,
-            Mode::Idle => 0,
+            Mode::Idle | Mode::Storm => 0,
         }
     }
 
@@ -178,7 +184,7 @@ impl Workload {
             Mode::Fanout if v2 => ("pubsub", " with protocol 2 pub/sub", " or use --protocol 1"),
             Mode::Fanout => ("pubsub", "", ""),
             Mode::Echo => ("echo", "", ""),
-            Mode::PingPong | Mode::Idle | Mode::Churn => return,
+            Mode::PingPong | Mode::Idle | Mode::Churn | Mode::Storm => return,
         };
         *fatal = Some(format!(
             "the server answered our DATA with GOAWAY PROTOCOL_ERROR (connection {key}): \
@@ -202,6 +208,13 @@ impl Engine {
                 }
             }
             Mode::Idle => {}
+            Mode::Storm => {
+                let took = self.now_ns.saturating_sub(self.conns[key].started_ns);
+                let storm_client = self.conns[key].role == Role::Storm;
+                if let Some(s) = self.work.storm.as_mut().filter(|_| storm_client) {
+                    s.on_welcome(took);
+                }
+            }
             Mode::Churn => self.close_politely(key),
             Mode::Fanout => match self.conns[key].role {
                 Role::Publisher => self.work.publisher = Some((key, self.conns[key].generation)),
@@ -211,7 +224,7 @@ impl Engine {
                     wire::put_message(&mut self.wbuf, &subscribe, n, self.peer_max_frame);
                     self.conns[key].sent = 1;
                 }
-                Role::Worker => {}
+                Role::Worker | Role::Storm => {}
             },
         }
     }
@@ -251,7 +264,7 @@ impl Engine {
         match self.args.mode {
             // Closed-loop traffic is its own heartbeat; a stall is caught by MISS.
             Mode::PingPong => {}
-            Mode::Idle => {
+            Mode::Idle | Mode::Storm if self.is_timed_heartbeat(key) => {
                 // The send time rides in the payload when there is room;
                 // otherwise it waits in the connection (one heartbeat in flight).
                 if let Some(c) = self.conns.get_mut(key) {
@@ -266,7 +279,7 @@ impl Engine {
                 let p = &payload[..self.args.payload];
                 wire::put_frame(&mut self.wbuf, FrameType::Ping, false, p);
             }
-            Mode::Echo | Mode::Churn | Mode::Fanout => {
+            Mode::Idle | Mode::Storm | Mode::Echo | Mode::Churn | Mode::Fanout => {
                 wire::put_frame(&mut self.wbuf, FrameType::Ping, false, &[]);
             }
         }
@@ -276,7 +289,7 @@ impl Engine {
     pub fn work_on_frame(&mut self, key: usize, kind: FrameType, more: bool, p: &[u8]) -> bool {
         match (self.args.mode, kind) {
             (Mode::PingPong, FrameType::Pong) => self.on_pong(key, p),
-            (Mode::Idle, FrameType::Pong) => {
+            (Mode::Idle | Mode::Storm, FrameType::Pong) if self.is_timed_heartbeat(key) => {
                 let c = &mut self.conns[key];
                 let sent_at = if self.args.payload >= 8 {
                     u64_at(p, 0).filter(|_| p.len() == self.args.payload)
@@ -286,6 +299,10 @@ impl Engine {
                 // A PONG we cannot time (a floor server's fixed reply) still counts.
                 let latency = sent_at.map(|t| self.now_ns.saturating_sub(t));
                 self.stats.message(latency);
+                let warm = self.stage >= Stage::Warmup;
+                if let (Some(s), Some(ns), true) = (self.work.storm.as_mut(), latency, warm) {
+                    s.record_rtt(ns, self.now_ns);
+                }
                 true
             }
             (_, FrameType::Pong) => true,
@@ -298,6 +315,16 @@ impl Engine {
                 );
                 false
             }
+        }
+    }
+
+    /// Whether `key`'s heartbeats are timed: idle's, and storm's established
+    /// clients' (a storm client's are not).
+    fn is_timed_heartbeat(&self, key: usize) -> bool {
+        match self.args.mode {
+            Mode::Idle => true,
+            Mode::Storm => self.conns.get(key).is_some_and(|c| c.role == Role::Worker),
+            _ => false,
         }
     }
 
@@ -425,6 +452,7 @@ impl Engine {
         match self.args.mode {
             Mode::Churn => self.churn_tick(),
             Mode::Fanout => self.publish_tick(),
+            Mode::Storm => self.storm_tick(),
             Mode::PingPong | Mode::Echo | Mode::Idle => {}
         }
     }
@@ -437,7 +465,8 @@ impl Engine {
             && self.conns.len() < self.args.connect_concurrency
             && burst < MAX_BURST
         {
-            self.open_connection(Role::Worker);
+            // A connect that cannot start is counted in the stats.
+            let _ = self.open_connection(Role::Worker);
             burst += 1;
         }
     }
@@ -523,7 +552,8 @@ impl Engine {
                 ("publishes_skipped", self.work.publisher_blocked),
             ],
             Mode::Churn => vec![("connects_started", self.started)],
-            Mode::PingPong | Mode::Echo | Mode::Idle => vec![],
+            // Storm's counters are the report's storm section.
+            Mode::PingPong | Mode::Echo | Mode::Idle | Mode::Storm => vec![],
         }
     }
 }

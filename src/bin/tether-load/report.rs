@@ -8,6 +8,9 @@ use hdrhistogram::Histogram;
 use crate::engine::Engine;
 use crate::stats::ProcSample;
 
+mod storm;
+pub use storm::StormReport;
+
 /// Latency percentiles, in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Latency {
@@ -132,6 +135,8 @@ pub struct Report {
     pub server: Option<Usage>,
     /// The generator's own CPU use.
     pub load: Option<Usage>,
+    /// Storm mode's windows, connect times and outcomes.
+    pub storm: Option<StormReport>,
 }
 
 impl Report {
@@ -177,6 +182,7 @@ impl Report {
             first_tls_error: e.stats.first_tls_error.clone(),
             server: usage(e.args.server_pid.unwrap_or(0), w.server, server_baseline),
             load: usage(0, w.load, None),
+            storm: e.work.storm.as_ref().map(|s| StormReport::of(s, w)),
         };
         r.failure = if let Some(f) = &e.fatal {
             Some(f.clone())
@@ -291,6 +297,9 @@ impl Report {
         if let Some(t) = &self.first_tls_error {
             let _ = writeln!(o, "  first TLS error: {t}");
         }
+        if let Some(s) = &self.storm {
+            o.push_str(&s.to_table());
+        }
         let _ = writeln!(o, "  unanswered   {}", self.unanswered);
         if !self.extras.is_empty() {
             let _ = writeln!(o, "  {:<12} {}", self.mode, counts(&self.extras));
@@ -403,6 +412,9 @@ impl Report {
                 );
             }
             None => o.push_str("\"load\":null"),
+        }
+        if let Some(s) = &self.storm {
+            let _ = write!(o, ",\"storm\":{}", s.to_json());
         }
         o.push('}');
         o

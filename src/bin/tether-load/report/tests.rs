@@ -139,3 +139,52 @@ fn table_shows_percentiles_errors_and_result() {
     assert!(t.contains("errors       none"));
     assert!(t.contains("result       FAILED: boom"));
 }
+
+#[test]
+fn storm_windows_are_bounded_by_the_storm_and_the_measurement() {
+    use crate::engine::Window;
+    use crate::storm::Storm;
+    use tether::protocol::GoawayCode;
+    let mut s = Storm::new(2).expect("histograms");
+    s.record_rtt(100_000, 1_000_000_000);
+    s.on_started(2_000_000_000);
+    s.record_rtt(30_000_000, 2_100_000_000);
+    s.on_started(2_000_000_000);
+    s.on_welcome(5_000_000);
+    s.on_goaway(GoawayCode::ServerFull);
+    assert!(s.settle(2_500_000_000));
+    let w = Window {
+        ramp_ns: 500_000_000,
+        start_ns: 2_000_000_000,
+        end_ns: 5_000_000_000,
+        ..Window::default()
+    };
+    let r = StormReport::of(&s, &w);
+    let secs: Vec<f64> = r.windows.iter().map(|w| w.secs).collect();
+    assert_eq!(secs, [1.5, 0.5, 2.5]);
+    assert!(r.windows[2].rtt.is_none(), "no sample after the storm");
+    assert_eq!((r.accepted, r.refused, r.unresolved), (1, 1, 0));
+    assert!(r.complete);
+    let j = r.to_json();
+    for needle in [
+        "\"clients\":2,",
+        "\"refused\":1,",
+        "\"complete\":true",
+        "\"before\":{\"secs\":1.5,\"rtt_us\":{\"count\":1,",
+        "\"after\":{\"secs\":2.5,\"rtt_us\":null}",
+        "\"server_cpu_s\":null",
+    ] {
+        assert!(j.contains(needle), "{needle} missing from {j}");
+    }
+    let t = r.to_table();
+    assert!(t.contains("1 accepted, 1 refused (SERVER_FULL)"), "{t}");
+    assert!(!t.contains("not over"), "{t}");
+    // A storm still going when the measurement ends: during runs to its end.
+    let mut open = Storm::new(3).expect("histograms");
+    open.on_started(2_000_000_000);
+    let r = StormReport::of(&open, &w);
+    assert!(!r.complete);
+    assert_eq!(r.unresolved, 1);
+    assert_eq!(r.windows[1].secs, 3.0);
+    assert!(r.to_table().contains("(storm not over within --duration)"));
+}
