@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# A local tether cluster (docs/cluster.md): one redis-server on a free port
+# and three tether nodes (--app pubsub --engine redis://...) on loopback,
+# each with its metrics and /healthz on another loopback port.
+#
+#   scripts/cluster.sh [start]   start, print the addresses, wait for Ctrl-C
+#   scripts/cluster.sh --help
+#
+# Everything it started is stopped on Ctrl-C, SIGTERM or any exit (tether
+# with SIGTERM, redis-server with SIGKILL: it keeps nothing on disk). The
+# binaries come from `cargo build --release` (TETHER_BIN_DIR to use others,
+# e.g. target/debug). redis-server is installed with apt-get when missing
+# (root only), as scripts/test.sh does. Logs go to a temporary directory,
+# removed at exit unless CLUSTER_KEEP=1. Extra tether flags for every node:
+# TETHER_FLAGS, e.g. TETHER_FLAGS="--history-size 10000".
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+NODES=3
+
+usage() {
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+case "${1:-start}" in
+start) ;;
+-h | --help)
+    usage
+    exit 0
+    ;;
+*)
+    echo "cluster.sh: unknown command '$1' (start, --help)" >&2
+    exit 2
+    ;;
+esac
+
+if ! command -v redis-server >/dev/null 2>&1; then
+    if [[ "$(id -u)" -ne 0 ]]; then
+        echo "cluster.sh: redis-server is missing; install it (apt-get install redis-server) or run as root" >&2
+        exit 1
+    fi
+    echo "cluster.sh: installing redis-server" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    command -v redis-server >/dev/null 2>&1 || {
+        echo "cluster.sh: redis-server still missing after apt-get install redis-server" >&2
+        exit 1
+    }
+fi
+
+if [[ -n "${TETHER_BIN_DIR:-}" ]]; then
+    BIN=$TETHER_BIN_DIR
+else
+    echo "cluster.sh: building release binaries..." >&2
+    (cd "$ROOT" && cargo build --release --quiet --bin tether --bin tether-cli)
+    BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
+fi
+for b in tether tether-cli; do
+    [[ -x "$BIN/$b" ]] || {
+        echo "cluster.sh: $BIN/$b not found" >&2
+        exit 1
+    }
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-cluster.XXXXXX")
+PIDS=()
+REDIS_PID=""
+
+cleanup() {
+    trap - EXIT INT TERM
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ -n "$REDIS_PID" ]]; then
+        kill -KILL "$REDIS_PID" 2>/dev/null || true
+        wait "$REDIS_PID" 2>/dev/null || true
+    fi
+    if [[ "${CLUSTER_KEEP:-0}" == 1 ]]; then
+        echo "cluster.sh: logs kept in $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
+    echo "cluster.sh: stopped" >&2
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# A loopback port nothing listens on now (redis-server cannot pick its own).
+free_port() {
+    local port
+    for _ in $(seq 200); do
+        port=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    echo "cluster.sh: no free port found" >&2
+    return 1
+}
+
+# Redis: three tries, in case another process takes the port first.
+REDIS_PORT=""
+for _ in 1 2 3; do
+    port=$(free_port)
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+        --protected-mode no --dir "$WORK" --logfile "$WORK/redis.log" &
+    REDIS_PID=$!
+    for _ in $(seq 100); do
+        if [[ "$(redis-cli -p "$port" ping 2>/dev/null || true)" == PONG ]]; then
+            REDIS_PORT=$port
+            break 2
+        fi
+        kill -0 "$REDIS_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -KILL "$REDIS_PID" 2>/dev/null || true
+    wait "$REDIS_PID" 2>/dev/null || true
+    REDIS_PID=""
+done
+[[ -n "$REDIS_PORT" ]] || {
+    echo "cluster.sh: redis-server did not start: $(tail -c 300 "$WORK/redis.log" 2>/dev/null)" >&2
+    exit 1
+}
+ENGINE="redis://127.0.0.1:$REDIS_PORT"
+
+# Each node listens on a port of its own choosing and says which (its first
+# stdout line, `listening on IP:PORT`; the metrics address in its log).
+ADDRS=()
+METRICS=()
+for i in $(seq 1 "$NODES"); do
+    log=$WORK/node$i
+    # shellcheck disable=SC2086 # TETHER_FLAGS is split into flags on purpose
+    RUST_LOG=${RUST_LOG:-info} "$BIN/tether" --listen 127.0.0.1:0 --app pubsub \
+        --engine "$ENGINE" --metrics 127.0.0.1:0 ${TETHER_FLAGS:-} \
+        >"$log.out" 2>"$log.err" &
+    PIDS+=($!)
+    addr="" metrics=""
+    for _ in $(seq 200); do
+        addr=$(awk '/^listening on/ { print $3; exit }' "$log.out" 2>/dev/null || true)
+        metrics=$(grep -o 'http://[0-9.]*:[0-9]*' "$log.err" 2>/dev/null | head -1 || true)
+        [[ -n "$addr" && -n "$metrics" ]] && break
+        kill -0 "${PIDS[-1]}" 2>/dev/null || break
+        sleep 0.05
+    done
+    [[ -n "$addr" && -n "$metrics" ]] || {
+        echo "cluster.sh: node $i did not start: $(head -c 500 "$log.err")" >&2
+        exit 1
+    }
+    ADDRS+=("$addr")
+    METRICS+=("$metrics")
+done
+
+# Each node is up once its engine is connected (bounded wait).
+for i in "${!ADDRS[@]}"; do
+    connected=""
+    for _ in $(seq 100); do
+        connected=$(curl -fsS "${METRICS[$i]}/metrics" 2>/dev/null |
+            awk '$1 == "tether_engine_connected" { print $2 }' || true)
+        [[ "$connected" == 1 ]] && break
+        sleep 0.05
+    done
+    [[ "$connected" == 1 ]] || echo "cluster.sh: node $((i + 1)) has not reached Redis yet (tether_engine_connected=$connected)" >&2
+done
+
+LIST=$(
+    IFS=,
+    echo "${ADDRS[*]}"
+)
+echo "redis:   $ENGINE (log $WORK/redis.log)"
+for i in "${!ADDRS[@]}"; do
+    echo "node $((i + 1)):  ${ADDRS[$i]}  metrics ${METRICS[$i]}/metrics  health ${METRICS[$i]}/healthz  (pid ${PIDS[$i]}, log $WORK/node$((i + 1)).err)"
+done
+echo
+echo "try, in two terminals:"
+echo "  $BIN/tether-cli sub $LIST news --json"
+echo "  $BIN/tether-cli pub ${ADDRS[1]} news --count 1000 --rate 100"
+echo "and kill -9 ${PIDS[0]} (node 1) meanwhile: the subscriber moves to node 2 and misses nothing."
+echo
+echo "Ctrl-C stops everything."
+# Wait until interrupted (a node killed on purpose leaves the rest running).
+while true; do
+    sleep 1 &
+    wait $! || true
+done
