@@ -112,6 +112,16 @@ fn metrics_healthz_and_not_found_over_curl() {
     assert!(
         value(&subscribed, "tether_loop_turns_total") > value(&before, "tether_loop_turns_total")
     );
+    // Every turn is timed (the scrape's own turn may not be counted yet),
+    // and the process's CPU time is there.
+    let timed = value(&subscribed, "tether_loop_turn_seconds_count");
+    assert!(
+        timed >= value(&before, "tether_loop_turns_total")
+            && timed <= value(&subscribed, "tether_loop_turns_total"),
+        "{timed} turns timed"
+    );
+    value(&subscribed, "tether_loop_slow_turns_total");
+    value(&subscribed, "tether_process_cpu_milliseconds_total");
 
     publisher.publish(b"m", b"hi");
     assert_eq!(a.recv_message(), delivery(b"m", b"hi"));

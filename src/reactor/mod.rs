@@ -154,6 +154,8 @@ pub struct Reactor<A: App> {
     accept_pending: bool,
     timers_pending: bool,
     last_pause_log: Option<Tick>,
+    /// When a slow turn was last logged (the warning is rate-limited).
+    last_slow_turn_log: Option<Tick>,
     next_generation: u32,
     stats: Stats,
 }
@@ -223,6 +225,7 @@ impl<A: App> Reactor<A> {
             accept_pending: false,
             timers_pending: false,
             last_pause_log: None,
+            last_slow_turn_log: None,
             next_generation: 0,
             stats: Stats::default(),
         })
@@ -291,6 +294,31 @@ impl<A: App> Reactor<A> {
     fn read_clock(&mut self) {
         self.clock_read = Instant::now();
         self.core.now = self.clock.tick_at(self.clock_read);
+    }
+
+    /// Counts how long this turn worked; a slow one is logged, at most once
+    /// a second. One more clock read per turn, for metrics only: the turn's
+    /// tick stays the one `read_clock` took.
+    fn time_turn(&mut self) {
+        let took = self.clock_read.elapsed();
+        self.stats.turn_time.observe(took);
+        if took > stats::SLOW_TURN {
+            self.stats.slow_turns += 1;
+            let now = self.core.now;
+            let second = Span::from_ms(1000, self.core.config.tick_ms);
+            if self
+                .last_slow_turn_log
+                .is_none_or(|t| now >= second.deadline_from(t))
+            {
+                self.last_slow_turn_log = Some(now);
+                log::warn!(
+                    "a loop turn took {} ms ({} connections, {} slow turns so far)",
+                    took.as_millis(),
+                    self.core.conns.len(),
+                    self.stats.slow_turns
+                );
+            }
+        }
     }
 
     /// The application, mutably (between turns).
@@ -439,6 +467,7 @@ impl<A: App> Reactor<A> {
             self.accept_all();
             self.settle();
         }
+        self.time_turn();
         Ok(())
     }
 

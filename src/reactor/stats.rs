@@ -49,10 +49,31 @@ pub struct Stats {
     pub bytes_out: u64,
     /// Loop turns.
     pub turns: u64,
+    /// How long each turn's work took (from the clock read after `poll` to
+    /// the end of the turn): a loop that is late shows here first.
+    pub turn_time: DurationHistogram,
+    /// Turns that took longer than [`SLOW_TURN`].
+    pub slow_turns: u64,
     /// Readiness events handled.
     pub events: u64,
     /// TLS handshakes and failures.
     pub tls: TlsStats,
+}
+
+/// A turn that works longer than this is counted and logged: every
+/// connection waited that long for its next read.
+pub const SLOW_TURN: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The process's CPU time (user + system) in ms, from `/proc/self/stat`
+/// (fields 14 and 15, in clock ticks of 10 ms: USER_HZ is 100 on Linux).
+pub fn process_cpu_ms() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some((user + system) * 10)
 }
 
 /// What TLS listeners saw.
@@ -206,9 +227,26 @@ impl Stats {
                 "Readiness events handled.",
                 self.events,
             ),
+            (
+                "tether_loop_slow_turns_total",
+                "Turns whose work took longer than 100 ms (each logged, at most once a second).",
+                self.slow_turns,
+            ),
         ];
         for (name, help, value) in counters {
             out.counter(name, help, value);
+        }
+        out.histogram(
+            "tether_loop_turn_seconds",
+            "Time each loop turn spent working (after poll returned): how late the loop runs.",
+            &self.turn_time,
+        );
+        if let Some(ms) = process_cpu_ms() {
+            out.counter(
+                "tether_process_cpu_milliseconds_total",
+                "CPU time of the process, user and system, from /proc/self/stat.",
+                ms,
+            );
         }
         out.labelled_counter(
             "tether_connections_closed_total",
@@ -273,6 +311,13 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_process_cpu_time_is_read_from_proc() {
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < std::time::Duration::from_millis(30) {}
+        assert!(process_cpu_ms().is_some_and(|ms| ms > 0));
+    }
 
     #[test]
     fn every_goaway_code_has_its_own_counter() {
