@@ -4,11 +4,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
-use common::Server;
-
-const TETHER_LOAD: &str = env!("CARGO_BIN_EXE_tether-load");
+use common::{json_count, run_tether_load, Server};
 
 /// Runs a short fanout (20 subscribers, 200 publishes/s, 0.5 s) against `server`.
 fn fanout(server: &Server, extra: &[&str]) -> (Option<i32>, String, String) {
@@ -26,27 +22,7 @@ fn fanout(server: &Server, extra: &[&str]) -> (Option<i32>, String, String) {
         "--json",
     ];
     args.extend_from_slice(extra);
-    let out = Command::new(TETHER_LOAD)
-        .args(&args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run tether-load");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// The number after `"name":` in a JSON report.
-fn counter(json: &str, name: &str) -> u64 {
-    json.split(&format!("\"{name}\":"))
-        .nth(1)
-        .and_then(|rest| {
-            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            digits.parse().ok()
-        })
-        .unwrap_or_else(|| panic!("no {name} in {json}"))
+    run_tether_load(&args)
 }
 
 #[test]
@@ -56,16 +32,16 @@ fn fanout_delivers_every_publication_in_both_protocols() {
         let (code, out, err) = fanout(&server, &["--protocol", protocol]);
         assert_eq!(code, Some(0), "protocol {protocol}: {out}\n{err}");
         assert!(out.contains("\"ok\":true"), "protocol {protocol}: {out}");
-        let expected = counter(&out, "deliveries_expected");
+        let expected = json_count(&out, "deliveries_expected");
         assert!(expected >= 20, "protocol {protocol}: {out}");
         assert_eq!(
-            counter(&out, "delivered"),
+            json_count(&out, "delivered"),
             expected,
             "protocol {protocol}: {out}"
         );
-        assert_eq!(counter(&out, "publishes_skipped"), 0, "{out}");
+        assert_eq!(json_count(&out, "publishes_skipped"), 0, "{out}");
         if protocol == "2" {
-            assert_eq!(counter(&out, "subscribed"), 20, "{out}");
+            assert_eq!(json_count(&out, "subscribed"), 20, "{out}");
         } else {
             assert!(!out.contains("\"subscribed\""), "{out}");
         }

@@ -6,11 +6,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
-use common::Server;
-
-const TETHER_LOAD: &str = env!("CARGO_BIN_EXE_tether-load");
+use common::{json_after, json_count, run_tether_load, Server};
 
 /// Runs a small storm against `server`; returns the exit code, stdout, stderr.
 fn run_storm(server: &Server, extra: &[&str]) -> (Option<i32>, String, String) {
@@ -32,34 +28,7 @@ fn run_storm(server: &Server, extra: &[&str]) -> (Option<i32>, String, String) {
         &pid,
     ];
     args.extend_from_slice(extra);
-    let out = Command::new(TETHER_LOAD)
-        .args(&args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run tether-load");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// The text after `"name":` in `json` (the first occurrence), up to its end.
-fn after<'a>(json: &'a str, name: &str) -> &'a str {
-    json.split_once(&format!("\"{name}\":"))
-        .map(|(_, rest)| rest)
-        .unwrap_or_else(|| panic!("no {name} in {json}"))
-}
-
-/// The number after `"name":` in `json`.
-fn counter(json: &str, name: &str) -> u64 {
-    let digits: String = after(json, name)
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits
-        .parse()
-        .unwrap_or_else(|_| panic!("{name} is not a count in {json}"))
+    run_tether_load(&args)
 }
 
 #[test]
@@ -73,21 +42,25 @@ fn every_storm_client_is_welcomed_and_the_windows_are_reported() {
     );
     assert!(out.contains("\"mode\":\"storm\""), "{out}");
     assert!(out.contains("\"ok\":true"), "{out}");
-    let storm = after(&out, "storm");
-    assert_eq!(counter(storm, "clients"), 500, "{storm}");
-    assert_eq!(counter(storm, "started"), 500, "{storm}");
-    assert_eq!(counter(storm, "accepted"), 500, "{storm}");
-    assert_eq!(counter(storm, "refused"), 0, "{storm}");
-    assert_eq!(counter(storm, "failed_total"), 0, "{storm}");
-    assert_eq!(counter(storm, "unresolved"), 0, "{storm}");
+    let storm = json_after(&out, "storm");
+    assert_eq!(json_count(storm, "clients"), 500, "{storm}");
+    assert_eq!(json_count(storm, "started"), 500, "{storm}");
+    assert_eq!(json_count(storm, "accepted"), 500, "{storm}");
+    assert_eq!(json_count(storm, "refused"), 0, "{storm}");
+    assert_eq!(json_count(storm, "failed_total"), 0, "{storm}");
+    assert_eq!(json_count(storm, "unresolved"), 0, "{storm}");
     assert!(storm.contains("\"complete\":true"), "{storm}");
-    assert_eq!(counter(after(storm, "connect_us"), "count"), 500, "{storm}");
+    assert_eq!(
+        json_count(json_after(storm, "connect_us"), "count"),
+        500,
+        "{storm}"
+    );
     // Every window is there, in order; the steady state before the storm
     // has its samples (50 clients, 10 PINGs/s each, 1 s).
-    let windows = after(storm, "windows");
-    let before = after(windows, "before");
+    let windows = json_after(storm, "windows");
+    let before = json_after(windows, "before");
     assert!(
-        counter(after(before, "rtt_us"), "count") >= 250,
+        json_count(json_after(before, "rtt_us"), "count") >= 250,
         "{windows}"
     );
     for name in ["\"before\":", "\"during\":", "\"after\":", "\"p99_9\":"] {
@@ -100,12 +73,12 @@ fn every_storm_client_is_welcomed_and_the_windows_are_reported() {
     );
     assert!(b < d && d < a, "{windows}");
     assert!(
-        after(storm, "server_cpu_s").starts_with(|c: char| c.is_ascii_digit()),
+        json_after(storm, "server_cpu_s").starts_with(|c: char| c.is_ascii_digit()),
         "{storm}"
     );
     // 550 connections at the end: the established ones and the storm's.
-    assert_eq!(counter(&out, "open_at_end"), 550, "{out}");
-    assert_eq!(counter(&out, "error_total"), 0, "{out}");
+    assert_eq!(json_count(&out, "open_at_end"), 550, "{out}");
+    assert_eq!(json_count(&out, "error_total"), 0, "{out}");
 
     // The table carries the same sections.
     let (code, table, err) = run_storm(&server, &[]);

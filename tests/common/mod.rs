@@ -16,7 +16,8 @@
 //! - [`tls`]: certificates made at test time, TLS client configurations and
 //!   the raw client over TLS;
 //! - [`paths`] and [`temp`]: where the crate and its build live, temporary files;
-//! - [`tether_cli`]: runs of the `tether-cli` binary, and subscribers read line by line.
+//! - [`tether_cli`]: runs of the `tether-cli` binary, and subscribers read line by line;
+//! - [`tether_load`]: runs of `tether-load` and numbers from its JSON report.
 //!
 //! Every wait is bounded: reads have a timeout, waits for a process or a
 //! condition poll with a deadline, and nothing asserts a tight timing.
@@ -34,6 +35,7 @@ pub mod redis;
 pub mod server;
 pub mod temp;
 pub mod tether_cli;
+pub mod tether_load;
 pub mod tls;
 pub mod wire;
 
@@ -41,7 +43,7 @@ pub mod wire;
 #[allow(unused_imports)]
 pub use self::{
     client::*, http::*, paths::*, proxy::*, pubsub::*, pubsub_v2::*, server::*, temp::*,
-    tether_cli::*, wire::*,
+    tether_cli::*, tether_load::*, wire::*,
 };
 
 use std::thread;
