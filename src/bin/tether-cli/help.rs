@@ -62,7 +62,8 @@ usage: tether-cli pub ADDR CHANNEL [MESSAGE] [flags]
 
 Output with --json: {\"channel\":C,\"epoch\":E,\"offset\":N} per acknowledged
 publish (E as 16 hex digits). Exit 1 if any publish was refused or its outcome
-is unknown (the connection ended first; it is not resent), with a line on
+is unknown (the connection ended first, or the server said OUTCOME_UNKNOWN;
+it is not resent), with a line on
 stderr naming the status.
 ";
 

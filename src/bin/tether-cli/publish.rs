@@ -205,7 +205,7 @@ impl Publisher {
                 if let Some(number) = self.in_flight.remove(&id) {
                     self.fail(
                         number,
-                        "outcome unknown: the connection ended before its acknowledgement (not resent)",
+                        "outcome unknown: the connection or the server's engine lost it before the acknowledgement (not resent)",
                     );
                 }
             }

@@ -451,6 +451,8 @@ impl PubsubMachine {
                         epoch: ack.epoch,
                         offset: ack.offset,
                     }
+                } else if ack.status == Status::OutcomeUnknown {
+                    PubsubEvent::PublishUnknown { id, channel }
                 } else {
                     PubsubEvent::PublishFailed {
                         id,

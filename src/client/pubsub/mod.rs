@@ -118,8 +118,8 @@ pub enum PubsubEvent {
         /// The refusal.
         status: Status,
     },
-    /// The connection ended before an acknowledged publish's answer: it may
-    /// or may not have been published, and it is not resent (§7.6.5: v2 has
+    /// The connection ended before an acknowledged publish's answer, or the
+    /// answer was OUTCOME_UNKNOWN: it may or may not have been published, and it is not resent (§7.6.5: v2 has
     /// no idempotency key, a resend could publish twice).
     PublishUnknown {
         /// The publish.

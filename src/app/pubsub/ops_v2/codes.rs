@@ -18,20 +18,25 @@ pub enum Status {
     NotAllowed,
     /// History or engine unavailable; nothing done; retry later.
     Unavailable,
-    /// A code this implementation does not know (6..=255 when parsed): a
+    /// PUBLISH only: the engine sent the publication to its store and lost
+    /// the connection before the result, so it may have been published; the
+    /// server never resends it, and a client must not assume either way.
+    OutcomeUnknown,
+    /// A code this implementation does not know (7..=255 when parsed): a
     /// failure of the request, kept so a client can report it.
     Unknown(u8),
 }
 
 impl Status {
     /// Every status this implementation knows, in wire order.
-    pub const ALL: [Status; 6] = [
+    pub const ALL: [Status; 7] = [
         Status::Ok,
         Status::BadChannel,
         Status::TooManySubscriptions,
         Status::TooLarge,
         Status::NotAllowed,
         Status::Unavailable,
+        Status::OutcomeUnknown,
     ];
 
     /// The status for a wire number; numbers past the table become [`Status::Unknown`].
@@ -64,6 +69,7 @@ impl Status {
             Status::TooLarge => "TOO_LARGE",
             Status::NotAllowed => "NOT_ALLOWED",
             Status::Unavailable => "UNAVAILABLE",
+            Status::OutcomeUnknown => "OUTCOME_UNKNOWN",
             Status::Unknown(_) => "UNKNOWN",
         }
     }

@@ -429,13 +429,13 @@ fn an_empty_channel_parses_so_the_server_can_answer_bad_channel() {
 fn unknown_statuses_reasons_and_reply_flags_are_tolerated() {
     let mut m =
         encode_subscribe_reply(&ok_reply(7, true, false, RecoveryReason::TooFarBehind)).to_vec();
-    m[5] = 6;
+    m[5] = 7;
     m[6] |= 0xfc;
     m[7] = 3;
     let Ok(ServerMsg::SubscribeReply(reply)) = server(&m) else {
         panic!("reply with unknown numbers must parse");
     };
-    assert_eq!(reply.status, Status::Unknown(6));
+    assert_eq!(reply.status, Status::Unknown(7));
     assert!(!reply.status.is_ok());
     assert_eq!(reply.reason, RecoveryReason::Unknown(3));
     assert!(reply.recovery_asked && !reply.recovered);
@@ -458,7 +458,7 @@ fn wire_numbers_round_trip() {
     for n in 0..=u8::MAX {
         assert_eq!(Status::from_u8(n).as_u8(), n);
         assert_eq!(RecoveryReason::from_u8(n).as_u8(), n);
-        assert_eq!(matches!(Status::from_u8(n), Status::Unknown(_)), n >= 6);
+        assert_eq!(matches!(Status::from_u8(n), Status::Unknown(_)), n >= 7);
         assert_eq!(
             matches!(RecoveryReason::from_u8(n), RecoveryReason::Unknown(_)),
             n >= 3

@@ -9,9 +9,9 @@
 //!   subscribers is subscribed again.
 //! - **Publish**: the publish script, acknowledged from its reply. Refused
 //!   UNAVAILABLE at once while not connected or when the connection's
-//!   pending bound is reached, and UNAVAILABLE when the connection ends
-//!   before the reply (sent or not: never retried). Nothing is buffered
-//!   while Redis is down.
+//!   pending bound is reached, or when the connection ends before the
+//!   command was sent; OUTCOME_UNKNOWN when it ends after (Redis may have
+//!   run it). Never retried; nothing is buffered while Redis is down.
 //! - **Subscribe**: the first local subscription to a channel SUBSCRIBEs
 //!   the node to it; every v2 SUBSCRIBE then sends the read script on the
 //!   same connection, so (RESP3, one connection) every live publication at
@@ -38,7 +38,8 @@ use super::ops_v2::{Position, Status};
 use super::streams::{EpochSource, Published, Recovery, StreamStats};
 use crate::app::{LinkEvent, Outbox};
 use crate::engine::redis::{
-    Command, EngineUrl, KeySpace, RedisConfig, RedisConn, RedisEvent, RedisStreams, Token,
+    Command, EngineUrl, KeySpace, RedisConfig, RedisConn, RedisError, RedisEvent, RedisStreams,
+    Token,
 };
 use crate::exposition::Exposition;
 use crate::time::Tick;
@@ -285,7 +286,10 @@ impl RedisEngine {
                 RedisEvent::Ready { version, mode } => self.on_ready(&version, &mode, now),
                 RedisEvent::Reply { token, value } => self.on_reply(token, &value),
                 RedisEvent::Failed { token, error, .. } => match self.sent.remove(&token) {
-                    Some(Sent::Publish(t)) => self.publish_failed(t),
+                    Some(Sent::Publish(t)) => {
+                        let sent = matches!(error, RedisError::Closed { sent: true, .. });
+                        self.publish_failed(t, sent)
+                    }
                     Some(Sent::Read { token, .. }) => {
                         self.events.push_back(EngineEvent::Subscribed {
                             token,

@@ -25,8 +25,9 @@ impl RedisEngine {
                     }),
                 }),
                 Err(e) => {
+                    // The script ran, but its numbering cannot be read.
                     log::warn!("redis engine: {}", e.0);
-                    self.publish_failed(t);
+                    self.publish_failed(t, true);
                 }
             },
             Some(Sent::CatchUp { channel, position }) => {
@@ -95,12 +96,20 @@ impl RedisEngine {
         recovery
     }
 
-    pub(super) fn publish_failed(&mut self, token: u64) {
+    /// A publish that got no numbering: UNAVAILABLE when it never reached
+    /// Redis, OUTCOME_UNKNOWN when it was sent (`ran_maybe`) and may have
+    /// been published; never retried either way.
+    pub(super) fn publish_failed(&mut self, token: u64, ran_maybe: bool) {
         self.stats.publishes_refused += 1;
         if token != 0 {
+            let status = if ran_maybe {
+                Status::OutcomeUnknown
+            } else {
+                Status::Unavailable
+            };
             self.events.push_back(EngineEvent::Published {
                 token,
-                result: Err(Status::Unavailable),
+                result: Err(status),
             });
         }
     }

@@ -45,6 +45,25 @@ fn an_acked_publish_reports_its_position_or_its_refusal() {
     assert_eq!(h.m.publishes_pending(), 0);
 }
 
+/// §7.6.5: OUTCOME_UNKNOWN (the engine lost its store mid-publish) is
+/// reported like a connection ending first: unknown, not failed.
+#[test]
+fn an_outcome_unknown_ack_is_reported_unknown() {
+    let mut h = Harness::new();
+    h.connect();
+    let id = h.m.publish_acked(NEWS, b"x").expect("connected");
+    let _ = h.sent();
+    h.ack(1, Status::OutcomeUnknown, 0, 0);
+    assert_eq!(
+        h.events(),
+        [PubsubEvent::PublishUnknown {
+            id,
+            channel: Bytes::from_static(NEWS)
+        }]
+    );
+    assert_eq!(h.m.publishes_pending(), 0);
+}
+
 #[test]
 fn an_unacked_publish_uses_request_id_0_and_expects_nothing() {
     let mut h = Harness::new();
