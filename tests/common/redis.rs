@@ -71,16 +71,7 @@ impl RedisServer {
                 conf.push_str("cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout 5000\n");
             }
             let dir = TempFile::new("redis.conf", conf.as_bytes());
-            let child = Command::new("redis-server")
-                .arg(dir.arg())
-                .current_dir(dir.dir())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!("cannot run redis-server ({e}): scripts/test.sh installs it (apt-get install redis-server)")
-                });
+            let child = spawn_redis(&dir);
             let mut server = RedisServer { child, port, dir };
             if server.wait_for_pong() {
                 return server;
@@ -114,6 +105,19 @@ impl RedisServer {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// SIGKILL, then a fresh `redis-server` on the same port and
+    /// configuration (no persistence): a restart that loses every key.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn_redis(&self.dir);
+        assert!(
+            self.wait_for_pong(),
+            "redis-server did not restart on port {}; its log:\n{}",
+            self.port,
+            self.log()
+        );
     }
 
     /// SIGSTOP: the server keeps its sockets but answers nothing.
@@ -157,6 +161,20 @@ impl Drop for RedisServer {
         self.resume();
         self.kill();
     }
+}
+
+/// `redis-server` on the `redis.conf` in `dir`, run there.
+fn spawn_redis(dir: &TempFile) -> Child {
+    Command::new("redis-server")
+        .arg(dir.arg())
+        .current_dir(dir.dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run redis-server ({e}): scripts/test.sh installs it (apt-get install redis-server)")
+        })
 }
 
 /// Sends `sig` to the server; a reaped one (after [`RedisServer::kill`]) is left alone.
