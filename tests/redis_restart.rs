@@ -76,11 +76,9 @@ impl Publisher {
         let body = format!("p{id}");
         self.client
             .publish_v2(id, CHANNEL.as_bytes(), body.as_bytes());
-        loop {
-            match self.client.recv_v2() {
-                ServerMsg::PublishAck(ack) if ack.request_id == id => return ack,
-                other => panic!("the publisher got {other:?}"),
-            }
+        match self.client.recv_v2() {
+            ServerMsg::PublishAck(ack) if ack.request_id == id => ack,
+            other => panic!("the publisher got {other:?}"),
         }
     }
 
