@@ -48,6 +48,8 @@ flags:
   --protocol V                HELLO version, 1 or 2; fanout with 2 speaks v2 pub/sub:
                               SUBSCRIBE (publishing waits for every reply), PUBLISH
                               with request id 0 (no acks), PUBLICATION (1)
+  --publish-addr ADDR         fanout: the publisher connects here instead of --addr
+                              (another node of a cluster: cross-node delivery)
   --verbatim-deliveries       fanout, protocol 1: a DATA message that is the publisher's
                               own `P`, forwarded unchanged, counts as a delivery (a floor
                               server: examples/floor_fanout.rs)
@@ -156,6 +158,8 @@ pub struct Args {
     pub protocol: u8,
     /// Fanout: take the publisher's own `P`, forwarded unchanged, as a delivery.
     pub verbatim_deliveries: bool,
+    /// Fanout: where the publisher connects (`None`: `addr`, like the subscribers).
+    pub publish_addr: Option<SocketAddr>,
     /// Local addresses to bind, round-robin; empty = let the kernel choose.
     pub sources: Vec<IpAddr>,
     /// Most connects and handshakes in flight.
@@ -189,6 +193,7 @@ impl Default for Args {
             channel: "load".to_string(),
             protocol: tether::protocol::PROTOCOL_V1,
             verbatim_deliveries: false,
+            publish_addr: None,
             sources: Vec::new(),
             connect_concurrency: 256,
             token: Vec::new(),
@@ -295,6 +300,7 @@ where
                 a.protocol = u8::try_from(v).unwrap_or(0);
             }
             "--verbatim-deliveries" => a.verbatim_deliveries = true,
+            "--publish-addr" => a.publish_addr = Some(p.address()?),
             "--sources" => a.sources = parse_sources(&p.value()?)?,
             "--connect-concurrency" => a.connect_concurrency = p.parsed(NUMBER)?,
             "--token" => a.token = p.value()?.into_bytes(),
@@ -373,6 +379,9 @@ fn validate(a: &Args) -> Result<(), CliError> {
     {
         return err("--verbatim-deliveries: only in fanout with --protocol 1");
     }
+    if a.publish_addr.is_some() && a.mode != Mode::Fanout {
+        return err("--publish-addr: only in fanout");
+    }
     if a.connect_concurrency == 0 {
         return err("--connect-concurrency: must be at least 1");
     }
@@ -385,7 +394,11 @@ fn validate(a: &Args) -> Result<(), CliError> {
     if a.duration_secs <= 0.0 {
         return err("--duration: must be above 0");
     }
-    if a.sources.iter().any(|s| s.is_ipv4() != a.addr.is_ipv4()) {
+    let publish_ipv4 = a.publish_addr.map_or(a.addr.is_ipv4(), |p| p.is_ipv4());
+    if a.sources
+        .iter()
+        .any(|s| s.is_ipv4() != a.addr.is_ipv4() || s.is_ipv4() != publish_ipv4)
+    {
         return err("--sources: address family differs from --addr");
     }
     a.tls.validate()

@@ -286,7 +286,11 @@ impl Engine {
             self.next_source += 1;
             Some(ip)
         };
-        let mut stream = match conn::start_connect(self.args.addr, source) {
+        let addr = match (role, self.args.publish_addr) {
+            (Role::Publisher, Some(publish_addr)) => publish_addr,
+            _ => self.args.addr,
+        };
+        let mut stream = match conn::start_connect(addr, source) {
             Ok(s) => s,
             Err(e) => {
                 log::debug!("connect: {e}");

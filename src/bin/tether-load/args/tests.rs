@@ -45,6 +45,11 @@ fn every_flag_is_read() {
     assert_eq!(a.protocol, 2);
     assert!(!a.verbatim_deliveries);
     assert!(run("fanout --verbatim-deliveries").verbatim_deliveries);
+    assert_eq!(a.publish_addr, None);
+    assert_eq!(
+        run("fanout --publish-addr 127.0.0.1:7601").publish_addr,
+        Some("127.0.0.1:7601".parse().expect("an address"))
+    );
     assert_eq!(run("fanout --protocol 1").protocol, 1);
     assert_eq!(a.sources.len(), 3);
     assert_eq!(a.connect_concurrency, 9);
@@ -161,6 +166,10 @@ fn exact_error_messages() {
         ("--protocol 0", "--protocol: expected 1 or 2"),
         ("--protocol 258", "--protocol: expected 1 or 2"),
         ("--protocol v2", "--protocol: expected a number, got \"v2\""),
+        (
+            "echo --publish-addr 127.0.0.1:1",
+            "--publish-addr: only in fanout",
+        ),
         (
             "echo --verbatim-deliveries",
             "--verbatim-deliveries: only in fanout with --protocol 1",
