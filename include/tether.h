@@ -539,6 +539,19 @@ int tether_ctx_close(tether_ctx_t *ctx, uint64_t conn, uint16_t code, const char
 int tether_ctx_peer_addr(tether_ctx_t *ctx, uint64_t conn, char *buf, size_t buf_len);
 
 /**
+ * Inside a callback: the protocol version `conn` speaks, as its HELLO
+ * asked and the WELCOME confirmed: 1, or 2 (docs/protocol.md §7.1; the
+ * bundled reactor accepts both for every application, framing them alike).
+ *
+ * Returns the version; `TETHER_ERR_GONE` if `conn` is gone or has not
+ * completed its handshake; `TETHER_ERR_NULL`.
+ *
+ * # Safety
+ * `ctx` is NULL or the handle of the callback now running.
+ */
+int tether_ctx_version(tether_ctx_t *ctx, uint64_t conn);
+
+/**
  * Inside a callback: with mutual TLS, writes who `conn`'s verified client
  * certificate says it is, as a NUL-terminated string into `buf` of
  * `buf_len` bytes: the subject's common name, or when it has none its first

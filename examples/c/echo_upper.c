@@ -63,11 +63,14 @@ static void on_open(void *user, tether_ctx_t *ctx, uint64_t conn) {
     char peer[64] = "?";
     tether_ctx_peer_addr(ctx, conn, peer, sizeof peer);
     svc->opened++;
+    int version = tether_ctx_version(ctx, conn);
     char who[256];
     if (tether_ctx_peer_identity(ctx, conn, who, sizeof who) > 0) {
-        fprintf(stderr, "open %llu from %s as %s\n", (unsigned long long)conn, peer, who);
+        fprintf(stderr, "open %llu from %s (protocol v%d) as %s\n", (unsigned long long)conn,
+                peer, version, who);
     } else {
-        fprintf(stderr, "open %llu from %s\n", (unsigned long long)conn, peer);
+        fprintf(stderr, "open %llu from %s (protocol v%d)\n", (unsigned long long)conn, peer,
+                version);
     }
 }
 

@@ -117,6 +117,9 @@ pub trait Conns {
     fn data_since_rx(&self, conn: ConnId) -> bool;
     /// With mutual TLS, the names in the peer's verified certificate.
     fn peer_identity(&self, conn: ConnId) -> Option<PeerIdentity>;
+    /// The protocol version `conn`'s handshake settled on (docs/protocol.md
+    /// §7.1), once it has one.
+    fn version(&self, conn: ConnId) -> Option<u8>;
     /// How far `conn`'s output limits are raised now by replays it was sent
     /// ([`Action::RaiseOutputLimits`](super::Action::RaiseOutputLimits)).
     fn output_raise(&self, _conn: ConnId) -> usize {
@@ -139,6 +142,9 @@ impl Conns for NoConns {
         false
     }
     fn peer_identity(&self, _conn: ConnId) -> Option<PeerIdentity> {
+        None
+    }
+    fn version(&self, _conn: ConnId) -> Option<u8> {
         None
     }
 }

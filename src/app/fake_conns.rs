@@ -17,6 +17,8 @@ pub struct FakeConns {
     pub data_since_rx: HashSet<ConnId>,
     /// Mutual-TLS identities.
     pub identities: HashMap<ConnId, PeerIdentity>,
+    /// Protocol versions of connections past their handshake.
+    pub versions: HashMap<ConnId, u8>,
 }
 
 impl Conns for FakeConns {
@@ -31,5 +33,8 @@ impl Conns for FakeConns {
     }
     fn peer_identity(&self, conn: ConnId) -> Option<PeerIdentity> {
         self.identities.get(&conn).cloned()
+    }
+    fn version(&self, conn: ConnId) -> Option<u8> {
+        self.versions.get(&conn).copied()
     }
 }

@@ -79,6 +79,12 @@ impl<'a> Ctx<'a> {
     pub fn peer_identity(&self, conn: ConnId) -> Option<PeerIdentity> {
         self.conns.peer_identity(conn)
     }
+
+    /// The protocol version `conn`'s handshake settled on (1 or 2), once
+    /// its HELLO was accepted.
+    pub fn version(&self, conn: ConnId) -> Option<u8> {
+        self.conns.version(conn)
+    }
 }
 
 impl Deref for Ctx<'_> {

@@ -205,6 +205,26 @@ pub unsafe extern "C" fn tether_ctx_peer_addr(
     }
 }
 
+/// Inside a callback: the protocol version `conn` speaks, as its HELLO
+/// asked and the WELCOME confirmed: 1, or 2 (docs/protocol.md §7.1; the
+/// bundled reactor accepts both for every application, framing them alike).
+///
+/// Returns the version; `TETHER_ERR_GONE` if `conn` is gone or has not
+/// completed its handshake; `TETHER_ERR_NULL`.
+///
+/// # Safety
+/// `ctx` is NULL or the handle of the callback now running.
+#[no_mangle]
+pub unsafe extern "C" fn tether_ctx_version(ctx: *mut tether_ctx_t, conn: u64) -> c_int {
+    // SAFETY: the caller's contract, passed on.
+    unsafe {
+        with_ctx(ctx, |c| {
+            c.version(ConnId::from_u64(conn))
+                .map_or(TETHER_ERR_GONE, c_int::from)
+        })
+    }
+}
+
 /// Inside a callback: with mutual TLS, writes who `conn`'s verified client
 /// certificate says it is, as a NUL-terminated string into `buf` of
 /// `buf_len` bytes: the subject's common name, or when it has none its first

@@ -244,6 +244,13 @@ unsafe extern "C" fn on_open(user: *mut c_void, ctx: *mut tether_ctx_t, conn: u6
     // SAFETY: too small a buffer must be refused, not overrun.
     let small = unsafe { tether_ctx_peer_addr(ctx, conn, buf.as_mut_ptr(), 4) };
     assert_eq!(small, TETHER_ERR_INVALID);
+    // SAFETY: ctx is live; the test's clients say HELLO version 1.
+    assert_eq!(unsafe { tether_ctx_version(ctx, conn) }, 1);
+    // SAFETY: as above; no connection has this id.
+    assert_eq!(
+        unsafe { tether_ctx_version(ctx, u64::MAX) },
+        TETHER_ERR_GONE
+    );
 }
 
 unsafe extern "C" fn on_message(

@@ -295,6 +295,12 @@ impl Conns for Core {
         self.tls_of(conn)?.session.peer_identity()
     }
 
+    fn version(&self, conn: ConnId) -> Option<u8> {
+        self.entry(conn)
+            .map(|e| e.conn.version())
+            .filter(|&v| v != 0)
+    }
+
     fn output_raise(&self, conn: ConnId) -> usize {
         self.entry(conn).map_or(0, |e| e.conn.output_raise())
     }
