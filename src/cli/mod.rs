@@ -71,6 +71,10 @@ first, then `listening on IP:PORT tls`). SIGTERM/SIGINT stop gracefully
 (GOAWAY SHUTTING_DOWN to every connection); a second one exits at once.
 SIGHUP reloads the TLS certificate, key and client CA (a bad file keeps the
 old ones and logs why).
+Under systemd (contrib/tether.service): with NOTIFY_SOCKET set it sends
+READY=1, STOPPING=1, RELOADING=1 and, when WATCHDOG_USEC asks, WATCHDOG=1;
+sockets passed by socket activation (LISTEN_FDS) replace the default
+--listen (one named `tls` is a TLS listener). README: Running under systemd.
 ";
 
 /// What the command line asks for.
