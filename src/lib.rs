@@ -12,7 +12,9 @@
 //!   over a slab of connections, with half-close, linger and graceful stop.
 //! - [`client`]: the client side of the protocol.
 //! - [`ffi`]: the C ABI (`include/tether.h`) over the reactor, for C hosts
-//!   that run it or nest it in their own event loop. The only `unsafe` code.
+//!   that run it or nest it in their own event loop. The only `unsafe` code,
+//!   besides two small functions in [`systemd`] (adopting an inherited
+//!   descriptor, reading CLOCK_MONOTONIC).
 //!
 //! Time enters through [`time`]: the reactor reads the clock once per turn and
 //! passes a tick down, so everything below it runs on a fake clock in tests.
@@ -33,6 +35,7 @@ pub mod fuzzing;
 pub mod protocol;
 pub mod random;
 pub mod reactor;
+pub mod systemd;
 pub mod time;
 pub mod tls;
 pub mod wheel;

@@ -1,5 +1,6 @@
-//! The `tether` server binary: parse flags, bind, print the address, run
-//! until SIGTERM/SIGINT, exit 0 after a graceful stop.
+//! The `tether` server binary: parse flags, bind (or take the sockets
+//! systemd passed), print the address, tell systemd it is ready, run until
+//! SIGTERM/SIGINT, exit 0 after a graceful stop.
 
 use std::io::Write;
 use std::net::ToSocketAddrs;
@@ -13,13 +14,26 @@ use tether::config::{AppKind, Config};
 use tether::engine::redis::EngineUrl;
 use tether::random::RandomPool;
 use tether::reactor::{Reactor, StopKind};
+use tether::systemd::{self, InheritedListener, Notifier};
 
 /// Descriptors kept back from `max_connections`: listener, epoll, signal pipe, metrics, logs, slack.
 const RESERVED_FDS: usize = 64;
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let mut config = match cli::parse_args(std::env::args_os().skip(1)) {
+    // Taken first, while single-threaded: it unsets LISTEN_* (an error is
+    // reported after --help and --version had their chance).
+    let inherited = systemd::take_listen_fds();
+    let counts = inherited
+        .as_ref()
+        .map_or(cli::Inherited::default(), |sockets| {
+            let tls = sockets.iter().filter(|s| s.tls).count();
+            cli::Inherited {
+                plain: sockets.len() - tls,
+                tls,
+            }
+        });
+    let mut config = match cli::parse_args_with(std::env::args_os().skip(1), counts) {
         Ok(Command::Run(config)) => *config,
         Ok(Command::Help) => {
             print!("{}", cli::USAGE);
@@ -29,6 +43,13 @@ fn main() -> ExitCode {
             println!("tether {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
+        Err(e) => {
+            eprintln!("tether: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let inherited = match inherited {
+        Ok(sockets) => sockets,
         Err(e) => {
             eprintln!("tether: {e}");
             return ExitCode::from(2);
@@ -54,7 +75,7 @@ fn main() -> ExitCode {
         }
     }
     match config.app {
-        AppKind::Echo => serve(config, Echo),
+        AppKind::Echo => serve(config, Echo, inherited),
         AppKind::Pubsub => {
             let epochs = match RandomPool::open() {
                 Ok(pool) => pool,
@@ -73,7 +94,7 @@ fn main() -> ExitCode {
                     }
                 },
             };
-            serve(config, app)
+            serve(config, app, inherited)
         }
     }
 }
@@ -94,8 +115,9 @@ fn redis_engine(
     RedisEngine::from_config(config, url, addr, Box::new(epochs), Instant::now())
 }
 
-/// Binds, announces the addresses on stdout, and runs until stopped.
-fn serve<A: App>(config: Config, app: A) -> ExitCode {
+/// Binds (besides the `inherited` sockets), announces the addresses on
+/// stdout and to systemd, and runs until stopped.
+fn serve<A: App>(config: Config, app: A, inherited: Vec<InheritedListener>) -> ExitCode {
     let listen = config.listen;
     let tls_listen = config.tls_listen.clone();
     let metrics = config.metrics;
@@ -112,6 +134,16 @@ fn serve<A: App>(config: Config, app: A) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    for socket in inherited {
+        let (fd, name) = (socket.fd, socket.name);
+        match reactor.adopt_listener(socket.socket, socket.tls) {
+            Ok(addr) => log::info!("socket activation: fd {fd} ({name}) listening on {addr}"),
+            Err(e) => {
+                eprintln!("tether: socket activation: fd {fd} ({name}): {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
     if let Some(addr) = listen {
         if let Err(e) = reactor.listen(addr) {
             eprintln!("tether: --listen {addr}: {e}");
@@ -152,6 +184,9 @@ fn serve<A: App>(config: Config, app: A) -> ExitCode {
     }
     let _ = stdout.flush();
     drop(stdout);
+    if let Some(notifier) = Notifier::from_env(Instant::now()) {
+        reactor.notify_ready(notifier);
+    }
     match reactor.run() {
         Ok(StopKind::Graceful) => ExitCode::SUCCESS,
         Ok(StopKind::Forced) => ExitCode::from(1),

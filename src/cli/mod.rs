@@ -71,6 +71,10 @@ first, then `listening on IP:PORT tls`). SIGTERM/SIGINT stop gracefully
 (GOAWAY SHUTTING_DOWN to every connection); a second one exits at once.
 SIGHUP reloads the TLS certificate, key and client CA (a bad file keeps the
 old ones and logs why).
+Under systemd (contrib/tether.service): with NOTIFY_SOCKET set it sends
+READY=1, STOPPING=1, RELOADING=1 and, when WATCHDOG_USEC asks, WATCHDOG=1;
+sockets passed by socket activation (LISTEN_FDS) replace the default
+--listen (one named `tls` is a TLS listener). README: Running under systemd.
 ";
 
 /// What the command line asks for.
@@ -106,7 +110,30 @@ where
     I: IntoIterator,
     I::Item: Into<OsString>,
 {
+    parse_args_with(args, Inherited::default())
+}
+
+/// Listening sockets systemd passed (socket activation), as far as the
+/// command line cares: how many plain and TLS ones.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Inherited {
+    /// Plain listeners.
+    pub plain: usize,
+    /// TLS listeners (`LISTEN_FDNAMES` name `tls`).
+    pub tls: usize,
+}
+
+/// [`parse_args`] for a server that also has `inherited` listeners: then
+/// the default `--listen` is not bound (`config.listen` is `None` unless
+/// `--listen` was given), and an inherited TLS socket needs the TLS flags
+/// as `--tls-listen` does.
+pub fn parse_args_with<I>(args: I, inherited: Inherited) -> Result<Command, CliError>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
     let mut config = Config::default();
+    let mut listen_given = false;
     let mut tls = TlsFlags::default();
     let mut p = ArgParser::new(args);
     while let Some(arg) = p.next_arg() {
@@ -117,7 +144,10 @@ where
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
-            "--listen" => config.listen = p.address_or_none()?,
+            "--listen" => {
+                config.listen = p.address_or_none()?;
+                listen_given = true;
+            }
             "--tls-listen" => config.tls_listen.push(p.address()?),
             "--tls-cert" => tls.cert = Some(PathBuf::from(p.value_os()?)),
             "--tls-key" => tls.key = Some(PathBuf::from(p.value_os()?)),
@@ -168,8 +198,16 @@ where
             _ => return Err(unknown_flag(&p)),
         }
     }
-    config.tls = tls.into_files(!config.tls_listen.is_empty())?;
-    if config.listen.is_none() && config.tls_listen.is_empty() {
+    let inherits_any = inherited.plain + inherited.tls > 0;
+    if inherits_any && !listen_given {
+        config.listen = None;
+    }
+    config.tls = if config.tls_listen.is_empty() && inherited.tls > 0 {
+        tls.into_files(true, "an inherited TLS socket (LISTEN_FDNAMES tls)")?
+    } else {
+        tls.into_files(!config.tls_listen.is_empty(), "--tls-listen")?
+    };
+    if config.listen.is_none() && config.tls_listen.is_empty() && !inherits_any {
         return Err(CliError(
             "--listen: none, and no --tls-listen: nothing to listen on".into(),
         ));
@@ -190,7 +228,12 @@ struct TlsFlags {
 impl TlsFlags {
     /// The TLS files, if any: a certificate and a key go together, and
     /// they (and the other TLS flags) are only for TLS listeners.
-    fn into_files(self, has_tls_listener: bool) -> Result<Option<ServerTlsFiles>, CliError> {
+    /// `needed_by` names the TLS listener in the error.
+    fn into_files(
+        self,
+        has_tls_listener: bool,
+        needed_by: &str,
+    ) -> Result<Option<ServerTlsFiles>, CliError> {
         let any = self.cert.is_some()
             || self.key.is_some()
             || self.client_ca.is_some()
@@ -204,10 +247,10 @@ impl TlsFlags {
             return Ok(None);
         }
         let Some(cert_chain) = self.cert else {
-            return Err(CliError("--tls-cert: needed by --tls-listen".into()));
+            return Err(CliError(format!("--tls-cert: needed by {needed_by}")));
         };
         let Some(private_key) = self.key else {
-            return Err(CliError("--tls-key: needed by --tls-listen".into()));
+            return Err(CliError(format!("--tls-key: needed by {needed_by}")));
         };
         Ok(Some(ServerTlsFiles {
             cert_chain,
@@ -536,5 +579,28 @@ mod tests {
             .0
             .starts_with("--auth-token-file"));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn inherited_sockets_replace_the_default_listen() {
+        let run = |args: &[&str], inherited| match parse_args_with(args.iter().copied(), inherited)
+        {
+            Ok(Command::Run(c)) => Ok(c),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.to_string()),
+        };
+        let plain = Inherited { plain: 1, tls: 0 };
+        assert_eq!(run(&[], plain).map(|c| c.listen), Ok(None));
+        assert_eq!(
+            run(&["--listen", "none"], plain).map(|c| c.listen),
+            Ok(None)
+        );
+        let explicit = run(&["--listen", "127.0.0.1:0"], plain).map(|c| c.listen);
+        assert_eq!(explicit, Ok(Some("127.0.0.1:0".parse().unwrap())));
+        let tls = Inherited { plain: 0, tls: 1 };
+        let needs = "--tls-cert: needed by an inherited TLS socket (LISTEN_FDNAMES tls)";
+        assert_eq!(run(&[], tls).map(|c| c.listen), Err(needs.to_string()));
+        let with_files = run(&["--tls-cert", "c.pem", "--tls-key", "k.pem"], tls);
+        assert!(with_files.is_ok_and(|c| c.tls.is_some()));
     }
 }

@@ -1,4 +1,4 @@
-//! The listening sockets, plain and TLS, and the TLS configuration that new
+//! The listening sockets, plain and TLS, bound here or inherited (systemd), and the TLS configuration that new
 //! TLS connections handshake with (reloaded in place on SIGHUP).
 
 use mio::net::TcpListener;
@@ -35,11 +35,36 @@ impl<A: App> Reactor<A> {
         self.add_listener(addr, true)
     }
 
+    /// Adds a listening socket opened elsewhere (one systemd passed, see
+    /// [`crate::systemd::take_listen_fds`]); it must be non-blocking. With
+    /// `tls`, connections accepted on it speak TLS, which needs a TLS
+    /// configuration. Returns the address it is bound to.
+    pub fn adopt_listener(
+        &mut self,
+        socket: std::net::TcpListener,
+        tls: bool,
+    ) -> std::io::Result<SocketAddr> {
+        if tls && self.tls_config.is_none() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a TLS listener needs a TLS certificate and key",
+            ));
+        }
+        self.register_listener(TcpListener::from_std(socket), tls)
+    }
+
     fn add_listener(&mut self, addr: SocketAddr, tls: bool) -> std::io::Result<SocketAddr> {
+        self.register_listener(io::bind_listener(addr)?, tls)
+    }
+
+    fn register_listener(
+        &mut self,
+        mut socket: TcpListener,
+        tls: bool,
+    ) -> std::io::Result<SocketAddr> {
         if self.listeners.len() >= MAX_LISTENERS {
             return Err(std::io::Error::other("too many listeners"));
         }
-        let mut socket = io::bind_listener(addr)?;
         let bound = socket.local_addr()?;
         let token = Token(LISTENER_BASE - self.listeners.len());
         self.poll

@@ -16,6 +16,7 @@ pub mod io;
 mod links;
 mod listeners;
 pub mod metrics;
+mod sd_notify;
 mod signals;
 pub mod stats;
 mod tls;
@@ -42,6 +43,7 @@ use self::signals::ServerSignals;
 use self::stats::Stats;
 use self::turn::{render_metrics, ReadUntil};
 use crate::random::RandomPool;
+use crate::systemd::Notifier;
 use crate::tls::load_server_config;
 
 const SIGNALS: Token = Token(usize::MAX - 1);
@@ -158,6 +160,8 @@ pub struct Reactor<A: App> {
     last_slow_turn_log: Option<Tick>,
     next_generation: u32,
     stats: Stats,
+    /// Readiness, stop, reload and watchdog messages to systemd (`sd_notify.rs`).
+    notifier: Option<Notifier>,
 }
 
 impl<A: App> Reactor<A> {
@@ -228,6 +232,7 @@ impl<A: App> Reactor<A> {
             last_slow_turn_log: None,
             next_generation: 0,
             stats: Stats::default(),
+            notifier: None,
         })
     }
 
@@ -353,6 +358,7 @@ impl<A: App> Reactor<A> {
         if self.stop_deadline.is_some() {
             return;
         }
+        self.notify_stopping();
         let now = self.core.now;
         for mut listener in self.listeners.drain(..) {
             let _ = self.poll.registry().deregister(&mut listener.socket);
@@ -468,6 +474,7 @@ impl<A: App> Reactor<A> {
             self.settle();
         }
         self.time_turn();
+        self.pet_watchdog();
         Ok(())
     }
 
@@ -489,10 +496,14 @@ impl<A: App> Reactor<A> {
                     .saturating_duration_since(self.clock_read)
             })
         };
-        match (until_timer, max_wait) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let until_watchdog = self
+            .notifier
+            .as_ref()
+            .and_then(|n| n.watchdog_wait(self.clock_read));
+        [until_timer, max_wait, until_watchdog]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn on_signal(&mut self) {
@@ -501,6 +512,7 @@ impl<A: App> Reactor<A> {
         };
         let pending = signals.take_pending();
         if pending.reload {
+            self.notify_reloading();
             match self.reload_tls() {
                 Ok(true) => log::info!("SIGHUP: TLS certificate, key and client CA reloaded"),
                 Ok(false) => log::info!("SIGHUP: nothing to reload"),
@@ -508,6 +520,7 @@ impl<A: App> Reactor<A> {
                     log::error!("SIGHUP: TLS reload failed, keeping the old certificate: {e}")
                 }
             }
+            self.notify_reloaded();
         }
         let count = pending.stops;
         if count == 0 {

@@ -17,7 +17,9 @@
 //!   the raw client over TLS;
 //! - [`paths`] and [`temp`]: where the crate and its build live, temporary files;
 //! - [`tether_cli`]: runs of the `tether-cli` binary, and subscribers read line by line;
-//! - [`tether_load`]: runs of `tether-load` and numbers from its JSON report.
+//! - [`tether_load`]: runs of `tether-load` and numbers from its JSON report;
+//! - [`systemd`]: a notify socket and socket-activated commands, as systemd
+//!   would provide them.
 //!
 //! Every wait is bounded: reads have a timeout, waits for a process or a
 //! condition poll with a deadline, and nothing asserts a tight timing.
@@ -33,6 +35,7 @@ pub mod pubsub;
 pub mod pubsub_v2;
 pub mod redis;
 pub mod server;
+pub mod systemd;
 pub mod temp;
 pub mod tether_cli;
 pub mod tether_load;
@@ -42,8 +45,8 @@ pub mod wire;
 // Tests name every helper `common::X`; each uses only some of them.
 #[allow(unused_imports)]
 pub use self::{
-    client::*, http::*, paths::*, proxy::*, pubsub::*, pubsub_v2::*, server::*, temp::*,
-    tether_cli::*, tether_load::*, wire::*,
+    client::*, http::*, paths::*, proxy::*, pubsub::*, pubsub_v2::*, server::*, systemd::*,
+    temp::*, tether_cli::*, tether_load::*, wire::*,
 };
 
 use std::thread;

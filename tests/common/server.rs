@@ -59,6 +59,14 @@ pub fn fast_timers() -> Vec<&'static str> {
 /// is logged at info level, so with `--metrics` it logs that much);
 /// `TETHER_TEST_LOG=debug` shows the server's log.
 pub fn tether_command(args: &[&str]) -> Command {
+    let mut with_listen = vec!["--listen", "127.0.0.1:0"];
+    with_listen.extend_from_slice(args);
+    tether_command_without_listen(&with_listen)
+}
+
+/// [`tether_command`] without the `--listen 127.0.0.1:0` it adds: for a
+/// server that listens on sockets it inherits (systemd socket activation).
+pub fn tether_command_without_listen(args: &[&str]) -> Command {
     let app: &[&str] = if args.contains(&"--app") {
         &[]
     } else {
@@ -68,12 +76,7 @@ pub fn tether_command(args: &[&str]) -> Command {
     let level = std::env::var("TETHER_TEST_LOG")
         .unwrap_or_else(|_| if wants_metrics { "info" } else { "error" }.to_string());
     let mut command = Command::new(TETHER);
-    command
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .args(app)
-        .args(args)
-        .env("RUST_LOG", level);
+    command.args(app).args(args).env("RUST_LOG", level);
     command
 }
 
@@ -300,13 +303,23 @@ fn parse_listening(line: &str) -> Option<(SocketAddr, bool)> {
 /// Runs `tether ARGS...` expecting it to exit on its own (startup errors,
 /// `--help`); returns (status, stdout, stderr). Killed after `timeout`.
 pub fn run_to_exit(args: &[&str], timeout: Duration) -> (Option<ExitStatus>, String, String) {
-    let mut child = Command::new(TETHER)
-        .args(args)
+    let mut command = Command::new(TETHER);
+    command.args(args);
+    run_command_to_exit(command, timeout)
+}
+
+/// [`run_to_exit`] for a command the caller prepared (environment,
+/// `pre_exec`); stdio is piped here.
+pub fn run_command_to_exit(
+    mut command: Command,
+    timeout: Duration,
+) -> (Option<ExitStatus>, String, String) {
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn the tether binary");
+        .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
     let mut out = child.stdout.take().expect("stdout");
     let mut err = child.stderr.take().expect("stderr");
     let out_thread = thread::spawn(move || {
