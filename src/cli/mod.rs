@@ -397,10 +397,6 @@ mod tests {
             (vec!["--bogus"], "--bogus"),
             (vec!["--engine", "http://127.0.0.1:6379"], "--engine"),
             (
-                vec!["--engine", "redis-cluster://127.0.0.1:7000"],
-                "--engine",
-            ),
-            (
                 vec!["--app", "echo", "--engine", "redis://127.0.0.1:6379"],
                 "--engine",
             ),
