@@ -1,6 +1,8 @@
 //! Tether nodes joined through one real `redis-server` (`--engine
 //! redis://...`, issue 12): subscribers spread over three nodes and a
-//! publisher on one get every publication in order with contiguous offsets;
+//! publisher on one get every publication in order with contiguous offsets
+//! (also over a three-master Redis Cluster, `--engine redis-cluster://...`,
+//! with channels on every master);
 //! a subscriber on another node recovers from the shared history; while
 //! Redis is gone publishes are refused UNAVAILABLE and connections stay up.
 //!
@@ -13,7 +15,7 @@ mod common;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::redis::RedisServer;
+use common::redis::{RedisCluster, RedisServer};
 use common::{numbered_body, Client, Server};
 use tether::app::pubsub::ops_v2::{Position, RecoveryReason, Status, SubscribeReply};
 
@@ -21,8 +23,12 @@ const CHANNEL: &[u8] = b"news";
 
 /// A pub/sub node over the Redis at `redis`.
 fn node(redis: &RedisServer) -> Server {
-    let url = format!("redis://{}", redis.host_port());
-    Server::start(&["--app", "pubsub", "--engine", &url, "--tick-ms", "10"])
+    node_at(&format!("redis://{}", redis.host_port()))
+}
+
+/// A pub/sub node over the engine at `url`.
+fn node_at(url: &str) -> Server {
+    Server::start(&["--app", "pubsub", "--engine", url, "--tick-ms", "10"])
 }
 
 /// SUBSCRIBE until the node has reached Redis (UNAVAILABLE before), bounded.
@@ -50,39 +56,67 @@ fn subscribe_to_when_ready(
 #[test]
 fn subscribers_on_three_nodes_get_every_publication_in_order() {
     let redis = RedisServer::start();
-    let nodes: Vec<Server> = (0..3).map(|_| node(&redis)).collect();
-    let mut subscribers: Vec<Client> = Vec::new();
+    fan_out(
+        &format!("redis://{}", redis.host_port()),
+        &[CHANNEL.to_vec()],
+    );
+}
+
+/// The same over a three-master Redis Cluster, with channels on every
+/// master: each channel's publications are routed to its own master.
+#[test]
+fn on_a_redis_cluster_subscribers_on_three_nodes_get_every_publication_in_order() {
+    let cluster = RedisCluster::start();
+    fan_out(&cluster.url(), &cluster.channels_per_master("news", 1));
+}
+
+/// Three nodes over the engine at `url`: two subscribers per node and
+/// channel, a publisher on the first node publishing to every channel in
+/// turn; every subscriber gets every publication of its channel in order,
+/// acknowledged with contiguous offsets.
+fn fan_out(url: &str, channels: &[Vec<u8>]) {
+    let nodes: Vec<Server> = (0..3).map(|_| node_at(url)).collect();
+    let mut subscribers: Vec<(usize, Client)> = Vec::new();
     for n in &nodes {
-        for _ in 0..2 {
-            let mut c = n.open_v2(0);
-            let reply = subscribe_when_ready(&mut c, None);
-            assert_eq!(reply.status, Status::Ok, "{reply:?}");
-            subscribers.push(c);
+        for (k, channel) in channels.iter().enumerate() {
+            for _ in 0..2 {
+                let mut c = n.open_v2(0);
+                let reply = subscribe_to_when_ready(&mut c, channel, None);
+                assert_eq!(reply.status, Status::Ok, "{reply:?}");
+                subscribers.push((k, c));
+            }
         }
     }
-    let epoch_top = {
-        let mut c = nodes[2].open_v2(0);
-        let r = subscribe_when_ready(&mut c, None);
-        (r.epoch, r.top)
-    };
+    let tops: Vec<(u64, u64)> = channels
+        .iter()
+        .map(|channel| {
+            let mut c = nodes[2].open_v2(0);
+            let r = subscribe_to_when_ready(&mut c, channel, None);
+            (r.epoch, r.top)
+        })
+        .collect();
     let mut publisher = nodes[0].open_v2(0);
     let count = 40;
-    let mut acked = Vec::new();
     for i in 1..=count {
-        publisher.publish_v2(i as u32, CHANNEL, &numbered_body(i));
-        acked.push(publisher.expect_publish_ack(i as u32));
+        for (k, channel) in channels.iter().enumerate() {
+            let id = (i as usize * channels.len() + k) as u32;
+            publisher.publish_v2(id, channel, &numbered_body(i));
+            let ack = publisher.expect_publish_ack(id);
+            assert_eq!(ack.status, Status::Ok);
+            assert_eq!(
+                (ack.epoch, ack.offset),
+                (tops[k].0, tops[k].1 + i),
+                "channel {k}: contiguous offsets"
+            );
+        }
     }
-    for (i, ack) in acked.iter().enumerate() {
-        assert_eq!(ack.status, Status::Ok);
-        assert_eq!(ack.epoch, epoch_top.0);
-        assert_eq!(ack.offset, epoch_top.1 + 1 + i as u64, "contiguous offsets");
-    }
-    for (s, sub) in subscribers.iter_mut().enumerate() {
+    for (s, (k, sub)) in subscribers.iter_mut().enumerate() {
+        let (epoch, top) = tops[*k];
         for i in 1..=count {
             let p = sub.expect_publication();
             assert_eq!(
-                (p.epoch, p.offset, p.body.to_vec()),
-                (epoch_top.0, epoch_top.1 + i, numbered_body(i)),
+                (&p.channel[..], p.epoch, p.offset, p.body.to_vec()),
+                (&channels[*k][..], epoch, top + i, numbered_body(i)),
                 "subscriber {s}, publication {i}"
             );
         }

@@ -243,6 +243,31 @@ impl RedisCluster {
         cluster
     }
 
+    /// `redis-cluster://HOST:PORT,...` naming every master as a seed.
+    pub fn url(&self) -> String {
+        let seeds: Vec<String> = self.nodes.iter().map(RedisServer::host_port).collect();
+        format!("redis-cluster://{}", seeds.join(","))
+    }
+
+    /// `count` tether channel names (`{stem}-N`) per master, in master
+    /// order: `redis-cli --cluster create` gives three masters equal slot
+    /// ranges in the order they were named, 0..=5460, 5461..=10922 and
+    /// 10923..=16383.
+    pub fn channels_per_master(&self, stem: &str, count: usize) -> Vec<Vec<u8>> {
+        let keys = KeySpace::new("tether").expect("a key space");
+        let ranges = [0..=5460u16, 5461..=10922, 10923..=16383];
+        let mut names = Vec::new();
+        for range in ranges {
+            names.extend(
+                (0..)
+                    .map(|i| format!("{stem}-{i}").into_bytes())
+                    .filter(|c| range.contains(&keys.slot(c)))
+                    .take(count),
+            );
+        }
+        names
+    }
+
     /// The node serving `addr` (`HOST:PORT`, as a MOVED names it).
     pub fn node(&self, addr: &str) -> &RedisServer {
         self.nodes
