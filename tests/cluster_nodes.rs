@@ -240,10 +240,19 @@ impl Drop for Restarted {
 /// PUBLISH until acknowledged OK (UNAVAILABLE while the node reconnects),
 /// skipping the publisher's own publications; the ack.
 fn publish_until_ok(client: &mut Client, body: &[u8]) -> tether::app::pubsub::ops_v2::PublishAck {
+    publish_to_until_ok(client, CHANNEL, body)
+}
+
+/// [`publish_until_ok`] to `channel`.
+fn publish_to_until_ok(
+    client: &mut Client,
+    channel: &[u8],
+    body: &[u8],
+) -> tether::app::pubsub::ops_v2::PublishAck {
     use tether::app::pubsub::ops_v2::ServerMsg;
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(30);
     for request_id in 1000.. {
-        client.publish_v2(request_id, CHANNEL, body);
+        client.publish_v2(request_id, channel, body);
         let ack = loop {
             if let ServerMsg::PublishAck(a) = client.recv_v2() {
                 break a;
@@ -391,4 +400,69 @@ fn subscribes_racing_a_publisher_on_another_node_see_no_gap_and_no_duplicate() {
         first.expect_numbered(CHANNEL, start.epoch, start.top + i);
     }
     assert!(raced > 0, "no subscriber came before the last publication");
+}
+
+/// A Redis Cluster master killed (no replica takes over): the node refuses
+/// publishes to its channels UNAVAILABLE at once while another master's
+/// channel goes on; once the master is back the node reconnects, subscribes
+/// its channel again and delivers (a new epoch: nothing was persisted).
+#[test]
+fn on_a_redis_cluster_a_master_down_refuses_only_its_channels_until_it_is_back() {
+    let mut cluster = RedisCluster::start();
+    let channels = cluster.channels_per_master("shard", 1);
+    let url = cluster.url();
+    let a = Server::start(&[
+        "--app",
+        "pubsub",
+        "--engine",
+        &url,
+        "--tick-ms",
+        "10",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let mut subscriber = a.open_v2(0);
+    let mut firsts = Vec::new();
+    for channel in &channels {
+        let reply = subscribe_to_when_ready(&mut subscriber, channel, None);
+        assert_eq!(reply.status, Status::Ok, "{reply:?}");
+        firsts.push(reply);
+    }
+    a.wait_metric("tether_engine_servers_connected", 3);
+    let mut publisher = a.open_v2(0);
+    cluster.nodes[0].kill();
+    // The node sees the close at once: the dead master's channel is
+    // refused, never queued.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for request_id in 1.. {
+        publisher.publish_v2(request_id, &channels[0], b"while down");
+        if publisher.expect_publish_ack(request_id).status == Status::Unavailable {
+            break;
+        }
+        assert!(Instant::now() < deadline, "publishes still acknowledged");
+        sleep(Duration::from_millis(20));
+    }
+    // Another master's channel goes on (within the cluster's node timeout,
+    // after which the whole cluster refuses writes: full coverage).
+    publisher.publish_v2(500, &channels[1], b"other shard");
+    let ack = publisher.expect_publish_ack(500);
+    assert_eq!(ack.status, Status::Ok, "{ack:?}");
+    let got = subscriber.expect_publication();
+    assert_eq!(
+        (&got.channel[..], got.offset, &got.body[..]),
+        (&channels[1][..], firsts[1].top + 1, &b"other shard"[..])
+    );
+    assert!(a.metric("tether_engine_servers_connected") < 3);
+    assert!(a.metric("tether_engine_publishes_refused_total") >= 1);
+
+    cluster.nodes[0].restart();
+    let ack = publish_to_until_ok(&mut publisher, &channels[0], b"back");
+    // The subscriber's feed of that channel is back too (a new epoch).
+    let got = subscriber.expect_publication();
+    assert_eq!(&got.channel[..], &channels[0][..]);
+    assert_eq!((got.epoch, got.offset), (ack.epoch, ack.offset));
+    assert_eq!(&got.body[..], b"back");
+    a.wait_metric("tether_engine_servers_connected", 3);
+    assert!(a.metric("tether_engine_reconnects_total") >= 1);
+    assert!(a.metric("tether_engine_slot_map_refreshes_total") >= 2);
 }

@@ -116,6 +116,25 @@ impl RedisServer {
         let _ = self.child.wait();
     }
 
+    /// Starts it again after [`RedisServer::kill`], on the same port and
+    /// directory (a cluster node rejoins from its `nodes.conf`; the data is
+    /// gone, nothing is persisted).
+    pub fn restart(&mut self) {
+        self.child = Command::new("redis-server")
+            .arg(self.dir.arg())
+            .current_dir(self.dir.dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs again");
+        assert!(
+            self.wait_for_pong(),
+            "redis-server did not start again: {}",
+            self.log()
+        );
+    }
+
     /// SIGSTOP: the server keeps its sockets but answers nothing.
     pub fn pause(&mut self) {
         signal(&mut self.child, libc::SIGSTOP);
