@@ -466,3 +466,63 @@ fn on_a_redis_cluster_a_master_down_refuses_only_its_channels_until_it_is_back()
     assert!(a.metric("tether_engine_reconnects_total") >= 1);
     assert!(a.metric("tether_engine_slot_map_refreshes_total") >= 2);
 }
+
+/// A Redis Cluster slot moved to another master while a channel in it has
+/// subscribers on two nodes: publishes follow ASK during the migration and
+/// MOVED after it, the nodes subscribe again at the new master (pushed
+/// `sunsubscribe`, or the MOVED) and catch up, so every subscriber gets
+/// every publication once, in order.
+#[test]
+fn on_a_redis_cluster_a_channel_whose_slot_moves_is_followed_without_a_gap() {
+    let cluster = RedisCluster::start();
+    let channel = cluster.channels_per_master("moving", 1).remove(0);
+    let slot = tether::engine::redis::KeySpace::new("tether")
+        .expect("a key space")
+        .slot(&channel);
+    let url = cluster.url();
+    let a = Server::start(&[
+        "--app",
+        "pubsub",
+        "--engine",
+        &url,
+        "--tick-ms",
+        "10",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let b = node_at(&url);
+    let mut subscribers = Vec::new();
+    let mut first = None;
+    for n in [&a, &b] {
+        let mut c = n.open_v2(0);
+        let reply = subscribe_to_when_ready(&mut c, &channel, None);
+        assert_eq!(reply.status, Status::Ok, "{reply:?}");
+        first = Some((reply.epoch, reply.top));
+        subscribers.push(c);
+    }
+    let (epoch, top) = first.expect("subscribed");
+    let mut publisher = a.open_v2(0);
+    let mut published = 0u64;
+    let mut publish = |count: u64| {
+        for _ in 0..count {
+            published += 1;
+            let id = published as u32;
+            publisher.publish_v2(id, &channel, &numbered_body(top + published));
+            let ack = publisher.expect_publish_ack(id);
+            assert_eq!(ack.status, Status::Ok, "publication {published}");
+            assert_eq!((ack.epoch, ack.offset), (epoch, top + published));
+        }
+    };
+    publish(5);
+    cluster.migrate_slot(slot, 0, 1);
+    publish(5); // ASK: run at master 1, the keys are there
+    cluster.assign_slot(slot, 1);
+    publish(5); // MOVED
+    for sub in &mut subscribers {
+        for i in 1..=15 {
+            sub.expect_numbered(&channel, epoch, top + i);
+        }
+        sub.sync(); // and nothing more: no duplicate
+    }
+    assert!(a.metric("tether_engine_redirects_total") >= 2);
+}

@@ -287,6 +287,76 @@ impl RedisCluster {
         names
     }
 
+    /// Runs `name args...` on master `node`; the reply (panics on an error).
+    pub fn run(&self, node: usize, name: &'static str, args: &[&[u8]]) -> Value {
+        let mut command = RedisCommand::new(name);
+        for arg in args {
+            command = command.arg(Bytes::copy_from_slice(arg));
+        }
+        let mut conn = BlockingRedis::open(self.nodes[node].addr(), RedisConfig::default());
+        conn.request(command)
+            .unwrap_or_else(|e| panic!("{name} {args:?} on master {node}: {e}"))
+    }
+
+    /// Master `node`'s cluster node id.
+    pub fn id(&self, node: usize) -> Bytes {
+        self.run(node, "CLUSTER", &[b"MYID"])
+            .as_bytes()
+            .cloned()
+            .expect("CLUSTER MYID")
+    }
+
+    /// Starts moving `slot` from master `from` to master `to`, as `redis-cli
+    /// --cluster reshard` does: IMPORTING at `to`, MIGRATING at `from`, its
+    /// keys MIGRATEd. Commands for the slot at `from` are answered ASK.
+    pub fn migrate_slot(&self, slot: u16, from: usize, to: usize) {
+        let slot = slot.to_string();
+        let port = self.nodes[to].port.to_string();
+        let (from_id, to_id) = (self.id(from), self.id(to));
+        self.run(
+            to,
+            "CLUSTER",
+            &[b"SETSLOT", slot.as_bytes(), b"IMPORTING", &from_id],
+        );
+        self.run(
+            from,
+            "CLUSTER",
+            &[b"SETSLOT", slot.as_bytes(), b"MIGRATING", &to_id],
+        );
+        let keys = self.run(
+            from,
+            "CLUSTER",
+            &[b"GETKEYSINSLOT", slot.as_bytes(), b"1000"],
+        );
+        let keys: Vec<&[u8]> = keys
+            .as_array()
+            .expect("keys")
+            .iter()
+            .filter_map(|k| k.as_bytes().map(|b| &b[..]))
+            .collect();
+        if !keys.is_empty() {
+            let mut args: Vec<&[u8]> =
+                vec![b"127.0.0.1", port.as_bytes(), b"", b"0", b"5000", b"KEYS"];
+            args.extend(keys);
+            self.run(from, "MIGRATE", &args);
+        }
+    }
+
+    /// Ends [`RedisCluster::migrate_slot`]: `slot` belongs to master `to`,
+    /// told to every master (`from` then pushes `sunsubscribe` to its shard
+    /// channel subscribers, and answers MOVED).
+    pub fn assign_slot(&self, slot: u16, to: usize) {
+        let slot = slot.to_string();
+        let to_id = self.id(to);
+        for node in 0..self.nodes.len() {
+            self.run(
+                node,
+                "CLUSTER",
+                &[b"SETSLOT", slot.as_bytes(), b"NODE", &to_id],
+            );
+        }
+    }
+
     /// The node serving `addr` (`HOST:PORT`, as a MOVED names it).
     pub fn node(&self, addr: &str) -> &RedisServer {
         self.nodes
