@@ -526,3 +526,60 @@ fn on_a_redis_cluster_a_channel_whose_slot_moves_is_followed_without_a_gap() {
     }
     assert!(a.metric("tether_engine_redirects_total") >= 2);
 }
+
+/// A manual failover (`CLUSTER FAILOVER` on a replica): the nodes follow
+/// the channel to the promoted replica (MOVED from the old master, the slot
+/// map read again) and its subscribers miss nothing (same epoch: the
+/// stream was replicated).
+#[test]
+fn on_a_redis_cluster_a_failover_to_a_replica_is_followed_without_a_gap() {
+    let cluster = RedisCluster::start();
+    let replica = cluster.add_replica(0);
+    let channel = cluster.channels_per_master("failover", 1).remove(0);
+    let url = cluster.url();
+    let (a, b) = (node_at(&url), node_at(&url));
+    let mut subscriber = b.open_v2(0);
+    let first = subscribe_to_when_ready(&mut subscriber, &channel, None);
+    assert_eq!(first.status, Status::Ok, "{first:?}");
+    let mut publisher = a.open_v2(0);
+    let before = publish_to_until_ok(&mut publisher, &channel, b"before");
+    expect_body(&mut subscriber, &channel, before.offset, b"before");
+
+    let mut at_replica = common::redis::open(&replica);
+    at_replica
+        .request(tether::engine::redis::Command::new("CLUSTER").arg("FAILOVER"))
+        .expect("CLUSTER FAILOVER");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let role = at_replica
+            .request(tether::engine::redis::Command::new("ROLE"))
+            .expect("ROLE");
+        let promoted = role
+            .as_array()
+            .and_then(|r| r.first())
+            .and_then(|r| r.as_bytes())
+            == Some(&bytes::Bytes::from_static(b"master"));
+        if promoted {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the replica was not promoted");
+        sleep(Duration::from_millis(50));
+    }
+    let after = publish_to_until_ok(&mut publisher, &channel, b"after");
+    assert_eq!(
+        (after.epoch, after.offset),
+        (before.epoch, before.offset + 1),
+        "the stream was replicated: same epoch, next offset"
+    );
+    expect_body(&mut subscriber, &channel, after.offset, b"after");
+    subscriber.sync();
+}
+
+/// The next message is the PUBLICATION at `offset` of `channel` with `body`.
+fn expect_body(client: &mut Client, channel: &[u8], offset: u64, body: &[u8]) {
+    let p = client.expect_publication();
+    assert_eq!(
+        (&p.channel[..], p.offset, &p.body[..]),
+        (channel, offset, body)
+    );
+}
