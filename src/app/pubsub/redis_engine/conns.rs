@@ -39,6 +39,12 @@ pub(super) struct Shard {
     /// Failed connection attempts in a row (the backoff's exponent).
     pub attempts: u32,
     pub dials: u64,
+    /// A seed of the engine URL: dialled even when no map names it.
+    pub seed: bool,
+    /// Named as a master by the last slot map (true until a map is read):
+    /// only these count as "connected / known", and a server that is
+    /// neither (a master replaced by a failover) is not dialled again.
+    pub in_map: bool,
 }
 
 impl Shard {
@@ -51,6 +57,8 @@ impl Shard {
             ready: false,
             attempts: 0,
             dials: 0,
+            seed: false,
+            in_map: true,
         }
     }
 }
@@ -69,7 +77,11 @@ impl RedisEngine {
     /// Dials every server whose retry time has come.
     pub(super) fn dial_due(&mut self, now: Tick, out: &mut Outbox) {
         for i in 0..self.shards.len() {
-            if let Link::Down { retry_at } = self.shards[i].link {
+            let shard = &self.shards[i];
+            if !shard.in_map && !shard.seed {
+                continue; // replaced: redialled only if a map names it again
+            }
+            if let Link::Down { retry_at } = shard.link {
                 if now >= retry_at {
                     self.dial(i, now, out);
                 }
@@ -206,6 +218,7 @@ impl RedisEngine {
     pub(super) fn shard_due(&self, i: usize, now: Tick) -> Option<Tick> {
         let shard = &self.shards[i];
         match shard.link {
+            Link::Down { .. } if !shard.in_map && !shard.seed => None,
             Link::Down { retry_at } => Some(retry_at),
             Link::Up => shard
                 .conn

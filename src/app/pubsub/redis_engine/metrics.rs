@@ -12,21 +12,22 @@ impl RedisEngine {
     pub fn write_metrics(&self, out: &mut Exposition) {
         let conns = || self.shards.iter().filter_map(|s| s.conn.as_ref());
         let in_flight: usize = conns().map(RedisConn::pending).sum();
-        let ready = self.shards.iter().filter(|s| s.ready).count() as u64;
+        let known = self.shards.iter().filter(|s| s.in_map);
+        let (known, ready) = known.fold((0u64, 0u64), |(k, r), s| (k + 1, r + u64::from(s.ready)));
         out.gauge(
             "tether_engine_connected",
             "1 while every engine Redis connection (one per server or master) is ready, else 0.",
-            u64::from(ready == self.shards.len() as u64),
+            u64::from(ready == known),
         );
         out.gauge(
             "tether_engine_servers_connected",
-            "Redis servers (cluster: masters and seeds) the engine's connection to is ready.",
+            "Redis servers in use (cluster: the slot map's masters) the engine is connected to.",
             ready,
         );
         out.gauge(
             "tether_engine_servers_known",
-            "Redis servers (cluster: masters and seeds) the engine knows and connects to.",
-            self.shards.len() as u64,
+            "Redis servers in use (cluster: the slot map's masters; the seeds before it is read).",
+            known,
         );
         out.gauge(
             "tether_engine_commands_in_flight",

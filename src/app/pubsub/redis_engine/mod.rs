@@ -232,6 +232,9 @@ impl RedisEngine {
         for seed in seeds.iter().skip(1) {
             engine.shard_for(*seed);
         }
+        for shard in &mut engine.shards {
+            shard.seed = true;
+        }
         engine
     }
 
@@ -265,9 +268,10 @@ impl RedisEngine {
         })
     }
 
-    /// Whether every server's connection is up and its scripts loaded.
+    /// Whether the connection to every server in use (standalone: the
+    /// one; cluster: every master of the slot map) is up, scripts loaded.
     pub fn is_ready(&self) -> bool {
-        self.shards.iter().all(|s| s.ready)
+        self.shards.iter().filter(|s| s.in_map).all(|s| s.ready)
     }
 
     /// The counters.

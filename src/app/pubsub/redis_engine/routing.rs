@@ -49,7 +49,8 @@ pub(super) struct Cluster {
 
 impl Cluster {
     fn needed(&self, shards: &[Shard]) -> bool {
-        !self.in_flight && (self.wanted || self.map.is_none() || shards.iter().any(|s| !s.ready))
+        !self.in_flight
+            && (self.wanted || self.map.is_none() || shards.iter().any(|s| s.in_map && !s.ready))
     }
 
     /// When the next `CLUSTER SLOTS` is due, if one is and can be sent.
@@ -137,10 +138,14 @@ impl RedisEngine {
         if cluster.map.as_ref() == Some(&map) {
             return;
         }
+        for shard in &mut self.shards {
+            shard.in_map = false;
+        }
         for node in map.nodes() {
             match node.parse::<SocketAddr>() {
                 Ok(addr) => {
-                    self.shard_for(addr);
+                    let shard = self.shard_for(addr);
+                    self.shards[shard].in_map = true;
                 }
                 Err(_) => log::warn!("redis engine: cluster node {node:?} is no IP:PORT; skipped"),
             }
@@ -185,6 +190,7 @@ impl RedisEngine {
         self.stats.redirects += 1;
         let target: SocketAddr = addr.parse().ok()?;
         let shard = self.shard_for(target);
+        self.shards[shard].in_map = true;
         if !ask {
             if let Some(cluster) = self.cluster.as_mut() {
                 if let Some(map) = cluster.map.as_mut() {

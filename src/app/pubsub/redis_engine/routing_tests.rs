@@ -13,7 +13,7 @@ use super::{RedisEngine, REDIS_LINK};
 use crate::app::pubsub::engine::{Answer, Engine};
 use crate::app::pubsub::ops_v2::Status;
 use crate::app::{Action, LinkEvent, Outbox};
-use crate::engine::redis::{KeySpace, PubsubKind, RedisConfig, RedisStreams};
+use crate::engine::redis::{KeySpace, PubsubKind, RedisConfig, RedisStreams, Value};
 
 const A: u64 = REDIS_LINK;
 const B: u64 = REDIS_LINK + 1;
@@ -293,4 +293,46 @@ fn a_pushed_sunsubscribe_subscribes_again_and_catches_up() {
     let subscribe = wire.find("SSUBSCRIBE").expect("subscribed at B");
     let catch_up = wire.find("EVALSHA").expect("a catch-up read at B");
     assert!(catch_up > subscribe, "{wire}");
+}
+
+/// The `CLUSTER SLOTS` value of [`slots`].
+fn slots_value(first: u16, second: u16) -> Value {
+    let range = |s: i64, e: i64, port: u16| {
+        let master = vec![
+            Value::Bytes(Bytes::from_static(b"127.0.0.1")),
+            Value::Int(i64::from(port)),
+        ];
+        Value::Array(vec![Value::Int(s), Value::Int(e), Value::Array(master)])
+    };
+    Value::Array(vec![range(0, 8191, first), range(8192, 16383, second)])
+}
+
+#[test]
+fn a_master_no_map_names_any_more_is_not_dialled_again() {
+    let mut out = Outbox::new(65535);
+    let mut e = mapped(&mut out);
+    // B's slots went to C (a promoted replica): C is found and dialled.
+    e.on_slots(Some(&slots_value(7001, 7003)), 0, 3);
+    let c = REDIS_LINK + 2;
+    let actions = flush(&mut e, 3, &mut out);
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::Dial { link, addr } if *link == c && addr.port() == 7003)));
+    data(&mut e, c, HELLO_REPLY, 4, &mut out);
+    assert!(e.is_ready(), "A and C, the map's masters, are ready");
+    // Then back to B: C is dropped, and not dialled again once closed.
+    e.on_slots(Some(&slots_value(7001, 7002)), 0, 5);
+    e.on_link(
+        LinkEvent::Closed {
+            link: c,
+            why: "reset",
+        },
+        6,
+        &mut out,
+    );
+    let later = flush(&mut e, 1_000, &mut out);
+    assert!(!later
+        .iter()
+        .any(|a| matches!(a, Action::Dial { link, .. } if *link == c)));
+    assert!(e.is_ready());
 }
