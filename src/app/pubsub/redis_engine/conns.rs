@@ -139,7 +139,7 @@ impl RedisEngine {
         while let Some(event) = self.shards[i].conn.as_mut().and_then(RedisConn::poll_event) {
             match event {
                 RedisEvent::Ready { version, mode } => self.on_ready(i, &version, &mode, now),
-                RedisEvent::Reply { token, value } => self.on_reply(token, &value, i, now),
+                RedisEvent::Reply { token, value } => self.on_reply(token, &value, i),
                 RedisEvent::Failed {
                     token,
                     error,

@@ -139,6 +139,9 @@ pub struct RedisEngine {
     homeless: HashSet<Bytes>,
     /// A server became ready or the slot map changed: try the homeless.
     rehome: bool,
+    /// The slot map changed: channels whose owner is another server leave
+    /// their home (once per flush, however many MOVED came).
+    remap_due: bool,
     /// The token of each channel's current catch-up read: a reply to an
     /// older one (the channel moved again meanwhile) is ignored.
     catch_ups: HashMap<Bytes, Token>,
@@ -198,6 +201,7 @@ impl RedisEngine {
             home: HashMap::new(),
             homeless: HashSet::new(),
             rehome: false,
+            remap_due: false,
             catch_ups: HashMap::new(),
             changed: Vec::new(),
             reads: Vec::new(),

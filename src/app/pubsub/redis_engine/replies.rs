@@ -10,17 +10,16 @@ use super::super::streams::{Published, Recovery};
 use super::{QueuedRead, RedisEngine, Sent};
 use crate::engine::redis::{decide, RedisStreams, Token, Value};
 use crate::protocol::encode_message;
-use crate::time::Tick;
 
 impl RedisEngine {
     /// The reply to the command sent under `token` on server `shard`.
-    pub(super) fn on_reply(&mut self, token: Token, value: &Value, shard: usize, now: Tick) {
+    pub(super) fn on_reply(&mut self, token: Token, value: &Value, shard: usize) {
         match self.sent.remove(&token) {
             Some(Sent::Publish { token: 0, .. })
             | Some(Sent::Other(_))
             | Some(Sent::Subscribe { .. })
             | None => {}
-            Some(Sent::Slots) => self.on_slots(Some(value), shard, now),
+            Some(Sent::Slots) => self.on_slots(Some(value), shard),
             Some(Sent::Publish { token: t, .. }) => match RedisStreams::published(value) {
                 Ok(p) => self.events.push_back(EngineEvent::Published {
                     token: t,

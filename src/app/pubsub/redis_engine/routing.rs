@@ -116,8 +116,9 @@ impl RedisEngine {
     }
 
     /// A `CLUSTER SLOTS` reply from server `i`: the new map; channels it
-    /// moves leave their old server and are subscribed at the new one.
-    pub(super) fn on_slots(&mut self, reply: Option<&Value>, i: usize, now: Tick) {
+    /// moves leave their old server and are subscribed at the new one (at
+    /// the flush).
+    pub(super) fn on_slots(&mut self, reply: Option<&Value>, i: usize) {
         let asked = self.shards[i].addr.ip().to_string();
         let Some(cluster) = self.cluster.as_mut() else {
             return;
@@ -136,6 +137,8 @@ impl RedisEngine {
             }
         };
         if cluster.map.as_ref() == Some(&map) {
+            // Channels refused for another reason (CLUSTERDOWN, ...) try again.
+            self.rehome |= !self.homeless.is_empty();
             return;
         }
         for shard in &mut self.shards {
@@ -154,7 +157,7 @@ impl RedisEngine {
         if let Some(cluster) = self.cluster.as_mut() {
             cluster.map = Some(map);
         }
-        self.remap(now);
+        self.remap_due = true;
     }
 
     /// Channels whose owner is no longer their home leave it.
@@ -180,7 +183,7 @@ impl RedisEngine {
 
     /// Where a MOVED or ASK in `error` sends the command again (recording a
     /// MOVED in the map): the server and whether `ASKING` goes first.
-    fn redirect(&mut self, error: &RedisError, now: Tick) -> Option<(usize, bool)> {
+    fn redirect(&mut self, error: &RedisError) -> Option<(usize, bool)> {
         let (slot, addr, ask) = match error.kind()? {
             ErrorKind::Moved { slot, addr } => (*slot, addr.clone(), false),
             ErrorKind::Ask { slot, addr } => (*slot, addr.clone(), true),
@@ -198,7 +201,8 @@ impl RedisEngine {
                 }
                 cluster.wanted = true;
             }
-            self.remap(now);
+            // Once at the flush, however many MOVED came this turn.
+            self.remap_due = true;
         }
         Some((shard, ask))
     }
@@ -215,7 +219,7 @@ impl RedisEngine {
         let Some(what) = self.sent.remove(&token) else {
             return;
         };
-        let redirect = self.redirect(error, now);
+        let redirect = self.redirect(error);
         match what {
             Sent::Publish { token, redirects } => {
                 let resent = match redirect {
@@ -255,7 +259,7 @@ impl RedisEngine {
                     self.catch_ups.remove(&channel);
                     // Subscribed again where it lives, and read from the
                     // same position there (`start_catch_up` again).
-                    self.leave(&channel, i);
+                    self.leave(&channel, i, true);
                 } else {
                     self.catch_ups.remove(&channel);
                     let events = self
@@ -267,18 +271,18 @@ impl RedisEngine {
             Sent::Subscribe { shard, channels } => {
                 let server_error = matches!(error, RedisError::Server(_));
                 if server_error && self.cluster.is_some() {
-                    for channel in &channels {
-                        self.leave(channel, shard);
-                    }
                     // After a MOVED, at once; else after the next map read.
-                    self.rehome = matches!(redirect, Some((_, false)));
+                    let at_once = matches!(redirect, Some((_, false)));
+                    for channel in &channels {
+                        self.leave(channel, shard, at_once);
+                    }
                 } else if server_error {
                     log::warn!("redis engine: SUBSCRIBE: {error}");
                 }
             }
             Sent::Slots => {
                 log::warn!("redis engine: CLUSTER SLOTS: {error}");
-                self.on_slots(None, i, now);
+                self.on_slots(None, i);
             }
             Sent::Other(what) if redirect.is_some() => {
                 log::debug!("redis engine: {what}: {error}")
@@ -287,14 +291,15 @@ impl RedisEngine {
         }
     }
 
-    /// `channel` no longer lives on server `shard`: homeless, and the map
-    /// is read again.
-    fn leave(&mut self, channel: &Bytes, shard: usize) {
+    /// `channel` no longer lives on server `shard`: homeless (subscribed
+    /// again at the flush if `at_once`, else after the next map read), and
+    /// the map is read again.
+    fn leave(&mut self, channel: &Bytes, shard: usize, at_once: bool) {
         if self.home.get(channel) == Some(&shard) {
             self.home.remove(channel);
             if self.interest.contains_key(channel) {
                 self.homeless.insert(channel.clone());
-                self.rehome = true;
+                self.rehome |= at_once;
             }
         }
         if let Some(cluster) = self.cluster.as_mut() {
@@ -314,7 +319,7 @@ impl RedisEngine {
                 self.shards[i].addr,
                 String::from_utf8_lossy(&channel)
             );
-            self.leave(&channel, i);
+            self.leave(&channel, i, true);
         }
     }
 
@@ -323,6 +328,9 @@ impl RedisEngine {
     /// each on its channel's home after its SUBSCRIBE (§7.5); a read that
     /// cannot be sent is answered UNAVAILABLE.
     pub(super) fn send_queued(&mut self, now: Tick) {
+        if std::mem::take(&mut self.remap_due) {
+            self.remap(now);
+        }
         let mut leave = Groups::new();
         let mut candidates = Vec::new();
         for channel in std::mem::take(&mut self.changed) {

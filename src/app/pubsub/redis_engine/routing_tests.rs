@@ -312,7 +312,7 @@ fn a_master_no_map_names_any_more_is_not_dialled_again() {
     let mut out = Outbox::new(65535);
     let mut e = mapped(&mut out);
     // B's slots went to C (a promoted replica): C is found and dialled.
-    e.on_slots(Some(&slots_value(7001, 7003)), 0, 3);
+    e.on_slots(Some(&slots_value(7001, 7003)), 0);
     let c = REDIS_LINK + 2;
     let actions = flush(&mut e, 3, &mut out);
     assert!(actions
@@ -321,7 +321,7 @@ fn a_master_no_map_names_any_more_is_not_dialled_again() {
     data(&mut e, c, HELLO_REPLY, 4, &mut out);
     assert!(e.is_ready(), "A and C, the map's masters, are ready");
     // Then back to B: C is dropped, and not dialled again once closed.
-    e.on_slots(Some(&slots_value(7001, 7002)), 0, 5);
+    e.on_slots(Some(&slots_value(7001, 7002)), 0);
     e.on_link(
         LinkEvent::Closed {
             link: c,
