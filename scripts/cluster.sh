@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # A local tether cluster (docs/cluster.md): one redis-server on a free port
 # and three tether nodes (--app pubsub --engine redis://...) on loopback,
-# each with its metrics and /healthz on another loopback port.
+# each with its metrics and /healthz on another loopback port; with
+# --redis-cluster, a three-master Redis Cluster instead (redis-cli --cluster
+# create) and the nodes on --engine redis-cluster://...
 #
-#   scripts/cluster.sh [start]   start, print the addresses, wait for Ctrl-C
+#   scripts/cluster.sh [start] [--redis-cluster]   start, print, wait for Ctrl-C
 #   scripts/cluster.sh --help
 #
 # Everything it started is stopped on Ctrl-C, SIGTERM or any exit (tether
@@ -19,20 +21,24 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NODES=3
 
 usage() {
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
 }
 
-case "${1:-start}" in
-start) ;;
--h | --help)
-    usage
-    exit 0
-    ;;
-*)
-    echo "cluster.sh: unknown command '$1' (start, --help)" >&2
-    exit 2
-    ;;
-esac
+REDIS_CLUSTER=0
+for arg in "${@:-start}"; do
+    case "$arg" in
+    start) ;;
+    --redis-cluster) REDIS_CLUSTER=1 ;;
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    *)
+        echo "cluster.sh: unknown argument '$arg' (start, --redis-cluster, --help)" >&2
+        exit 2
+        ;;
+    esac
+done
 
 if ! command -v redis-server >/dev/null 2>&1; then
     if [[ "$(id -u)" -ne 0 ]]; then
@@ -63,7 +69,7 @@ done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-cluster.XXXXXX")
 PIDS=()
-REDIS_PID=""
+REDIS_PIDS=()
 
 cleanup() {
     trap - EXIT INT TERM
@@ -79,10 +85,10 @@ cleanup() {
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
-    if [[ -n "$REDIS_PID" ]]; then
-        kill -KILL "$REDIS_PID" 2>/dev/null || true
-        wait "$REDIS_PID" 2>/dev/null || true
-    fi
+    for pid in "${REDIS_PIDS[@]}"; do
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     if [[ "${CLUSTER_KEEP:-0}" == 1 ]]; then
         echo "cluster.sh: logs kept in $WORK" >&2
     else
@@ -94,12 +100,14 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# A loopback port nothing listens on now (redis-server cannot pick its own).
+# A loopback port nothing listens on now (redis-server cannot pick its own),
+# with its cluster bus port (+10000) free too.
 free_port() {
     local port
     for _ in $(seq 200); do
-        port=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        port=$((20000 + RANDOM % 35000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null &&
+            ! (exec 3<>"/dev/tcp/127.0.0.1/$((port + 10000))") 2>/dev/null; then
             echo "$port"
             return 0
         fi
@@ -108,30 +116,72 @@ free_port() {
     return 1
 }
 
-# Redis: three tries, in case another process takes the port first.
-REDIS_PORT=""
-for _ in 1 2 3; do
-    port=$(free_port)
-    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
-        --protected-mode no --dir "$WORK" --logfile "$WORK/redis.log" &
-    REDIS_PID=$!
-    for _ in $(seq 100); do
-        if [[ "$(redis-cli -p "$port" ping 2>/dev/null || true)" == PONG ]]; then
-            REDIS_PORT=$port
-            break 2
-        fi
-        kill -0 "$REDIS_PID" 2>/dev/null || break
-        sleep 0.05
+# start_redis NAME [FLAGS...]: a redis-server on a free port, logging to
+# $WORK/NAME.log, its data in $WORK/NAME; three tries, in case another
+# process takes the port first. Sets REDIS_PORT.
+start_redis() {
+    local name=$1 port pid
+    shift
+    mkdir -p "$WORK/$name"
+    REDIS_PORT=""
+    for _ in 1 2 3; do
+        port=$(free_port)
+        redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+            --protected-mode no --dir "$WORK/$name" --logfile "$WORK/$name.log" "$@" &
+        pid=$!
+        for _ in $(seq 100); do
+            if [[ "$(redis-cli -p "$port" ping 2>/dev/null || true)" == PONG ]]; then
+                REDIS_PORT=$port
+                REDIS_PIDS+=("$pid")
+                return 0
+            fi
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.05
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
     done
-    kill -KILL "$REDIS_PID" 2>/dev/null || true
-    wait "$REDIS_PID" 2>/dev/null || true
-    REDIS_PID=""
-done
-[[ -n "$REDIS_PORT" ]] || {
-    echo "cluster.sh: redis-server did not start: $(tail -c 300 "$WORK/redis.log" 2>/dev/null)" >&2
+    echo "cluster.sh: redis-server did not start: $(tail -c 300 "$WORK/$name.log" 2>/dev/null)" >&2
     exit 1
 }
-ENGINE="redis://127.0.0.1:$REDIS_PORT"
+
+if [[ "$REDIS_CLUSTER" == 1 ]]; then
+    # Three masters, every slot assigned, no replicas.
+    SEEDS=()
+    for i in 1 2 3; do
+        start_redis "redis$i" --cluster-enabled yes --cluster-config-file nodes.conf \
+            --cluster-node-timeout 5000
+        SEEDS+=("127.0.0.1:$REDIS_PORT")
+    done
+    redis-cli --cluster create "${SEEDS[@]}" --cluster-replicas 0 --cluster-yes \
+        >"$WORK/cluster-create.log" 2>&1 || {
+        echo "cluster.sh: redis-cli --cluster create failed: $(tail -c 500 "$WORK/cluster-create.log")" >&2
+        exit 1
+    }
+    for seed in "${SEEDS[@]}"; do
+        ok=""
+        for _ in $(seq 200); do
+            if redis-cli -h 127.0.0.1 -p "${seed##*:}" cluster info 2>/dev/null | grep -q cluster_state:ok; then
+                ok=1
+                break
+            fi
+            sleep 0.05
+        done
+        [[ -n "$ok" ]] || {
+            echo "cluster.sh: the Redis Cluster is not ok on $seed" >&2
+            exit 1
+        }
+    done
+    ENGINE="redis-cluster://$(
+        IFS=,
+        echo "${SEEDS[*]}"
+    )"
+    REDIS_LOGS="$WORK/redis1.log $WORK/redis2.log $WORK/redis3.log"
+else
+    start_redis redis
+    ENGINE="redis://127.0.0.1:$REDIS_PORT"
+    REDIS_LOGS="$WORK/redis.log"
+fi
 
 # Each node listens on a port of its own choosing and says which (its first
 # stdout line, `listening on IP:PORT`; the metrics address in its log).
@@ -176,7 +226,7 @@ LIST=$(
     IFS=,
     echo "${ADDRS[*]}"
 )
-echo "redis:   $ENGINE (log $WORK/redis.log)"
+echo "redis:   $ENGINE (logs $REDIS_LOGS)"
 for i in "${!ADDRS[@]}"; do
     echo "node $((i + 1)):  ${ADDRS[$i]}  metrics ${METRICS[$i]}/metrics  health ${METRICS[$i]}/healthz  (pid ${PIDS[$i]}, log $WORK/node$((i + 1)).err)"
 done

@@ -296,16 +296,8 @@ impl Config {
                 "must be at most 4294967295 bytes (it bounds a replay's raise of the output limits)",
             ));
         }
-        if let Some(engine) = &self.engine {
-            if engine.cluster {
-                return Err(invalid(
-                    "engine",
-                    "redis-cluster:// is not supported yet; use redis://HOST:PORT",
-                ));
-            }
-            if self.app != AppKind::Pubsub {
-                return Err(invalid("engine", "is for the pubsub app only"));
-            }
+        if self.engine.is_some() && self.app != AppKind::Pubsub {
+            return Err(invalid("engine", "is for the pubsub app only"));
         }
         if self.rate_limit > 1_000_000 {
             return Err(invalid(

@@ -106,13 +106,17 @@ fn redis_engine(
     url: &EngineUrl,
     epochs: RandomPool,
 ) -> Result<RedisEngine, String> {
-    let (host, port) = url.seeds.first().ok_or("no host")?;
-    let addr = (host.as_str(), *port)
-        .to_socket_addrs()
-        .map_err(|e| format!("resolving {host}:{port}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{host}:{port} resolves to no address"))?;
-    RedisEngine::from_config(config, url, addr, Box::new(epochs), Instant::now())
+    // Every seed (a cluster's masters are found from them).
+    let mut addrs = Vec::new();
+    for (host, port) in &url.seeds {
+        let addr = (host.as_str(), *port)
+            .to_socket_addrs()
+            .map_err(|e| format!("resolving {host}:{port}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{host}:{port} resolves to no address"))?;
+        addrs.push(addr);
+    }
+    RedisEngine::from_config(config, url, &addrs, Box::new(epochs), Instant::now())
 }
 
 /// Binds (besides the `inherited` sockets), announces the addresses on

@@ -1,5 +1,6 @@
 //! A tether node killed with SIGKILL while a publisher runs (issue 12):
-//! three nodes over one real `redis-server`, `tether-cli sub --json`
+//! three nodes over one real `redis-server` (or a three-master Redis
+//! Cluster), `tether-cli sub --json`
 //! processes given every node's address (their own node first), a `tether-cli
 //! pub` on another node at a steady rate. The killed node's subscribers
 //! reconnect to the next address by themselves and recover from the history
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tether::app::pubsub::ops_v2::Status;
 
-use common::redis::RedisServer;
+use common::redis::{RedisCluster, RedisServer};
 use common::{cli_run, CliProcess, Server};
 
 const CHANNEL: &str = "failover";
@@ -29,14 +30,13 @@ const RATE: &str = "200";
 const ON_KILLED: usize = 10;
 const ON_OTHERS: usize = 2;
 
-/// A pub/sub node over `redis` whose history covers the whole run.
-fn node(redis: &RedisServer) -> Server {
-    let url = format!("redis://{}", redis.host_port());
+/// A pub/sub node over the engine at `url` whose history covers the whole run.
+fn node(url: &str) -> Server {
     Server::start(&[
         "--app",
         "pubsub",
         "--engine",
-        &url,
+        url,
         "--history-size",
         "10000",
         "--tick-ms",
@@ -94,9 +94,21 @@ fn collect(sub: CliProcess, before: Vec<String>) -> thread::JoinHandle<Printed> 
 
 #[test]
 fn subscribers_of_a_killed_node_move_to_another_and_miss_nothing() {
-    let started = Instant::now();
     let redis = RedisServer::start();
-    let nodes: Vec<Server> = (0..3).map(|_| node(&redis)).collect();
+    kill_a_node_under_load(&format!("redis://{}", redis.host_port()));
+}
+
+#[test]
+fn on_a_redis_cluster_subscribers_of_a_killed_node_move_to_another_and_miss_nothing() {
+    let cluster = RedisCluster::start();
+    kill_a_node_under_load(&cluster.url());
+}
+
+/// Three nodes over the engine at `url`, subscribers on each, a publisher
+/// at a steady rate, the first node killed: see the module doc.
+fn kill_a_node_under_load(url: &str) {
+    let started = Instant::now();
+    let nodes: Vec<Server> = (0..3).map(|_| node(url)).collect();
     for n in &nodes {
         wait_for_redis(n);
     }
@@ -250,7 +262,7 @@ fn subscribers_of_a_killed_node_move_to_another_and_miss_nothing() {
     }
     back_after.sort();
     eprintln!(
-        "kill -> every moved subscriber subscribed again (recovered): {} subscribers, \
+        "{url}: kill -> every moved subscriber subscribed again (recovered): {} subscribers, \
          first {:?}, median {:?}, last {:?}; publishing at the kill: {publishing_at_kill}; \
          whole test {:?}",
         back_after.len(),

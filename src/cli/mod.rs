@@ -55,7 +55,8 @@ usage: tether [--listen ADDR] [--app echo|pubsub] [--heartbeat-ms N] [--min-hear
   --history-ttl-ms N         v2: how long a publication is kept; idle channels too (300000)
   --history-memory BYTES     v2: bytes of history server-wide; oldest dropped first (67108864)
   --engine URL               where publications and history live: memory, or
-                             redis://HOST:PORT[?password=...] shared by nodes (memory)
+                             redis://HOST:PORT[?password=...] shared by nodes, or
+                             redis-cluster://HOST:PORT,... (seeds) (memory)
   --metrics ADDR             serve GET /metrics (Prometheus) and GET /healthz here (off)
   --tls-listen ADDR          a TLS listener (repeat for more); needs --tls-cert and --tls-key
   --tls-cert FILE            PEM certificate chain, the server's certificate first
@@ -440,10 +441,6 @@ mod tests {
             (vec!["--bogus"], "--bogus"),
             (vec!["--engine", "http://127.0.0.1:6379"], "--engine"),
             (
-                vec!["--engine", "redis-cluster://127.0.0.1:7000"],
-                "--engine",
-            ),
-            (
                 vec!["--app", "echo", "--engine", "redis://127.0.0.1:6379"],
                 "--engine",
             ),
@@ -455,6 +452,17 @@ mod tests {
         }
         assert_eq!(parse(&["--help"]), Ok(Command::Help));
         assert_eq!(parse(&["-V"]), Ok(Command::Version));
+    }
+
+    #[test]
+    fn a_redis_cluster_engine_takes_every_seed() {
+        let args = ["--engine", "redis-cluster://127.0.0.1:7000,127.0.0.1:7001"];
+        let Ok(Command::Run(config)) = parse(&args) else {
+            panic!("redis-cluster:// is accepted");
+        };
+        let engine = config.engine.expect("an engine");
+        assert!(engine.cluster);
+        assert_eq!(engine.seeds.len(), 2);
     }
 
     /// Today's exact messages, pinned so that a change of parser cannot alter them.

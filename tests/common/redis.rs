@@ -26,6 +26,11 @@ use tether::random::RandomPool;
 
 use super::temp::TempFile;
 
+mod cluster;
+// Not every test binary that includes `common` uses it.
+#[allow(unused_imports)]
+pub use cluster::RedisCluster;
+
 /// How long a server may take to answer PING, and a cluster to become `ok`.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -107,14 +112,15 @@ impl RedisServer {
         let _ = self.child.wait();
     }
 
-    /// SIGKILL, then a fresh `redis-server` on the same port and
-    /// configuration (no persistence): a restart that loses every key.
+    /// SIGKILL (unless [`RedisServer::kill`] came first), then a fresh
+    /// `redis-server` on the same port and directory: the data is gone
+    /// (nothing is persisted); a cluster node rejoins from its `nodes.conf`.
     pub fn restart(&mut self) {
         self.kill();
         self.child = spawn_redis(&self.dir);
         assert!(
             self.wait_for_pong(),
-            "redis-server did not restart on port {}; its log:\n{}",
+            "redis-server did not start again on port {}; its log:\n{}",
             self.port,
             self.log()
         );
@@ -200,73 +206,6 @@ fn free_port(with_bus: bool) -> u16 {
         if port <= 55535 && TcpListener::bind(("127.0.0.1", port + 10000)).is_ok() {
             return port;
         }
-    }
-}
-
-/// Three masters of a Redis Cluster with every slot assigned, killed on drop.
-pub struct RedisCluster {
-    /// The masters, in the order `redis-cli --cluster create` got them.
-    pub nodes: Vec<RedisServer>,
-}
-
-impl RedisCluster {
-    /// Starts three cluster-enabled servers, joins them with `redis-cli
-    /// --cluster create ... --cluster-yes` and waits for `cluster_state:ok`
-    /// on each. Panics (the test fails) when that does not happen.
-    pub fn start() -> RedisCluster {
-        let nodes: Vec<RedisServer> = (0..3)
-            .map(|_| {
-                RedisServer::start_with(RedisOptions {
-                    cluster: true,
-                    ..Default::default()
-                })
-            })
-            .collect();
-        let output = Command::new("redis-cli")
-            .arg("--cluster")
-            .arg("create")
-            .args(nodes.iter().map(RedisServer::host_port))
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run redis-cli ({e}): it comes with redis-server"));
-        assert!(
-            output.status.success(),
-            "redis-cli --cluster create failed: {}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let cluster = RedisCluster { nodes };
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        for node in &cluster.nodes {
-            let mut conn = BlockingRedis::open(node.addr(), RedisConfig::default());
-            loop {
-                let info = conn
-                    .request(RedisCommand::new("CLUSTER").arg("INFO"))
-                    .expect("CLUSTER INFO");
-                let info = info
-                    .as_bytes()
-                    .map(|b| String::from_utf8_lossy(b).into_owned());
-                if info.unwrap_or_default().contains("cluster_state:ok") {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "cluster not ok on {}",
-                    node.host_port()
-                );
-                thread::sleep(Duration::from_millis(50));
-            }
-        }
-        cluster
-    }
-
-    /// The node serving `addr` (`HOST:PORT`, as a MOVED names it).
-    pub fn node(&self, addr: &str) -> &RedisServer {
-        self.nodes
-            .iter()
-            .find(|n| n.host_port() == addr)
-            .unwrap_or_else(|| panic!("no node at {addr}"))
     }
 }
 

@@ -1,31 +1,46 @@
 //! The Redis engine behind the [`Engine`] interface (issue 12), standalone
-//! Redis: one [`RedisConn`] over one reactor link, driven by link events and
-//! one app timer, with time injected as ticks (converted to the core's
+//! Redis or a Redis Cluster: one [`RedisConn`] per server (per master in a
+//! cluster), each over its own reactor link, driven by link events and one
+//! app timer, with time injected as ticks (converted to the core's
 //! `Instant`s from a base the owner gives, so nothing here reads a clock).
 //!
-//! - **Connect**: dialled at the first flush and again after a close, with
-//!   exponential backoff and jitter. On Ready the scripts are loaded (before
-//!   any script call, same pipeline), then every channel with local
-//!   subscribers is subscribed again.
+//! - **Connect** (`conns.rs`): each server is dialled at the first flush
+//!   and again after a close, with exponential backoff and jitter. On
+//!   Ready the scripts are loaded (before any script call, same pipeline),
+//!   then every channel with local subscribers that lives there is
+//!   subscribed again, with a catch-up read (`feed.rs`).
+//! - **Routing** (`routing.rs`): standalone, everything goes to the one
+//!   server. In a cluster, a channel's commands (publish, read, touch,
+//!   SSUBSCRIBE) go to the master of its slot, from the slot map read with
+//!   `CLUSTER SLOTS`; a MOVED updates the map and sends the command again
+//!   to the new owner (a MOVED or ASK means the command did not run, so
+//!   even a publish is safe to resend, at most [`MAX_REDIRECTS`] times); an
+//!   ASK sends `ASKING` then the command there. A pushed `sunsubscribe`
+//!   (the slot moved, a failover) subscribes the channel again where it
+//!   now lives, with the same catch-up as after a reconnect.
 //! - **Publish**: the publish script, acknowledged from its reply. Refused
-//!   UNAVAILABLE at once while not connected or when the connection's
-//!   pending bound is reached, or when the connection ends before the
-//!   command was sent; OUTCOME_UNKNOWN when it ends after (Redis may have
-//!   run it). Never retried; nothing is buffered while Redis is down.
-//! - **Subscribe**: the first local subscription to a channel SUBSCRIBEs
+//!   UNAVAILABLE at once while the channel's server is not connected or
+//!   its connection's pending bound is reached, or when the connection
+//!   ends before the command was sent; OUTCOME_UNKNOWN when it ends after
+//!   (Redis may have run it). Never retried; nothing is buffered while a
+//!   server is down; other shards go on.
+//! - **Subscribe**: the first local subscription to a channel (S)SUBSCRIBEs
 //!   the node to it; every v2 SUBSCRIBE then sends the read script on the
-//!   same connection, so (RESP3, one connection) every live publication at
-//!   or below the read's top arrives before its reply and every later one
-//!   after: the app keeps the live ones meanwhile and releases those above
-//!   the top (`pending.rs`). The last local unsubscription UNSUBSCRIBEs.
+//!   same connection as that (S)SUBSCRIBE, so (RESP3, one connection) every
+//!   live publication at or below the read's top arrives before its reply
+//!   and every later one after: the app keeps the live ones meanwhile and
+//!   releases those above the top (`pending.rs`). The last local
+//!   unsubscription (S)UNSUBSCRIBEs.
 //! - **Live**: pushed payloads are §7.2 PUBLICATIONs, checked and framed
 //!   once for every local subscriber.
-//! - **Liveness**: the core PINGs when idle and closes on a silent server;
-//!   subscribed streams are touched every third of the history TTL.
+//! - **Liveness**: each connection PINGs when idle and closes on a silent
+//!   server; subscribed streams are touched every third of the history TTL.
 
+mod conns;
 mod feed;
 mod metrics;
 mod replies;
+mod routing;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -37,15 +52,15 @@ use super::engine::{Answer, Engine, EngineEvent};
 use super::ops_v2::{Position, Status};
 use super::streams::{EpochSource, Published, Recovery, StreamStats};
 use crate::app::{LinkEvent, Outbox};
-use crate::engine::redis::{
-    Command, EngineUrl, KeySpace, RedisConfig, RedisConn, RedisError, RedisEvent, RedisStreams,
-    Token,
-};
+use crate::engine::redis::{Command, EngineUrl, KeySpace, RedisConfig, RedisStreams, Token};
 use crate::exposition::Exposition;
 use crate::time::Tick;
+use conns::Shard;
 use feed::Feeds;
+use routing::Cluster;
 
-/// The engine's link key (its only outbound link).
+/// The link key of the engine's first server (the only one standalone);
+/// the cluster's other masters get the keys after it.
 pub const REDIS_LINK: u64 = 1;
 
 /// The engine's app timer key: below the streams' `u64::MAX`, and far above
@@ -55,26 +70,23 @@ pub const REDIS_TIMER: u64 = u64::MAX - 1;
 /// The prefix of every Redis key and pub/sub channel tether uses.
 pub const KEY_PREFIX: &str = "tether";
 
-/// First reconnect delay; doubled per failed attempt up to [`MAX_BACKOFF_MS`].
-const MIN_BACKOFF_MS: u64 = 100;
-/// Longest reconnect delay (before jitter).
-const MAX_BACKOFF_MS: u64 = 5_000;
+/// Times a command follows MOVED or ASK before it fails.
+pub const MAX_REDIRECTS: u8 = 3;
 
 /// What a command sent under an engine token was for.
 #[derive(Debug)]
 enum Sent {
-    /// A publish; the app's token (0: nobody waits).
-    Publish(u64),
+    /// A publish; the app's token (0: nobody waits); redirects followed.
+    Publish { token: u64, redirects: u8 },
     /// A read for the app's subscribe `token`.
-    Read {
-        channel: Bytes,
-        token: u64,
-        position: Option<Position>,
-        budget: usize,
-    },
+    Read(QueuedRead),
     /// A catch-up read of `channel` from `position` after a reconnect (`feed.rs`).
     CatchUp { channel: Bytes, position: Position },
-    /// SCRIPT LOAD, (UN)SUBSCRIBE, touch: only failures are logged.
+    /// A (S)SUBSCRIBE of `channels` on server `shard`.
+    Subscribe { shard: usize, channels: Vec<Bytes> },
+    /// `CLUSTER SLOTS`.
+    Slots,
+    /// SCRIPT LOAD, (UN)SUBSCRIBE, touch, ASKING: only failures are logged.
     Other(&'static str),
 }
 
@@ -85,18 +97,8 @@ struct QueuedRead {
     token: u64,
     position: Option<Position>,
     budget: usize,
-}
-
-/// Channels per (UN)SUBSCRIBE command.
-const BATCH: usize = 256;
-
-/// Where the link is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Link {
-    /// No link; dial at or after this tick.
-    Down { retry_at: Tick },
-    /// Dialled; the connection is handshaking or ready.
-    Up,
+    /// MOVED or ASK followed so far.
+    redirects: u8,
 }
 
 /// Counters for the metrics endpoint.
@@ -104,15 +106,18 @@ enum Link {
 pub struct RedisEngineStats {
     /// Publishes refused UNAVAILABLE (not connected, full, or outcome unknown).
     pub publishes_refused: u64,
-    /// Connections made after the first.
+    /// Connections made after the first, over every server.
     pub reconnects: u64,
     /// Pushed publications dropped as malformed or of no local channel.
     pub dropped_messages: u64,
+    /// `CLUSTER SLOTS` sent (cluster only).
+    pub slot_map_refreshes: u64,
+    /// MOVED and ASK replies met (cluster only).
+    pub redirects: u64,
 }
 
 /// The Redis engine (see the module doc).
 pub struct RedisEngine {
-    addr: SocketAddr,
     config: RedisConfig,
     streams: RedisStreams,
     epochs: Box<dyn EpochSource>,
@@ -120,19 +125,27 @@ pub struct RedisEngine {
     base: Instant,
     tick_ms: u64,
     max_frame: usize,
-    conn: Option<RedisConn>,
-    link: Link,
-    /// HELLO done and scripts queued: commands may be sent.
-    ready: bool,
-    /// Failed connection attempts in a row (the backoff's exponent).
-    attempts: u32,
-    dials: u64,
+    /// One per server; shard `i` is on link `REDIS_LINK + i`. Never removed.
+    shards: Vec<Shard>,
+    /// The slot map and its refreshes; `None` standalone.
+    cluster: Option<Cluster>,
     /// Local subscriptions per channel.
     interest: HashMap<Bytes, usize>,
     /// The live feed of each channel followed.
     feeds: Feeds,
-    /// Channels SUBSCRIBEd on the current connection.
-    subscribed: HashSet<Bytes>,
+    /// The server each followed channel is (S)SUBSCRIBEd on.
+    home: HashMap<Bytes, usize>,
+    /// Channels with local subscribers and no home (their server down, or
+    /// moved): subscribed where they live when that server is ready.
+    homeless: HashSet<Bytes>,
+    /// A server became ready or the slot map changed: try the homeless.
+    rehome: bool,
+    /// The slot map changed: channels whose owner is another server leave
+    /// their home (once per flush, however many MOVED came).
+    remap_due: bool,
+    /// The token of each channel's current catch-up read: a reply to an
+    /// older one (the channel moved again meanwhile) is ignored.
+    catch_ups: HashMap<Bytes, Token>,
     /// Channels whose interest started or ended this turn: (UN)SUBSCRIBEd
     /// in batches at the flush.
     changed: Vec<Bytes>,
@@ -151,20 +164,21 @@ pub struct RedisEngine {
 impl std::fmt::Debug for RedisEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisEngine")
-            .field("addr", &self.addr)
-            .field("link", &self.link)
-            .field("ready", &self.ready)
+            .field("shards", &self.shards)
+            .field("cluster", &self.cluster.is_some())
             .field("channels", &self.interest.len())
+            .field("homeless", &self.homeless.len())
             .field("sent", &self.sent.len())
             .finish()
     }
 }
 
 impl RedisEngine {
-    /// An engine for the Redis at `addr` with `config` (credentials, bounds)
-    /// and `streams` (keys, history limits); candidate epochs from `epochs`;
-    /// tick 0 is `base`, ticks are `tick_ms` long; PUBLICATIONs framed at
-    /// `max_frame`. Nothing happens until the first flush.
+    /// An engine for the standalone Redis at `addr` with `config`
+    /// (credentials, bounds) and `streams` (keys, history limits);
+    /// candidate epochs from `epochs`; tick 0 is `base`, ticks are
+    /// `tick_ms` long; PUBLICATIONs framed at `max_frame`. Nothing happens
+    /// until the first flush.
     pub fn new(
         addr: SocketAddr,
         config: RedisConfig,
@@ -175,21 +189,21 @@ impl RedisEngine {
         max_frame: usize,
     ) -> Self {
         RedisEngine {
-            addr,
             config,
             streams,
             epochs,
             base,
             tick_ms: tick_ms.max(1),
             max_frame,
-            conn: None,
-            link: Link::Down { retry_at: 0 },
-            ready: false,
-            attempts: 0,
-            dials: 0,
+            shards: vec![Shard::new(addr, REDIS_LINK)],
+            cluster: None,
             interest: HashMap::new(),
             feeds: Feeds::default(),
-            subscribed: HashSet::new(),
+            home: HashMap::new(),
+            homeless: HashSet::new(),
+            rehome: false,
+            remap_due: false,
+            catch_ups: HashMap::new(),
             changed: Vec::new(),
             reads: Vec::new(),
             last_token: 0,
@@ -201,15 +215,44 @@ impl RedisEngine {
         }
     }
 
-    /// The engine `--engine url` names, at `addr` (its first host, resolved
-    /// by the caller), with the history limits of `config`.
+    /// An engine for the Redis Cluster whose `seeds` are given (at least
+    /// one; every seed is dialled, the masters found from them): the rest
+    /// as [`RedisEngine::new`]. `streams.pubsub` should be sharded.
+    #[allow(clippy::too_many_arguments)]
+    pub fn cluster(
+        seeds: &[SocketAddr],
+        config: RedisConfig,
+        streams: RedisStreams,
+        epochs: Box<dyn EpochSource>,
+        base: Instant,
+        tick_ms: u64,
+        max_frame: usize,
+    ) -> Self {
+        let first = seeds
+            .first()
+            .copied()
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 6379)));
+        let mut engine = RedisEngine::new(first, config, streams, epochs, base, tick_ms, max_frame);
+        engine.cluster = Some(Cluster::default());
+        for seed in seeds.iter().skip(1) {
+            engine.shard_for(*seed);
+        }
+        for shard in &mut engine.shards {
+            shard.seed = true;
+        }
+        engine
+    }
+
+    /// The engine `--engine url` names, at `addrs` (its hosts, resolved by
+    /// the caller, in order), with the history limits of `config`.
     pub fn from_config(
         config: &crate::config::Config,
         url: &EngineUrl,
-        addr: SocketAddr,
+        addrs: &[SocketAddr],
         epochs: Box<dyn EpochSource>,
         base: Instant,
     ) -> Result<Self, String> {
+        let first = *addrs.first().ok_or("the engine URL names no host")?;
         let streams = RedisStreams {
             keys: KeySpace::new(KEY_PREFIX)?,
             pubsub: url.pubsub(),
@@ -221,20 +264,19 @@ impl RedisEngine {
             max_replay_bytes: (config.history_memory as u64)
                 .min(RedisConfig::default().max_reply_bytes as u64 / 2),
         };
-        Ok(RedisEngine::new(
-            addr,
-            url.config(RedisConfig::default()),
-            streams,
-            epochs,
-            base,
-            config.tick_ms.into(),
-            config.max_frame.into(),
-        ))
+        let redis = url.config(RedisConfig::default());
+        let (tick_ms, max_frame) = (config.tick_ms.into(), config.max_frame.into());
+        Ok(if url.cluster {
+            RedisEngine::cluster(addrs, redis, streams, epochs, base, tick_ms, max_frame)
+        } else {
+            RedisEngine::new(first, redis, streams, epochs, base, tick_ms, max_frame)
+        })
     }
 
-    /// Whether the connection is up and the scripts loaded.
+    /// Whether the connection to every server in use (standalone: the
+    /// one; cluster: every master of the slot map) is up, scripts loaded.
     pub fn is_ready(&self) -> bool {
-        self.ready
+        self.shards.iter().filter(|s| s.in_map).all(|s| s.ready)
     }
 
     /// The counters.
@@ -259,10 +301,16 @@ impl RedisEngine {
         }
     }
 
-    /// Sends `command` for `what`; the command back on refusal.
-    fn send(&mut self, what: Sent, command: Command, now: Tick) -> bool {
+    /// Sends `command` for `what` on server `shard`; false when refused
+    /// (not ready, full).
+    fn send(&mut self, shard: usize, what: Sent, command: Command, now: Tick) -> bool {
         let at = self.instant(now);
-        let Some(conn) = self.conn.as_mut().filter(|_| self.ready) else {
+        let Some(conn) = self
+            .shards
+            .get_mut(shard)
+            .filter(|s| s.ready)
+            .and_then(|s| s.conn.as_mut())
+        else {
             return false;
         };
         self.last_token += 1;
@@ -279,185 +327,33 @@ impl RedisEngine {
         }
     }
 
-    /// Handles what the connection reported.
-    fn drain_conn(&mut self, now: Tick, out: &mut Outbox) {
-        while let Some(event) = self.conn.as_mut().and_then(RedisConn::poll_event) {
-            match event {
-                RedisEvent::Ready { version, mode } => self.on_ready(&version, &mode, now),
-                RedisEvent::Reply { token, value } => self.on_reply(token, &value),
-                RedisEvent::Failed { token, error, .. } => match self.sent.remove(&token) {
-                    Some(Sent::Publish(t)) => {
-                        let sent = matches!(error, RedisError::Closed { sent: true, .. });
-                        self.publish_failed(t, sent)
-                    }
-                    Some(Sent::Read { token, .. }) => {
-                        self.events.push_back(EngineEvent::Subscribed {
-                            token,
-                            result: Err(Status::Unavailable),
-                        })
-                    }
-                    Some(Sent::CatchUp { channel, position }) => {
-                        let events = self
-                            .feeds
-                            .caught_up(&channel, position, None, self.max_frame);
-                        self.events.extend(events);
-                    }
-                    Some(Sent::Other(what)) => log::warn!("redis engine: {what}: {error}"),
-                    None => {}
-                },
-                RedisEvent::Message {
-                    channel, payload, ..
-                } => self.on_message(&channel, &payload),
-                RedisEvent::Unsubscribed { .. } | RedisEvent::Push(_) => {}
-                RedisEvent::Closed(reason) => {
-                    log::warn!("redis engine: connection to {} closed: {reason}", self.addr);
-                    self.on_closed(now, out);
-                }
-            }
-        }
-    }
-
-    fn on_ready(&mut self, version: &str, mode: &str, now: Tick) {
-        log::info!(
-            "redis engine: connected to {} (redis {version}, {mode})",
-            self.addr
-        );
-        self.ready = true;
-        self.attempts = 0;
-        for load in RedisStreams::load_commands() {
-            self.send(Sent::Other("SCRIPT LOAD"), load, now);
-        }
-        let channels: Vec<Bytes> = self.interest.keys().cloned().collect();
-        for chunk in channels.chunks(BATCH) {
-            let command = self.streams.subscribe(chunk.iter().map(|c| &c[..]));
-            self.send(Sent::Other("SUBSCRIBE"), command, now);
-        }
-        self.subscribed = channels.iter().cloned().collect();
-        // After the SUBSCRIBEs on the same connection: what was missed while
-        // away is read, and forwarded before the live feed (`feed.rs`).
-        for channel in channels {
-            let Some(position) = self.feeds.start_catch_up(&channel) else {
-                continue;
-            };
-            let epoch = self.candidate_epoch();
-            let command = self.streams.read(&channel, Some(position), epoch);
-            let what = Sent::CatchUp {
-                channel: channel.clone(),
-                position,
-            };
-            if !self.send(what, command, now) {
-                let events = self
-                    .feeds
-                    .caught_up(&channel, position, None, self.max_frame);
-                self.events.extend(events);
-            }
-        }
-    }
-
-    /// The connection ended (its pending commands failed first): hang the
-    /// link up and try again after the backoff.
-    fn on_closed(&mut self, now: Tick, out: &mut Outbox) {
-        if self.link == Link::Up {
-            out.hangup(REDIS_LINK);
-        }
-        self.conn = None;
-        self.ready = false;
-        self.subscribed.clear();
-        self.attempts = self.attempts.saturating_add(1);
-        let backoff = MIN_BACKOFF_MS
-            .saturating_mul(1 << (self.attempts - 1).min(16))
-            .min(MAX_BACKOFF_MS);
-        let jitter = self.epochs.draw() % (backoff / 2 + 1);
-        let delay = backoff / 2 + jitter;
-        self.link = Link::Down {
-            retry_at: now + self.ms_to_ticks(delay),
-        };
-    }
-
-    fn dial(&mut self, now: Tick, out: &mut Outbox) {
-        self.dials += 1;
-        if self.dials > 1 {
-            self.stats.reconnects += 1;
-        }
-        out.dial(REDIS_LINK, self.addr);
-        self.conn = Some(RedisConn::new(self.config.clone(), self.instant(now)));
-        self.link = Link::Up;
-    }
-
-    /// The turn's node (UN)SUBSCRIBEs in batches, then its reads on the
-    /// same connection (each read after its channel's SUBSCRIBE, §7.5); a
-    /// read that cannot be sent is answered UNAVAILABLE.
-    fn send_queued(&mut self, now: Tick) {
-        let changed = std::mem::take(&mut self.changed);
-        if self.ready {
-            let mut subscribe = Vec::new();
-            let mut unsubscribe = Vec::new();
-            for channel in changed {
-                let wanted = self.interest.contains_key(&channel);
-                if wanted && self.subscribed.insert(channel.clone()) {
-                    subscribe.push(channel);
-                } else if !wanted && self.subscribed.remove(&channel) {
-                    unsubscribe.push(channel);
-                }
-            }
-            for chunk in subscribe.chunks(BATCH) {
-                let command = self.streams.subscribe(chunk.iter().map(|c| &c[..]));
-                self.send(Sent::Other("SUBSCRIBE"), command, now);
-            }
-            for chunk in unsubscribe.chunks(BATCH) {
-                let command = self.streams.unsubscribe(chunk.iter().map(|c| &c[..]));
-                self.send(Sent::Other("UNSUBSCRIBE"), command, now);
-            }
-        }
-        for read in std::mem::take(&mut self.reads) {
-            let epoch = self.candidate_epoch();
-            let command = self.streams.read(&read.channel, read.position, epoch);
-            let token = read.token;
-            let sent = Sent::Read {
-                channel: read.channel,
-                token,
-                position: read.position,
-                budget: read.budget,
-            };
-            if !self.send(sent, command, now) {
-                self.events.push_back(EngineEvent::Subscribed {
-                    token,
-                    result: Err(Status::Unavailable),
-                });
-            }
-        }
-    }
-
-    /// Touches the subscribed streams when due.
+    /// Touches the subscribed streams when due, each on its channel's server.
     fn touch(&mut self, now: Tick) {
-        if !self.ready || now < self.touch_at {
+        if !self.shards.iter().any(|s| s.ready) || now < self.touch_at {
             return;
         }
         self.touch_at = now + self.ms_to_ticks(self.streams.ttl_ms / 3);
-        let channels: Vec<Bytes> = self.interest.keys().cloned().collect();
-        for channel in channels {
+        let homed: Vec<(Bytes, usize)> = self.home.iter().map(|(c, s)| (c.clone(), *s)).collect();
+        for (channel, shard) in homed {
             let command = self.streams.touch(&channel);
-            self.send(Sent::Other("touch"), command, now);
+            self.send(shard, Sent::Other("touch"), command, now);
         }
     }
 
-    /// Sets the engine timer for the earliest of: the reconnect, the
-    /// connection's own timeout, the next touch.
+    /// Sets the engine timer for the earliest of: a reconnect, a
+    /// connection's own timeout, the next touch, the next slot map refresh.
     fn arm(&mut self, now: Tick, out: &mut Outbox) {
-        let conn_due = self
-            .conn
-            .as_ref()
-            .and_then(RedisConn::poll_timeout)
-            .map(|at| {
-                let ms = at.saturating_duration_since(self.instant(now)).as_millis();
-                now + self.ms_to_ticks(u64::try_from(ms).unwrap_or(u64::MAX))
-            });
-        let link_due = match self.link {
-            Link::Down { retry_at } => Some(retry_at),
-            Link::Up => None,
-        };
-        let touch_due = (self.ready && !self.interest.is_empty()).then_some(self.touch_at);
-        let Some(next) = [conn_due, link_due, touch_due].into_iter().flatten().min() else {
+        let shards_due = (0..self.shards.len())
+            .filter_map(|i| self.shard_due(i, now))
+            .min();
+        let touch_due =
+            (self.shards.iter().any(|s| s.ready) && !self.home.is_empty()).then_some(self.touch_at);
+        let refresh_due = self.cluster.as_ref().and_then(|c| c.due(&self.shards));
+        let Some(next) = [shards_due, touch_due, refresh_due]
+            .into_iter()
+            .flatten()
+            .min()
+        else {
             return;
         };
         if self
@@ -469,16 +365,6 @@ impl RedisEngine {
         self.timer_armed = Some(next);
         let after_ms = next.saturating_sub(now).max(1).saturating_mul(self.tick_ms);
         out.set_timer(REDIS_TIMER, after_ms);
-    }
-
-    /// Writes what the connection has to send.
-    fn transmit(&mut self, out: &mut Outbox) {
-        if self.link != Link::Up {
-            return;
-        }
-        while let Some(bytes) = self.conn.as_mut().and_then(RedisConn::poll_transmit) {
-            out.transmit(REDIS_LINK, bytes);
-        }
     }
 }
 
@@ -494,7 +380,14 @@ impl Engine for RedisEngine {
         let command = self
             .streams
             .publish(channel, Bytes::copy_from_slice(body), epoch);
-        if self.send(Sent::Publish(token), command, now) {
+        let what = Sent::Publish {
+            token,
+            redirects: 0,
+        };
+        let sent = self
+            .route(channel)
+            .is_some_and(|shard| self.send(shard, what, command, now));
+        if sent {
             Answer::Later
         } else {
             self.stats.publishes_refused += 1;
@@ -518,7 +411,10 @@ impl Engine for RedisEngine {
         if token == 0 {
             return Answer::Later; // nobody waits (v1): the live feed is all
         }
-        if !self.ready {
+        let ready = self
+            .route(channel)
+            .is_some_and(|shard| self.shards[shard].ready);
+        if !ready {
             return Answer::Now(Err(Status::Unavailable));
         }
         self.reads.push(QueuedRead {
@@ -526,6 +422,7 @@ impl Engine for RedisEngine {
             token,
             position,
             budget: replay_budget,
+            redirects: 0,
         });
         Answer::Later
     }
@@ -538,6 +435,7 @@ impl Engine for RedisEngine {
         if *count == 0 {
             self.interest.remove(channel);
             self.feeds.remove(channel);
+            self.catch_ups.remove(channel);
             self.changed.push(Bytes::copy_from_slice(channel));
         }
     }
@@ -552,44 +450,26 @@ impl Engine for RedisEngine {
         }
         self.timer_armed = None;
         let at = self.instant(now);
-        if let Some(conn) = self.conn.as_mut() {
-            conn.handle_timeout(at);
+        for shard in 0..self.shards.len() {
+            if let Some(conn) = self.shards[shard].conn.as_mut() {
+                conn.handle_timeout(at);
+            }
+            self.drain_conn(shard, now, out);
         }
-        self.drain_conn(now, out);
         self.flush(now, out);
         true
     }
 
     fn on_link(&mut self, event: LinkEvent<'_>, now: Tick, out: &mut Outbox) {
-        let at = self.instant(now);
-        match event {
-            LinkEvent::Connected { .. } => {}
-            LinkEvent::Data { bytes, .. } => {
-                if let Some(conn) = self.conn.as_mut() {
-                    conn.handle_bytes(bytes, at);
-                }
-            }
-            LinkEvent::Closed { why, .. } => {
-                // The key is free already: no hangup.
-                self.link = Link::Down { retry_at: now };
-                if let Some(conn) = self.conn.as_mut() {
-                    conn.handle_io_error(why);
-                }
-            }
-        }
-        self.drain_conn(now, out);
-        self.transmit(out);
+        self.on_shard_link(event, now, out);
     }
 
     fn flush(&mut self, now: Tick, out: &mut Outbox) {
-        if let Link::Down { retry_at } = self.link {
-            if now >= retry_at {
-                self.dial(now, out);
-            }
-        }
+        self.dial_due(now, out);
+        self.refresh_slots(now);
         self.send_queued(now);
         self.touch(now);
-        self.transmit(out);
+        self.transmit_all(out);
         self.arm(now, out);
     }
 
@@ -604,3 +484,6 @@ impl Engine for RedisEngine {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod routing_tests;

@@ -7,15 +7,20 @@ use bytes::Bytes;
 use super::super::engine::EngineEvent;
 use super::super::ops_v2::{Position, RecoveryReason, Status};
 use super::super::streams::{Published, Recovery};
-use super::{RedisEngine, Sent};
+use super::{QueuedRead, RedisEngine, Sent};
 use crate::engine::redis::{decide, RedisStreams, Token, Value};
 use crate::protocol::encode_message;
 
 impl RedisEngine {
-    pub(super) fn on_reply(&mut self, token: Token, value: &Value) {
+    /// The reply to the command sent under `token` on server `shard`.
+    pub(super) fn on_reply(&mut self, token: Token, value: &Value, shard: usize) {
         match self.sent.remove(&token) {
-            Some(Sent::Publish(0)) | Some(Sent::Other(_)) | None => {}
-            Some(Sent::Publish(t)) => match RedisStreams::published(value) {
+            Some(Sent::Publish { token: 0, .. })
+            | Some(Sent::Other(_))
+            | Some(Sent::Subscribe { .. })
+            | None => {}
+            Some(Sent::Slots) => self.on_slots(Some(value), shard),
+            Some(Sent::Publish { token: t, .. }) => match RedisStreams::published(value) {
                 Ok(p) => self.events.push_back(EngineEvent::Published {
                     token: t,
                     result: Ok(Published {
@@ -30,7 +35,10 @@ impl RedisEngine {
                     self.publish_failed(t, true);
                 }
             },
+            Some(Sent::CatchUp { channel, .. }) if self.catch_ups.get(&channel) != Some(&token) => {
+            } // an older one
             Some(Sent::CatchUp { channel, position }) => {
+                self.catch_ups.remove(&channel);
                 let read = RedisStreams::stream_read(value)
                     .map_err(|e| log::warn!("redis engine: {}", e.0))
                     .ok();
@@ -39,12 +47,13 @@ impl RedisEngine {
                     .caught_up(&channel, position, read, self.max_frame);
                 self.events.extend(events);
             }
-            Some(Sent::Read {
+            Some(Sent::Read(QueuedRead {
                 channel,
                 token,
                 position,
                 budget,
-            }) => {
+                ..
+            })) => {
                 let result = match RedisStreams::stream_read(value) {
                     Ok(read) => {
                         if self.interest.contains_key(&channel) {

@@ -15,10 +15,10 @@ use crate::app::pubsub::ops_v2::Status;
 use crate::app::{Action, LinkEvent, Outbox};
 use crate::engine::redis::{KeySpace, PubsubKind, RedisConfig, RedisStreams};
 
-const HELLO_REPLY: &[u8] =
+pub(super) const HELLO_REPLY: &[u8] =
     b"%3\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n";
 
-fn base() -> Instant {
+pub(super) fn base() -> Instant {
     // Any fixed instant: the engine only converts ticks with it.
     static BASE: LazyLock<Instant> = LazyLock::new(Instant::now);
     *BASE
@@ -66,7 +66,7 @@ fn dials(actions: &[Action]) -> usize {
 }
 
 /// Everything transmitted, as text (RESP is mostly ASCII).
-fn sent(actions: &[Action]) -> String {
+pub(super) fn sent(actions: &[Action]) -> String {
     actions
         .iter()
         .filter_map(|a| match a {
@@ -76,7 +76,7 @@ fn sent(actions: &[Action]) -> String {
         .collect()
 }
 
-fn flush(e: &mut RedisEngine, now: u64, out: &mut Outbox) -> Vec<Action> {
+pub(super) fn flush(e: &mut RedisEngine, now: u64, out: &mut Outbox) -> Vec<Action> {
     e.flush(now, out);
     out.drain().collect()
 }
