@@ -1,6 +1,7 @@
 //! The `tether` server binary: parse flags, bind, print the address, run
 //! until SIGTERM/SIGINT, exit 0 after a graceful stop.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::net::ToSocketAddrs;
 use std::process::ExitCode;
@@ -14,13 +15,11 @@ use tether::engine::redis::EngineUrl;
 use tether::random::RandomPool;
 use tether::reactor::{Reactor, StopKind};
 
-/// Descriptors kept back from `max_connections`: listener, epoll, signal pipe, metrics, logs, slack.
-const RESERVED_FDS: usize = 64;
-
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let mut config = match cli::parse_args(std::env::args_os().skip(1)) {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let mut config = match cli::parse_args(args.iter().cloned()) {
         Ok(Command::Run(config)) => *config,
+        Ok(Command::Check(config)) => return check_config(*config),
         Ok(Command::Help) => {
             print!("{}", cli::USAGE);
             return ExitCode::SUCCESS;
@@ -34,6 +33,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    cli::logging::init(config.log_level);
     if let Some(path) = &config.auth_token_file {
         match cli::load_tokens(path) {
             Ok(tokens) => config.auth_tokens = tokens,
@@ -43,18 +43,9 @@ fn main() -> ExitCode {
             }
         }
     }
-    if let Some(limit) = cli::open_file_limit() {
-        let usable = limit.saturating_sub(RESERVED_FDS).max(1);
-        if config.max_connections > usable {
-            log::warn!(
-                "--max-connections {} is above what the open-file limit {limit} allows; using {usable}",
-                config.max_connections
-            );
-            config.max_connections = usable;
-        }
-    }
+    cli::cap_max_connections(&mut config);
     match config.app {
-        AppKind::Echo => serve(config, Echo),
+        AppKind::Echo => serve(config, Echo, args),
         AppKind::Pubsub => {
             let epochs = match RandomPool::open() {
                 Ok(pool) => pool,
@@ -73,7 +64,7 @@ fn main() -> ExitCode {
                     }
                 },
             };
-            serve(config, app)
+            serve(config, app, args)
         }
     }
 }
@@ -94,8 +85,33 @@ fn redis_engine(
     RedisEngine::from_config(config, url, addr, Box::new(epochs), Instant::now())
 }
 
+/// `--check-config`: the token and TLS files must load too; prints the
+/// configuration in effect as TOML (a config file that gives the same).
+fn check_config(config: Config) -> ExitCode {
+    if let Some(path) = &config.auth_token_file {
+        if let Err(e) = cli::load_tokens(path) {
+            eprintln!("tether: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    if let Some(files) = &config.tls {
+        if let Err(e) = cli::check_tls_files(files) {
+            eprintln!("tether: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    print!(
+        "# tether {}: the configuration in effect (--check-config)\n{}",
+        env!("CARGO_PKG_VERSION"),
+        cli::file::render(&config, false)
+    );
+    ExitCode::SUCCESS
+}
+
 /// Binds, announces the addresses on stdout, and runs until stopped.
-fn serve<A: App>(config: Config, app: A) -> ExitCode {
+/// SIGHUP reads the configuration anew from the same command line `args`
+/// (its `--config` file, the token file) and the reactor takes what it can.
+fn serve<A: App>(config: Config, app: A, args: Vec<OsString>) -> ExitCode {
     let listen = config.listen;
     let tls_listen = config.tls_listen.clone();
     let metrics = config.metrics;
@@ -137,6 +153,9 @@ fn serve<A: App>(config: Config, app: A) -> ExitCode {
         eprintln!("tether: installing signal handlers: {e}");
         return ExitCode::from(1);
     }
+    reactor.reload_config_with(Box::new(move || {
+        cli::load_config(&args).map_err(|e| e.to_string())
+    }));
     let mut stdout = std::io::stdout().lock();
     for (addr, tls) in reactor.listener_addrs() {
         let _ = writeln!(
