@@ -366,8 +366,7 @@ impl Config {
             max_frame,
             max_message,
             miss,
-            session_ttl_ms,
-            session_queue
+            session_ttl_ms
         );
         kept
     }

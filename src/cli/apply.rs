@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use super::args::ArgParser;
@@ -111,34 +111,77 @@ impl Layer {
         self.repeated.clear();
     }
 
-    /// Checks that the settings go together and are valid; errors name the
-    /// flag or key through `name` (given `--flag`, it says how to call it).
-    pub(crate) fn finish(
-        mut self,
-        name: &dyn Fn(&str) -> String,
-        short: &dyn Fn(&str) -> String,
-    ) -> Result<Config, CliError> {
-        let tls = std::mem::take(&mut self.tls);
-        self.config.tls = tls.into_files(!self.config.tls_listen.is_empty(), name)?;
-        if self.config.listen.is_none() && self.config.tls_listen.is_empty() {
+    /// Checks that the settings go together and are valid. Errors name a
+    /// setting as its flag when it was given on the command line (or there
+    /// is no `file`), else as the file's key, with its line when it is there.
+    pub(crate) fn finish(self, file: Option<&Path>) -> Result<Config, CliError> {
+        let Layer {
+            mut config,
+            tls,
+            from_command_line,
+            from_file,
+            ..
+        } = self;
+        let naming = Naming {
+            file,
+            from_file: &from_file,
+            given: &from_command_line,
+        };
+        config.tls = tls.into_files(!config.tls_listen.is_empty(), &naming)?;
+        if config.listen.is_none() && config.tls_listen.is_empty() {
             return Err(CliError(format!(
                 "{}: none, and no {}: nothing to listen on",
-                name("--listen"),
-                short("--tls-listen")
+                naming.full("--listen"),
+                naming.short("--tls-listen")
             )));
         }
-        self.config.validate().map_err(|e| {
+        config.validate().map_err(|e| {
             let own = super::flag_for(e.field);
-            let message = e.describe(|field| short(&super::flag_for(field)));
-            // The first name is the field's own: give it in full (file and line).
-            let plain = short(&own);
-            CliError(format!(
-                "{}{}",
-                name(&own),
-                message.strip_prefix(&plain).unwrap_or(&message)
-            ))
+            let message = e.describe(|field| naming.short(&super::flag_for(field)));
+            // The field's own name comes first: in full, with the file and line.
+            let rest = message
+                .strip_prefix(&naming.short(&own))
+                .unwrap_or(&message);
+            CliError(format!("{}{rest}", naming.full(&own)))
         })?;
-        Ok(self.config)
+        Ok(config)
+    }
+}
+
+/// How an error found once every source was applied names a setting.
+struct Naming<'a> {
+    /// The config file, if any.
+    file: Option<&'a Path>,
+    /// The flags the file set, with their line.
+    from_file: &'a HashMap<String, usize>,
+    /// The flags given on the command line.
+    given: &'a [String],
+}
+
+impl Naming<'_> {
+    /// The name that starts a message: `--flag`, `FILE:LINE: key` or `FILE: key`.
+    fn full(&self, flag: &str) -> String {
+        let Some(file) = self.file.filter(|_| !self.is_given(flag)) else {
+            return flag.to_string();
+        };
+        let key = flag.trim_start_matches('-');
+        match self.from_file.get(flag) {
+            Some(line) => format!("{}:{line}: {key}", file.display()),
+            None => format!("{}: {key}", file.display()),
+        }
+    }
+
+    /// The name inside a message: `--flag` or `key`.
+    fn short(&self, flag: &str) -> String {
+        if self.file.is_none() || self.is_given(flag) {
+            flag.to_string()
+        } else {
+            flag.trim_start_matches('-').to_string()
+        }
+    }
+
+    fn is_given(&self, flag: &str) -> bool {
+        self.given.iter().any(|f| f == flag)
     }
 }
 
@@ -232,7 +275,7 @@ impl TlsFlags {
     fn into_files(
         self,
         has_tls_listener: bool,
-        name: &dyn Fn(&str) -> String,
+        naming: &Naming<'_>,
     ) -> Result<Option<ServerTlsFiles>, CliError> {
         let any = self.cert.is_some()
             || self.key.is_some()
@@ -242,7 +285,7 @@ impl TlsFlags {
             if any {
                 return Err(CliError(format!(
                     "{}: the TLS flags need at least one TLS listener",
-                    name("--tls-listen")
+                    naming.full("--tls-listen")
                 )));
             }
             return Ok(None);
@@ -250,13 +293,13 @@ impl TlsFlags {
         let Some(cert_chain) = self.cert else {
             return Err(CliError(format!(
                 "{}: needed by --tls-listen",
-                name("--tls-cert")
+                naming.full("--tls-cert")
             )));
         };
         let Some(private_key) = self.key else {
             return Err(CliError(format!(
                 "{}: needed by --tls-listen",
-                name("--tls-key")
+                naming.full("--tls-key")
             )));
         };
         Ok(Some(ServerTlsFiles {

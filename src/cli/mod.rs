@@ -127,35 +127,12 @@ where
         return Ok(command);
     }
     let config = match &walked.config_file {
-        None => command_line.finish(&|flag| flag.to_string(), &|flag| flag.to_string())?,
+        None => command_line.finish(None)?,
         Some(path) => {
             let mut layer = Layer::default();
             file::apply_file(path, &mut layer)?;
             walk_command_line(&args, &mut layer)?;
-            let (from_file, from_command_line) =
-                (layer.from_file.clone(), layer.from_command_line.clone());
-            let given = move |flag: &str| from_command_line.iter().any(|f| f == flag);
-            let shown = path.display().to_string();
-            let given_too = given.clone();
-            layer.finish(
-                &|flag| {
-                    let key = flag.trim_start_matches('-');
-                    if given(flag) {
-                        flag.to_string()
-                    } else if let Some(line) = from_file.get(flag) {
-                        format!("{shown}:{line}: {key}")
-                    } else {
-                        format!("{shown}: {key}")
-                    }
-                },
-                &|flag| {
-                    if given_too(flag) {
-                        flag.to_string()
-                    } else {
-                        flag.trim_start_matches('-').to_string()
-                    }
-                },
-            )?
+            layer.finish(Some(path))?
         }
     };
     Ok(if walked.check {

@@ -79,6 +79,7 @@ impl<A: App> Reactor<A> {
             log::info!("SIGHUP: configuration reloaded: {}", changed.join(", "));
         }
         crate::cli::logging::set_level(new.log_level);
+        self.app.reconfigure(&new);
         self.core.limits = ConnLimits::from_config(&new);
         self.core.config = new;
         self.tls_config = tls_config;
