@@ -86,3 +86,52 @@ impl<A: App> Reactor<A> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::Echo;
+
+    fn reactor() -> Reactor<Echo> {
+        Reactor::new(Config::default(), Echo).expect("reactor")
+    }
+
+    #[test]
+    fn live_fields_are_taken_and_restart_only_ones_kept() {
+        let mut r = reactor();
+        let new = Config {
+            tick_ms: 10,
+            max_frame: 1024,
+            heartbeat_ms: 5_000,
+            rate_limit: 50,
+            max_connections: 9,
+            auth_tokens: vec![b"t".to_vec()],
+            ..Config::default()
+        };
+        r.reload(new).expect("reload");
+        let c = &r.core.config;
+        assert_eq!((c.tick_ms, c.max_frame), (100, 65535));
+        assert_eq!(
+            (c.heartbeat_ms, c.rate_limit, c.max_connections),
+            (5_000, 50, 9)
+        );
+        assert_eq!(r.core.limits.heartbeat_ms, 5_000);
+        assert!(r.core.limits.is_authorized(b"t") && !r.core.limits.is_authorized(b"u"));
+    }
+
+    #[test]
+    fn an_invalid_result_changes_nothing() {
+        let mut r = reactor();
+        // Valid alone with its own miss, invalid with the running one kept.
+        let new = Config {
+            max_heartbeat_ms: 2_000_000_000,
+            heartbeat_ms: 5_000,
+            miss: 1,
+            ..Config::default()
+        };
+        let err = r.reload(new).expect_err("miss 3 × max heartbeat overflows");
+        assert!(err.starts_with("miss: "), "{err}");
+        assert_eq!(r.core.config, Config::default());
+        assert_eq!(r.core.limits.heartbeat_ms, 30_000);
+    }
+}
