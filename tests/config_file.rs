@@ -50,7 +50,7 @@ fn file_errors_name_file_line_and_key_and_exit_2() {
         ),
         (
             "heartbeat-ms = \"30000\"\n",
-            ":1: heartbeat-ms: expected an integer, got a string",
+            ":1: heartbeat-ms: expected a number, got a string",
         ),
         (
             "tls13-only = \"yes\"\n",

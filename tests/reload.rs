@@ -90,7 +90,7 @@ fn a_bad_file_on_sighup_keeps_the_whole_old_configuration() {
     let line = reload_and_wait(&server, "keeping the old configuration", 1);
     assert!(
         line.contains(&format!(
-            "{}:4: heartbeat-ms: expected an integer, got a string",
+            "{}:4: heartbeat-ms: expected a number, got a string",
             config.arg()
         )),
         "{line}"

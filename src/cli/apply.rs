@@ -4,6 +4,7 @@
 //! A flag added here gets its config-file key (its name without `--`) for free.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -17,17 +18,20 @@ use crate::tls::{ServerTlsFiles, TlsVersions};
 /// What a number flag must be, in its error message.
 pub(crate) const WHOLE_NUMBER: &str = "a non-negative whole number in range";
 
-/// Where a flag's value comes from. Each method reads the value as one kind
-/// (a value of another kind in a file is an error); errors name the value
-/// the way its source does (`--miss`, or `FILE:LINE: miss`).
+/// Where a flag's value comes from: the command line's [`ArgParser`], or a
+/// value of the config file. The methods are named as `ArgParser`'s, so an
+/// arm of [`apply`] reads like the command-line parser it came from. Each
+/// reads the value as one kind (a value of another kind in a file is an
+/// error); errors name the value the way its source does (`--miss`, or
+/// `FILE:LINE: miss`).
 pub trait FlagValue {
     /// How errors name this value: the flag, or the file, line and key.
     fn name(&self) -> String;
     /// The value as text (addresses, names, URLs).
-    fn text(&mut self) -> Result<String, CliError>;
-    /// The value as a path (need not be UTF-8 on the command line).
-    fn path(&mut self) -> Result<PathBuf, CliError>;
-    /// The text of a whole number (the command line's argument, a file's integer).
+    fn value(&mut self) -> Result<String, CliError>;
+    /// The value as given, for paths (need not be UTF-8 on the command line).
+    fn value_os(&mut self) -> Result<OsString, CliError>;
+    /// The text of a number (the command line's argument, a file's integer or float).
     fn number_text(&mut self) -> Result<String, CliError>;
     /// A switch: on for a bare command-line flag; `true` or `false` in a file.
     fn switch(&mut self) -> Result<bool, CliError>;
@@ -37,32 +41,32 @@ pub trait FlagValue {
         CliError(format!("{}: {problem}", self.name()))
     }
 
-    /// The value parsed as `what`, or an error saying what was expected and what came.
-    fn parsed_as<T: FromStr>(&self, value: &str, expected: &str) -> Result<T, CliError> {
-        value
-            .parse()
-            .map_err(|_| self.error(&format!("expected {expected}, got {value:?}")))
+    /// `text` parsed as a `T`, or an error saying what was expected and what came.
+    fn parse_text<T: FromStr>(&self, text: &str, expected: &str) -> Result<T, CliError> {
+        text.parse()
+            .map_err(|_| self.error(&format!("expected {expected}, got {text:?}")))
     }
 
-    /// A non-negative whole number that fits a `T`.
-    fn number<T: FromStr>(&mut self) -> Result<T, CliError> {
+    /// A number parsed as a `T`; `expected` says what it must be, as in
+    /// `--miss: expected a number, got "x"` ([`WHOLE_NUMBER`] for most).
+    fn parsed<T: FromStr>(&mut self, expected: &str) -> Result<T, CliError> {
         let text = self.number_text()?;
-        self.parsed_as(&text, WHOLE_NUMBER)
+        self.parse_text(&text, expected)
     }
 
     /// An `IP:PORT` socket address.
     fn address(&mut self) -> Result<SocketAddr, CliError> {
-        let text = self.text()?;
-        self.parsed_as(&text, "IP:PORT")
+        let text = self.value()?;
+        self.parse_text(&text, "IP:PORT")
     }
 
     /// An `IP:PORT` socket address, or `None` for the word `none`.
     fn address_or_none(&mut self) -> Result<Option<SocketAddr>, CliError> {
-        let text = self.text()?;
+        let text = self.value()?;
         if text == "none" {
             return Ok(None);
         }
-        self.parsed_as(&text, "IP:PORT").map(Some)
+        self.parse_text(&text, "IP:PORT").map(Some)
     }
 }
 
@@ -71,16 +75,16 @@ impl FlagValue for ArgParser {
         self.flag().to_string()
     }
 
-    fn text(&mut self) -> Result<String, CliError> {
-        self.value()
+    fn value(&mut self) -> Result<String, CliError> {
+        ArgParser::value(self)
     }
 
-    fn path(&mut self) -> Result<PathBuf, CliError> {
-        self.value_os().map(PathBuf::from)
+    fn value_os(&mut self) -> Result<OsString, CliError> {
+        ArgParser::value_os(self)
     }
 
     fn number_text(&mut self) -> Result<String, CliError> {
-        self.value()
+        ArgParser::value(self)
     }
 
     fn switch(&mut self) -> Result<bool, CliError> {
@@ -187,7 +191,7 @@ impl Naming<'_> {
 
 /// Sets what `flag` means from its value; `Ok(false)` for a flag that sets
 /// nothing (unknown here: the caller decides what it is).
-pub fn apply(flag: &str, value: &mut impl FlagValue, layer: &mut Layer) -> Result<bool, CliError> {
+pub fn apply(flag: &str, p: &mut impl FlagValue, layer: &mut Layer) -> Result<bool, CliError> {
     let Layer {
         config,
         tls,
@@ -195,9 +199,9 @@ pub fn apply(flag: &str, value: &mut impl FlagValue, layer: &mut Layer) -> Resul
         ..
     } = layer;
     match flag {
-        "--listen" => config.listen = value.address_or_none()?,
+        "--listen" => config.listen = p.address_or_none()?,
         "--tls-listen" => {
-            let addr = value.address()?;
+            let addr = p.address()?;
             // The first value from a source replaces the earlier sources' list.
             if !repeated.contains(&"--tls-listen") {
                 repeated.push("--tls-listen");
@@ -205,52 +209,50 @@ pub fn apply(flag: &str, value: &mut impl FlagValue, layer: &mut Layer) -> Resul
             }
             config.tls_listen.push(addr);
         }
-        "--tls-cert" => tls.cert = Some(value.path()?),
-        "--tls-key" => tls.key = Some(value.path()?),
-        "--tls-client-ca" => tls.client_ca = Some(value.path()?),
-        "--tls13-only" => tls.tls13_only = value.switch()?,
+        "--tls-cert" => tls.cert = Some(PathBuf::from(p.value_os()?)),
+        "--tls-key" => tls.key = Some(PathBuf::from(p.value_os()?)),
+        "--tls-client-ca" => tls.client_ca = Some(PathBuf::from(p.value_os()?)),
+        "--tls13-only" => tls.tls13_only = p.switch()?,
         "--app" => {
-            config.app = match value.text()?.as_str() {
+            config.app = match p.value()?.as_str() {
                 "echo" => AppKind::Echo,
                 "pubsub" => AppKind::Pubsub,
-                other => {
-                    return Err(value.error(&format!("expected echo or pubsub, got {other:?}")))
-                }
+                other => return Err(p.error(&format!("expected echo or pubsub, got {other:?}"))),
             }
         }
-        "--heartbeat-ms" => config.heartbeat_ms = value.number()?,
-        "--min-heartbeat-ms" => config.min_heartbeat_ms = value.number()?,
-        "--max-heartbeat-ms" => config.max_heartbeat_ms = value.number()?,
-        "--miss" => config.miss = value.number()?,
-        "--handshake-timeout-ms" => config.handshake_timeout_ms = value.number()?,
-        "--linger-ms" => config.linger_ms = value.number()?,
-        "--frame-timeout-ms" => config.frame_timeout_ms = value.number()?,
-        "--max-connections" => config.max_connections = value.number()?,
-        "--max-frame" => config.max_frame = value.number()?,
-        "--max-message" => config.max_message = value.number()?,
-        "--max-output" => config.max_output = value.number()?,
-        "--session-ttl-ms" => config.session_ttl_ms = value.number()?,
-        "--auth-token-file" => config.auth_token_file = Some(value.path()?),
-        "--tick-ms" => config.tick_ms = value.number()?,
-        "--soft-output" => config.soft_output = value.number()?,
-        "--soft-output-ms" => config.soft_output_ms = value.number()?,
-        "--rate-limit" => config.rate_limit = value.number()?,
-        "--rate-burst" => config.rate_burst = value.number()?,
-        "--session-queue" => config.session_queue = value.number()?,
-        "--history-size" => config.history_size = value.number()?,
-        "--history-ttl-ms" => config.history_ttl_ms = value.number()?,
-        "--history-memory" => config.history_memory = value.number()?,
+        "--heartbeat-ms" => config.heartbeat_ms = p.parsed(WHOLE_NUMBER)?,
+        "--min-heartbeat-ms" => config.min_heartbeat_ms = p.parsed(WHOLE_NUMBER)?,
+        "--max-heartbeat-ms" => config.max_heartbeat_ms = p.parsed(WHOLE_NUMBER)?,
+        "--miss" => config.miss = p.parsed(WHOLE_NUMBER)?,
+        "--handshake-timeout-ms" => config.handshake_timeout_ms = p.parsed(WHOLE_NUMBER)?,
+        "--linger-ms" => config.linger_ms = p.parsed(WHOLE_NUMBER)?,
+        "--frame-timeout-ms" => config.frame_timeout_ms = p.parsed(WHOLE_NUMBER)?,
+        "--max-connections" => config.max_connections = p.parsed(WHOLE_NUMBER)?,
+        "--max-frame" => config.max_frame = p.parsed(WHOLE_NUMBER)?,
+        "--max-message" => config.max_message = p.parsed(WHOLE_NUMBER)?,
+        "--max-output" => config.max_output = p.parsed(WHOLE_NUMBER)?,
+        "--session-ttl-ms" => config.session_ttl_ms = p.parsed(WHOLE_NUMBER)?,
+        "--auth-token-file" => config.auth_token_file = Some(PathBuf::from(p.value_os()?)),
+        "--tick-ms" => config.tick_ms = p.parsed(WHOLE_NUMBER)?,
+        "--soft-output" => config.soft_output = p.parsed(WHOLE_NUMBER)?,
+        "--soft-output-ms" => config.soft_output_ms = p.parsed(WHOLE_NUMBER)?,
+        "--rate-limit" => config.rate_limit = p.parsed(WHOLE_NUMBER)?,
+        "--rate-burst" => config.rate_burst = p.parsed(WHOLE_NUMBER)?,
+        "--session-queue" => config.session_queue = p.parsed(WHOLE_NUMBER)?,
+        "--history-size" => config.history_size = p.parsed(WHOLE_NUMBER)?,
+        "--history-ttl-ms" => config.history_ttl_ms = p.parsed(WHOLE_NUMBER)?,
+        "--history-memory" => config.history_memory = p.parsed(WHOLE_NUMBER)?,
         "--engine" => {
-            config.engine = match value.text()?.as_str() {
+            config.engine = match p.value()?.as_str() {
                 "memory" => None,
-                url => Some(EngineUrl::parse(url).map_err(|e| value.error(&e.to_string()))?),
+                url => Some(EngineUrl::parse(url).map_err(|e| p.error(&e.to_string()))?),
             }
         }
-        "--metrics" => config.metrics = Some(value.address()?),
+        "--metrics" => config.metrics = Some(p.address()?),
         "--log-level" => {
-            let text = value.text()?;
+            let text = p.value()?;
             config.log_level = Some(crate::config::parse_log_level(&text).ok_or_else(|| {
-                value.error(&format!(
+                p.error(&format!(
                     "expected error, warn, info, debug or trace, got {text:?}"
                 ))
             })?)

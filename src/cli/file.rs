@@ -110,15 +110,15 @@ impl FlagValue for TomlValue<'_, '_> {
         self.name.clone()
     }
 
-    fn text(&mut self) -> Result<String, CliError> {
+    fn value(&mut self) -> Result<String, CliError> {
         match self.value {
             DeValue::String(s) => Ok(s.to_string()),
             _ => Err(self.wrong_type("a string")),
         }
     }
 
-    fn path(&mut self) -> Result<std::path::PathBuf, CliError> {
-        self.text().map(Into::into)
+    fn value_os(&mut self) -> Result<std::ffi::OsString, CliError> {
+        FlagValue::value(self).map(Into::into)
     }
 
     fn number_text(&mut self) -> Result<String, CliError> {
@@ -126,7 +126,8 @@ impl FlagValue for TomlValue<'_, '_> {
             DeValue::Integer(i) => i128::from_str_radix(i.as_str(), i.radix())
                 .map(|n| n.to_string())
                 .map_err(|_| self.error(&format!("integer {} out of range", i.as_str()))),
-            _ => Err(self.wrong_type("an integer")),
+            DeValue::Float(f) => Ok(f.as_str().to_string()),
+            _ => Err(self.wrong_type("a number")),
         }
     }
 

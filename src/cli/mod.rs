@@ -10,7 +10,7 @@ pub mod logging;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use apply::{apply, FlagValue, Layer};
+use apply::{apply, Layer};
 pub use args::CliError;
 use args::{Arg, ArgParser};
 
@@ -169,9 +169,9 @@ fn walk_command_line(args: &[OsString], layer: &mut Layer) -> Result<Walked, Cli
         match flag.as_str() {
             "-h" | "--help" => walked.early = Some(Command::Help),
             "-V" | "--version" => walked.early = Some(Command::Version),
-            "--config" => walked.config_file = Some(p.path()?),
+            "--config" => walked.config_file = Some(PathBuf::from(p.value_os()?)),
             "--check-config" => {
-                walked.config_file = Some(p.path()?);
+                walked.config_file = Some(PathBuf::from(p.value_os()?));
                 walked.check = true;
             }
             _ => {

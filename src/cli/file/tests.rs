@@ -92,7 +92,7 @@ fn errors_name_file_line_and_key() {
         ("miss = 2\nbogus = 1\n", ":2: bogus: unknown key"),
         (
             "\n\nmiss = \"3\"\n",
-            ":3: miss: expected an integer, got a string",
+            ":3: miss: expected a number, got a string",
         ),
         (
             "miss = -1\n",
