@@ -56,7 +56,8 @@ fn sighup_with_1000_connections_drops_none_and_swaps_the_tokens() {
     config.rewrite(config_text(&tokens, "heartbeat-ms = 20000\n").as_bytes());
     let line = reload_and_wait(&server, "configuration reloaded", 1);
     assert!(
-        line.contains("heartbeat-ms 30000 → 20000") && line.contains("auth tokens (2 → 2)"),
+        line.contains("heartbeat-ms 30000 → 20000")
+            && line.contains("auth tokens replaced (2 → 2)"),
         "{line}"
     );
     for (i, c) in clients.iter_mut().enumerate() {

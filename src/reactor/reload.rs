@@ -65,7 +65,7 @@ impl<A: App> Reactor<A> {
         let mut changed = crate::cli::file::changes(running, &new);
         if new.auth_tokens != running.auth_tokens {
             changed.push(format!(
-                "auth tokens ({} → {})",
+                "auth tokens replaced ({} → {})",
                 running.auth_tokens.len(),
                 new.auth_tokens.len()
             ));
