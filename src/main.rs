@@ -34,16 +34,10 @@ fn main() -> ExitCode {
         }
     };
     cli::logging::init(config.log_level);
-    if let Some(path) = &config.auth_token_file {
-        match cli::load_tokens(path) {
-            Ok(tokens) => config.auth_tokens = tokens,
-            Err(e) => {
-                eprintln!("tether: {e}");
-                return ExitCode::from(2);
-            }
-        }
+    if let Err(e) = cli::prepare_to_run(&mut config) {
+        eprintln!("tether: {e}");
+        return ExitCode::from(2);
     }
-    cli::cap_max_connections(&mut config);
     match config.app {
         AppKind::Echo => serve(config, Echo, args),
         AppKind::Pubsub => {

@@ -198,16 +198,23 @@ pub fn load_config(args: &[OsString]) -> Result<Config, CliError> {
             return Err(CliError("the command line asks for no server".into()))
         }
     };
+    prepare_to_run(&mut config)?;
+    Ok(config)
+}
+
+/// What a parsed configuration needs before a server runs with it: its auth
+/// tokens loaded, and `max_connections` within the open-file limit.
+pub fn prepare_to_run(config: &mut Config) -> Result<(), CliError> {
     if let Some(path) = &config.auth_token_file {
         config.auth_tokens = load_tokens(path)?;
     }
-    cap_max_connections(&mut config);
-    Ok(config)
+    cap_max_connections(config);
+    Ok(())
 }
 
 /// Lowers `max_connections` to what the open-file limit allows (less
 /// [`RESERVED_FDS`]), with a warning.
-pub fn cap_max_connections(config: &mut Config) {
+fn cap_max_connections(config: &mut Config) {
     if let Some(limit) = open_file_limit() {
         let usable = limit.saturating_sub(RESERVED_FDS).max(1);
         if config.max_connections > usable {
@@ -221,7 +228,7 @@ pub fn cap_max_connections(config: &mut Config) {
 }
 
 /// Descriptors kept back from `max_connections`: listener, epoll, signal pipe, metrics, logs, slack.
-pub const RESERVED_FDS: usize = 64;
+const RESERVED_FDS: usize = 64;
 
 /// Checks that the TLS files load (certificate, key, client CA), so a bad
 /// one is reported at startup with the flag that named it.
