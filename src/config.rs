@@ -86,6 +86,9 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// Accepted auth tokens (loaded from `auth_token_file`); empty = no auth.
     pub auth_tokens: Vec<Vec<u8>>,
+    /// The most verbose log level written (`--log-level`); `None`: `RUST_LOG`
+    /// decides, else info. Reloadable, unlike `RUST_LOG`.
+    pub log_level: Option<log::LevelFilter>,
 }
 
 impl Default for Config {
@@ -120,6 +123,7 @@ impl Default for Config {
             engine: None,
             metrics: None,
             auth_tokens: Vec::new(),
+            log_level: None,
         }
     }
 }
@@ -309,6 +313,57 @@ impl Config {
     }
 }
 
+/// The log level a `--log-level` word names: `error`, `warn`, `info`,
+/// `debug` or `trace` (`None` for anything else).
+pub fn parse_log_level(word: &str) -> Option<log::LevelFilter> {
+    use log::LevelFilter;
+    match word {
+        "error" => Some(LevelFilter::Error),
+        "warn" => Some(LevelFilter::Warn),
+        "info" => Some(LevelFilter::Info),
+        "debug" => Some(LevelFilter::Debug),
+        "trace" => Some(LevelFilter::Trace),
+        _ => None,
+    }
+}
+
+impl Config {
+    /// For a reload: puts back in `self` (the configuration read anew) every
+    /// field that a running server cannot change without a restart, taken
+    /// from `running`, and returns the names of those that differed. Listeners,
+    /// the app and its engine, the metrics endpoint, the tick, history, and
+    /// what WELCOME told open connections (frame and message sizes, `miss`
+    /// in their idle timeout) or what the app was built with (session TTL)
+    /// stay; every other field takes effect.
+    pub fn keep_restart_only(&mut self, running: &Config) -> Vec<&'static str> {
+        let mut kept = Vec::new();
+        macro_rules! keep {
+            ($($field:ident),*) => {$(
+                if self.$field != running.$field {
+                    kept.push(stringify!($field));
+                    self.$field = running.$field.clone();
+                }
+            )*};
+        }
+        keep!(
+            listen,
+            tls_listen,
+            app,
+            engine,
+            metrics,
+            tick_ms,
+            history_size,
+            history_ttl_ms,
+            history_memory,
+            max_frame,
+            max_message,
+            miss,
+            session_ttl_ms
+        );
+        kept
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,6 +409,27 @@ mod tests {
         for (c, message) in table {
             assert_eq!(c.validate().map_err(|e| e.to_string()), Err(message.into()));
         }
+    }
+
+    #[test]
+    fn a_reload_keeps_what_needs_a_restart_and_takes_the_rest() {
+        let running = Config::default();
+        let mut read = Config {
+            listen: None,
+            tick_ms: 10,
+            heartbeat_ms: 5_000,
+            rate_limit: 7,
+            ..Config::default()
+        };
+        assert_eq!(read.keep_restart_only(&running), ["listen", "tick_ms"]);
+        assert_eq!(
+            read,
+            Config {
+                heartbeat_ms: 5_000,
+                rate_limit: 7,
+                ..Config::default()
+            }
+        );
     }
 
     #[test]

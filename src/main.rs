@@ -2,6 +2,7 @@
 //! systemd passed), print the address, tell systemd it is ready, run until
 //! SIGTERM/SIGINT, exit 0 after a graceful stop.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::net::ToSocketAddrs;
 use std::process::ExitCode;
@@ -13,14 +14,10 @@ use tether::cli::{self, Command};
 use tether::config::{AppKind, Config};
 use tether::engine::redis::EngineUrl;
 use tether::random::RandomPool;
-use tether::reactor::{Reactor, StopKind};
+use tether::reactor::{ConfigLoader, Reactor, StopKind};
 use tether::systemd::{self, InheritedListener, Notifier};
 
-/// Descriptors kept back from `max_connections`: listener, epoll, signal pipe, metrics, logs, slack.
-const RESERVED_FDS: usize = 64;
-
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     // Taken first, while single-threaded: it unsets LISTEN_* (an error is
     // reported after --help and --version had their chance).
     let inherited = systemd::take_listen_fds();
@@ -33,8 +30,10 @@ fn main() -> ExitCode {
                 tls,
             }
         });
-    let mut config = match cli::parse_args_with(std::env::args_os().skip(1), counts) {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let mut config = match cli::parse_args_with(args.iter().cloned(), counts) {
         Ok(Command::Run(config)) => *config,
+        Ok(Command::Check(config)) => return check_config(*config),
         Ok(Command::Help) => {
             print!("{}", cli::USAGE);
             return ExitCode::SUCCESS;
@@ -48,6 +47,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    cli::logging::init(config.log_level);
     let inherited = match inherited {
         Ok(sockets) => sockets,
         Err(e) => {
@@ -55,27 +55,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(path) = &config.auth_token_file {
-        match cli::load_tokens(path) {
-            Ok(tokens) => config.auth_tokens = tokens,
-            Err(e) => {
-                eprintln!("tether: {e}");
-                return ExitCode::from(2);
-            }
-        }
+    if let Err(e) = cli::prepare_to_run(&mut config) {
+        eprintln!("tether: {e}");
+        return ExitCode::from(2);
     }
-    if let Some(limit) = cli::open_file_limit() {
-        let usable = limit.saturating_sub(RESERVED_FDS).max(1);
-        if config.max_connections > usable {
-            log::warn!(
-                "--max-connections {} is above what the open-file limit {limit} allows; using {usable}",
-                config.max_connections
-            );
-            config.max_connections = usable;
-        }
-    }
+    // SIGHUP reads the configuration anew from the same command line (its
+    // `--config` file, the token file), with the same inherited sockets.
+    let reload: ConfigLoader =
+        Box::new(move || cli::load_config(&args, counts).map_err(|e| e.to_string()));
     match config.app {
-        AppKind::Echo => serve(config, Echo, inherited),
+        AppKind::Echo => serve(config, Echo, inherited, reload),
         AppKind::Pubsub => {
             let epochs = match RandomPool::open() {
                 Ok(pool) => pool,
@@ -94,7 +83,7 @@ fn main() -> ExitCode {
                     }
                 },
             };
-            serve(config, app, inherited)
+            serve(config, app, inherited, reload)
         }
     }
 }
@@ -119,9 +108,38 @@ fn redis_engine(
     RedisEngine::from_config(config, url, &addrs, Box::new(epochs), Instant::now())
 }
 
+/// `--check-config`: the token and TLS files must load too; prints the
+/// configuration in effect as TOML (a config file that gives the same).
+fn check_config(config: Config) -> ExitCode {
+    if let Some(path) = &config.auth_token_file {
+        if let Err(e) = cli::load_tokens(path) {
+            eprintln!("tether: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    if let Some(files) = &config.tls {
+        if let Err(e) = cli::check_tls_files(files) {
+            eprintln!("tether: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    print!(
+        "# tether {}: the configuration in effect (--check-config)\n{}",
+        env!("CARGO_PKG_VERSION"),
+        cli::file::render(&config, false)
+    );
+    ExitCode::SUCCESS
+}
+
 /// Binds (besides the `inherited` sockets), announces the addresses on
-/// stdout and to systemd, and runs until stopped.
-fn serve<A: App>(config: Config, app: A, inherited: Vec<InheritedListener>) -> ExitCode {
+/// stdout and to systemd, and runs until stopped; SIGHUP calls `reload`
+/// and the reactor takes what it can of the configuration it gives.
+fn serve<A: App>(
+    config: Config,
+    app: A,
+    inherited: Vec<InheritedListener>,
+    reload: ConfigLoader,
+) -> ExitCode {
     let listen = config.listen;
     let tls_listen = config.tls_listen.clone();
     let metrics = config.metrics;
@@ -173,6 +191,7 @@ fn serve<A: App>(config: Config, app: A, inherited: Vec<InheritedListener>) -> E
         eprintln!("tether: installing signal handlers: {e}");
         return ExitCode::from(1);
     }
+    reactor.reload_config_with(reload);
     let mut stdout = std::io::stdout().lock();
     for (addr, tls) in reactor.listener_addrs() {
         let _ = writeln!(

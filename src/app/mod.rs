@@ -140,4 +140,9 @@ pub trait App {
 
     /// Adds the app's own metrics to the Prometheus text exposition.
     fn write_metrics(&self, _out: &mut Exposition) {}
+
+    /// The configuration was reloaded (SIGHUP): take the limits that can
+    /// change while running from it. Fields that need a restart are the
+    /// running ones (`Config::keep_restart_only`).
+    fn reconfigure(&mut self, _config: &crate::config::Config) {}
 }

@@ -97,6 +97,11 @@ impl ArgParser {
         Arg::Flag(name)
     }
 
+    /// The flag whose value the value methods read (the last one walked).
+    pub fn flag(&self) -> &str {
+        &self.flag
+    }
+
     /// The current argument exactly as given (lossily, if not UTF-8), with
     /// any `=value`: what an "unknown flag" message shows.
     pub fn raw(&self) -> &str {

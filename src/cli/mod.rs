@@ -2,17 +2,20 @@
 //! the flag. Kept in the library so it is unit-tested like everything else;
 //! [`args`] holds what it shares with `tether-load`'s command line.
 
+pub mod apply;
 pub mod args;
+pub mod file;
+pub mod logging;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use apply::{apply, Layer};
 pub use args::CliError;
 use args::{Arg, ArgParser};
 
-use crate::config::{AppKind, Config, ConfigError};
-use crate::engine::redis::EngineUrl;
-use crate::tls::{ServerTlsFiles, TlsVersions};
+use crate::config::{Config, ConfigError};
+use crate::tls::ServerTlsFiles;
 
 /// Usage text for `--help`.
 pub const USAGE: &str = "\
@@ -27,7 +30,7 @@ usage: tether [--listen ADDR] [--app echo|pubsub] [--heartbeat-ms N] [--min-hear
               [--history-size N] [--history-ttl-ms N] [--history-memory BYTES]
               [--engine memory|redis://HOST:PORT[?password=...]]
               [--tls-listen ADDR]... [--tls-cert FILE] [--tls-key FILE] [--tls-client-ca FILE]
-              [--tls13-only]
+              [--tls13-only] [--log-level LEVEL] [--config FILE] [--check-config FILE]
 
   --listen ADDR|none         plain listener address (127.0.0.1:7600; port 0 picks one;
                              none: no plain listener)
@@ -63,15 +66,23 @@ usage: tether [--listen ADDR] [--app echo|pubsub] [--heartbeat-ms N] [--min-hear
   --tls-key FILE             PEM private key of that certificate (RSA, ECDSA or Ed25519)
   --tls-client-ca FILE       PEM CA certificates: clients must present a certificate they signed
   --tls13-only               refuse TLS 1.2 (default: TLS 1.2 and 1.3)
+  --log-level LEVEL          error, warn, info, debug or trace (not set: RUST_LOG, else info)
+  --config FILE              read settings from a TOML file: each key is a flag without --
+                             (heartbeat-ms = 30000); flags given here override it
+  --check-config FILE        check FILE with the other flags, print the settings in effect
+                             as TOML, exit 0 (2 on an error); binds nothing
   -h, --help                 this text
   -V, --version              the version
 
-Logging: RUST_LOG=debug for per-connection events (default info).
+Logging: --log-level debug (or RUST_LOG=debug) for per-connection events (default info).
 Prints `listening on IP:PORT` on stdout per listener when ready (plain ones
 first, then `listening on IP:PORT tls`). SIGTERM/SIGINT stop gracefully
 (GOAWAY SHUTTING_DOWN to every connection); a second one exits at once.
-SIGHUP reloads the TLS certificate, key and client CA (a bad file keeps the
-old ones and logs why).
+SIGHUP reloads: the --config file (the command line still overrides it), the
+auth token file and the TLS files; limits, timeouts, tokens and the log level
+apply to new connections (output and rate limits to all); listeners, app,
+engine, metrics, tick and history need a restart. A bad file keeps the whole
+old configuration and logs why.
 Under systemd (contrib/tether.service): with NOTIFY_SOCKET set it sends
 READY=1, STOPPING=1, RELOADING=1 and, when WATCHDOG_USEC asks, WATCHDOG=1;
 sockets passed by socket activation (LISTEN_FDS) replace the default
@@ -83,6 +94,9 @@ sockets passed by socket activation (LISTEN_FDS) replace the default
 pub enum Command {
     /// Run the server with this configuration (auth tokens not yet loaded).
     Run(Box<Config>),
+    /// `--check-config FILE`: print this configuration (the file with the
+    /// other flags over it) as TOML and exit 0, binding nothing.
+    Check(Box<Config>),
     /// Print usage and exit 0.
     Help,
     /// Print the version and exit 0.
@@ -102,10 +116,10 @@ impl From<ConfigError> for CliError {
     }
 }
 
-/// What a number flag must be, in its error message.
-const WHOLE_NUMBER: &str = "a non-negative whole number in range";
-
-/// Parses the arguments after the program name.
+/// Parses the arguments after the program name. With `--config FILE` (or
+/// `--check-config FILE`) the file's settings come first and the other
+/// flags override them; a repeatable flag on the command line replaces the
+/// file's values.
 pub fn parse_args<I>(args: I) -> Result<Command, CliError>
 where
     I: IntoIterator,
@@ -115,7 +129,7 @@ where
 }
 
 /// Listening sockets systemd passed (socket activation), as far as the
-/// command line cares: how many plain and TLS ones.
+/// configuration cares: how many plain and TLS ones.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Inherited {
     /// Plain listeners.
@@ -125,146 +139,124 @@ pub struct Inherited {
 }
 
 /// [`parse_args`] for a server that also has `inherited` listeners: then
-/// the default `--listen` is not bound (`config.listen` is `None` unless
-/// `--listen` was given), and an inherited TLS socket needs the TLS flags
-/// as `--tls-listen` does.
+/// the default `listen` is not bound (`config.listen` is `None` unless the
+/// command line or the file gave one), and an inherited TLS socket needs
+/// the TLS settings as `tls-listen` does.
 pub fn parse_args_with<I>(args: I, inherited: Inherited) -> Result<Command, CliError>
 where
     I: IntoIterator,
     I::Item: Into<OsString>,
 {
-    let mut config = Config::default();
-    let mut listen_given = false;
-    let mut tls = TlsFlags::default();
-    let mut p = ArgParser::new(args);
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let mut command_line = Layer::default();
+    let walked = walk_command_line(&args, &mut command_line)?;
+    if let Some(command) = walked.early {
+        return Ok(command);
+    }
+    let config = match &walked.config_file {
+        None => command_line.finish(None, inherited)?,
+        Some(path) => {
+            let mut layer = Layer::default();
+            file::apply_file(path, &mut layer)?;
+            walk_command_line(&args, &mut layer)?;
+            layer.finish(Some(path), inherited)?
+        }
+    };
+    Ok(if walked.check {
+        Command::Check(Box::new(config))
+    } else {
+        Command::Run(Box::new(config))
+    })
+}
+
+/// What a walk over the command line found besides settings.
+struct Walked {
+    /// `--help` or `--version`, when it came before any error.
+    early: Option<Command>,
+    /// The `--config` (or `--check-config`) file.
+    config_file: Option<PathBuf>,
+    /// `--check-config` was given.
+    check: bool,
+}
+
+/// Applies every setting flag of the command line to `layer`, in order.
+fn walk_command_line(args: &[OsString], layer: &mut Layer) -> Result<Walked, CliError> {
+    let mut walked = Walked {
+        early: None,
+        config_file: None,
+        check: false,
+    };
+    let mut p = ArgParser::new(args.iter().cloned());
+    layer.begin_source();
     while let Some(arg) = p.next_arg() {
         let flag = match arg {
             Arg::Flag(flag) => flag,
             Arg::Positional(_) => return Err(unknown_flag(&p)),
         };
         match flag.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "-V" | "--version" => return Ok(Command::Version),
-            "--listen" => {
-                config.listen = p.address_or_none()?;
-                listen_given = true;
+            "-h" | "--help" => walked.early = Some(Command::Help),
+            "-V" | "--version" => walked.early = Some(Command::Version),
+            "--config" => walked.config_file = Some(PathBuf::from(p.value_os()?)),
+            "--check-config" => {
+                walked.config_file = Some(PathBuf::from(p.value_os()?));
+                walked.check = true;
             }
-            "--tls-listen" => config.tls_listen.push(p.address()?),
-            "--tls-cert" => tls.cert = Some(PathBuf::from(p.value_os()?)),
-            "--tls-key" => tls.key = Some(PathBuf::from(p.value_os()?)),
-            "--tls-client-ca" => tls.client_ca = Some(PathBuf::from(p.value_os()?)),
-            "--tls13-only" => tls.tls13_only = true,
-            "--app" => {
-                config.app = match p.value()?.as_str() {
-                    "echo" => AppKind::Echo,
-                    "pubsub" => AppKind::Pubsub,
-                    other => {
-                        return Err(CliError(format!(
-                            "--app: expected echo or pubsub, got {other:?}"
-                        )))
-                    }
+            _ => {
+                if !apply(&flag, &mut p, layer)? {
+                    return Err(unknown_flag(&p));
                 }
+                layer.from_command_line.push(flag);
             }
-            "--heartbeat-ms" => config.heartbeat_ms = p.parsed(WHOLE_NUMBER)?,
-            "--min-heartbeat-ms" => config.min_heartbeat_ms = p.parsed(WHOLE_NUMBER)?,
-            "--max-heartbeat-ms" => config.max_heartbeat_ms = p.parsed(WHOLE_NUMBER)?,
-            "--miss" => config.miss = p.parsed(WHOLE_NUMBER)?,
-            "--handshake-timeout-ms" => config.handshake_timeout_ms = p.parsed(WHOLE_NUMBER)?,
-            "--linger-ms" => config.linger_ms = p.parsed(WHOLE_NUMBER)?,
-            "--frame-timeout-ms" => config.frame_timeout_ms = p.parsed(WHOLE_NUMBER)?,
-            "--max-connections" => config.max_connections = p.parsed(WHOLE_NUMBER)?,
-            "--max-frame" => config.max_frame = p.parsed(WHOLE_NUMBER)?,
-            "--max-message" => config.max_message = p.parsed(WHOLE_NUMBER)?,
-            "--max-output" => config.max_output = p.parsed(WHOLE_NUMBER)?,
-            "--session-ttl-ms" => config.session_ttl_ms = p.parsed(WHOLE_NUMBER)?,
-            "--auth-token-file" => config.auth_token_file = Some(PathBuf::from(p.value_os()?)),
-            "--tick-ms" => config.tick_ms = p.parsed(WHOLE_NUMBER)?,
-            "--soft-output" => config.soft_output = p.parsed(WHOLE_NUMBER)?,
-            "--soft-output-ms" => config.soft_output_ms = p.parsed(WHOLE_NUMBER)?,
-            "--rate-limit" => config.rate_limit = p.parsed(WHOLE_NUMBER)?,
-            "--rate-burst" => config.rate_burst = p.parsed(WHOLE_NUMBER)?,
-            "--session-queue" => config.session_queue = p.parsed(WHOLE_NUMBER)?,
-            "--history-size" => config.history_size = p.parsed(WHOLE_NUMBER)?,
-            "--history-ttl-ms" => config.history_ttl_ms = p.parsed(WHOLE_NUMBER)?,
-            "--history-memory" => config.history_memory = p.parsed(WHOLE_NUMBER)?,
-            "--engine" => {
-                config.engine = match p.value()?.as_str() {
-                    "memory" => None,
-                    url => Some(
-                        EngineUrl::parse(url).map_err(|e| CliError(format!("--engine: {e}")))?,
-                    ),
-                }
-            }
-            "--metrics" => config.metrics = Some(p.address()?),
-            _ => return Err(unknown_flag(&p)),
+        }
+        if walked.early.is_some() {
+            break;
         }
     }
-    let inherits_any = inherited.plain + inherited.tls > 0;
-    if inherits_any && !listen_given {
-        config.listen = None;
-    }
-    config.tls = if config.tls_listen.is_empty() && inherited.tls > 0 {
-        tls.into_files(true, "an inherited TLS socket (LISTEN_FDNAMES tls)")?
-    } else {
-        tls.into_files(!config.tls_listen.is_empty(), "--tls-listen")?
+    Ok(walked)
+}
+
+/// Reads the configuration the command line `args` names (the file, then
+/// the flags) and the auth tokens, as at startup, with the same `inherited`
+/// sockets: what a reload (SIGHUP) takes. `--help` and `--version` are
+/// errors here.
+pub fn load_config(args: &[OsString], inherited: Inherited) -> Result<Config, CliError> {
+    let mut config = match parse_args_with(args.iter().cloned(), inherited)? {
+        Command::Run(config) | Command::Check(config) => *config,
+        Command::Help | Command::Version => {
+            return Err(CliError("the command line asks for no server".into()))
+        }
     };
-    if config.listen.is_none() && config.tls_listen.is_empty() && !inherits_any {
-        return Err(CliError(
-            "--listen: none, and no --tls-listen: nothing to listen on".into(),
-        ));
+    prepare_to_run(&mut config)?;
+    Ok(config)
+}
+
+/// What a parsed configuration needs before a server runs with it: its auth
+/// tokens loaded, and `max_connections` within the open-file limit.
+pub fn prepare_to_run(config: &mut Config) -> Result<(), CliError> {
+    if let Some(path) = &config.auth_token_file {
+        config.auth_tokens = load_tokens(path)?;
     }
-    config.validate()?;
-    Ok(Command::Run(Box::new(config)))
+    cap_max_connections(config);
+    Ok(())
 }
 
-/// The TLS flags as given, before they are checked to go together.
-#[derive(Debug, Default)]
-struct TlsFlags {
-    cert: Option<PathBuf>,
-    key: Option<PathBuf>,
-    client_ca: Option<PathBuf>,
-    tls13_only: bool,
-}
-
-impl TlsFlags {
-    /// The TLS files, if any: a certificate and a key go together, and
-    /// they (and the other TLS flags) are only for TLS listeners.
-    /// `needed_by` names the TLS listener in the error.
-    fn into_files(
-        self,
-        has_tls_listener: bool,
-        needed_by: &str,
-    ) -> Result<Option<ServerTlsFiles>, CliError> {
-        let any = self.cert.is_some()
-            || self.key.is_some()
-            || self.client_ca.is_some()
-            || self.tls13_only;
-        if !has_tls_listener {
-            if any {
-                return Err(CliError(
-                    "--tls-listen: the TLS flags need at least one TLS listener".into(),
-                ));
-            }
-            return Ok(None);
+/// Lowers `max_connections` to what the open-file limit allows (less
+/// [`RESERVED_FDS`]), with a warning.
+fn cap_max_connections(config: &mut Config) {
+    if let Some(limit) = open_file_limit() {
+        let usable = limit.saturating_sub(RESERVED_FDS).max(1);
+        if config.max_connections > usable {
+            log::warn!(
+                "--max-connections {} is above what the open-file limit {limit} allows; using {usable}",
+                config.max_connections
+            );
+            config.max_connections = usable;
         }
-        let Some(cert_chain) = self.cert else {
-            return Err(CliError(format!("--tls-cert: needed by {needed_by}")));
-        };
-        let Some(private_key) = self.key else {
-            return Err(CliError(format!("--tls-key: needed by {needed_by}")));
-        };
-        Ok(Some(ServerTlsFiles {
-            cert_chain,
-            private_key,
-            client_ca: self.client_ca,
-            versions: if self.tls13_only {
-                TlsVersions::Tls13Only
-            } else {
-                TlsVersions::Tls12And13
-            },
-        }))
     }
 }
+
+/// Descriptors kept back from `max_connections`: listener, epoll, signal pipe, metrics, logs, slack.
+const RESERVED_FDS: usize = 64;
 
 /// Checks that the TLS files load (certificate, key, client CA), so a bad
 /// one is reported at startup with the flag that named it.
@@ -333,6 +325,7 @@ pub fn open_file_limit() -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::AppKind;
     use std::net::SocketAddr;
 
     fn parse(args: &[&str]) -> Result<Command, CliError> {

@@ -16,6 +16,7 @@ pub mod io;
 mod links;
 mod listeners;
 pub mod metrics;
+mod reload;
 mod sd_notify;
 mod signals;
 pub mod stats;
@@ -39,6 +40,7 @@ use self::core::Core;
 use self::links::Links;
 use self::listeners::Listener;
 use self::metrics::{MetricsServer, ScraperId, HTTP_TOKEN_BIT};
+pub use self::reload::ConfigLoader;
 use self::signals::ServerSignals;
 use self::stats::Stats;
 use self::turn::{render_metrics, ReadUntil};
@@ -150,6 +152,9 @@ pub struct Reactor<A: App> {
     link_actions: Vec<Action>,
     expired: Vec<TimerKind>,
     random: RandomPool,
+    /// Reads the configuration anew on SIGHUP (see `reload.rs`); without
+    /// one, SIGHUP reloads the TLS files only.
+    config_loader: Option<ConfigLoader>,
     stop_deadline: Option<Tick>,
     forced: bool,
     accept_paused: bool,
@@ -223,6 +228,7 @@ impl<A: App> Reactor<A> {
             link_actions: Vec::new(),
             expired: Vec::new(),
             random: RandomPool::open()?,
+            config_loader: None,
             stop_deadline: None,
             forced: false,
             accept_paused: false,
@@ -265,7 +271,8 @@ impl<A: App> Reactor<A> {
 
     /// Installs signal handling in this loop: the first SIGTERM/SIGINT starts
     /// a graceful stop, a second one makes [`Reactor::run`] return at once;
-    /// SIGHUP reloads the TLS certificate, key and client CA.
+    /// SIGHUP reloads the configuration (see [`Reactor::reload_config_with`];
+    /// without it, the TLS certificate, key and client CA).
     pub fn handle_signals(&mut self) -> std::io::Result<()> {
         self.signals = Some(ServerSignals::register(self.poll.registry(), SIGNALS)?);
         Ok(())
@@ -513,13 +520,7 @@ impl<A: App> Reactor<A> {
         let pending = signals.take_pending();
         if pending.reload {
             self.notify_reloading();
-            match self.reload_tls() {
-                Ok(true) => log::info!("SIGHUP: TLS certificate, key and client CA reloaded"),
-                Ok(false) => log::info!("SIGHUP: nothing to reload"),
-                Err(e) => {
-                    log::error!("SIGHUP: TLS reload failed, keeping the old certificate: {e}")
-                }
-            }
+            self.on_reload_signal();
             self.notify_reloaded();
         }
         let count = pending.stops;

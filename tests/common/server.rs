@@ -13,6 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::client::Client;
+use tether::protocol::Welcome;
 
 /// The binary under test.
 pub const TETHER: &str = env!("CARGO_BIN_EXE_tether");
@@ -210,6 +211,12 @@ impl Server {
         let mut c = self.connect();
         c.handshake(heartbeat_ms);
         c
+    }
+
+    /// The WELCOME a new connection gets for a HELLO asking for `heartbeat_ms`
+    /// (the connection is closed after it).
+    pub fn welcome(&self, heartbeat_ms: u32) -> Welcome {
+        self.connect().handshake(heartbeat_ms)
     }
 
     /// A new client that has completed a protocol-v2 handshake with

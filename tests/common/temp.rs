@@ -1,4 +1,4 @@
-//! Temporary files for flags that take a path (`--auth-token-file`).
+//! Temporary files for flags that take a path (`--auth-token-file`, `--config`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,6 +32,14 @@ impl TempFile {
     /// The path as a `&str` for command lines.
     pub fn arg(&self) -> &str {
         self.path.to_str().expect("utf-8 temp path")
+    }
+
+    /// Replaces the file's contents at once (a new file renamed over it), so
+    /// a server reloading it never reads half of it.
+    pub fn rewrite(&self, contents: &[u8]) {
+        let next = self.dir.join(".next");
+        std::fs::write(&next, contents).expect("write temp file");
+        std::fs::rename(&next, &self.path).expect("rename over temp file");
     }
 
     /// The directory holding the file.

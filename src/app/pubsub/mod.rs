@@ -77,6 +77,11 @@ fn limits(config: &Config) -> PubsubLimits {
 }
 
 impl App for Pubsub {
+    /// The session queue bound applies to what is queued from now on.
+    fn reconfigure(&mut self, config: &Config) {
+        self.state.limits.session_queue = config.session_queue;
+    }
+
     fn on_hello(&mut self, hello: &HelloEvent<'_>, ctx: &mut Ctx<'_>) {
         // A v1 resume that takes a session over from a connection the server
         // still thinks alive: deliveries written to it after its peer last
