@@ -227,3 +227,21 @@ fn the_example_file_is_the_generated_one() {
         "tether.toml is stale: TETHER_BLESS=1 cargo test --lib cli::file"
     );
 }
+
+#[test]
+fn with_inherited_sockets_only_a_listen_key_binds_the_plain_listener() {
+    let inherited = crate::cli::Inherited { plain: 1, tls: 0 };
+    let listen_of = |text: &str| {
+        let path = temp_file("inherited.toml", text);
+        let args = ["--config", path.to_str().expect("utf-8")];
+        match crate::cli::parse_args_with(args, inherited) {
+            Ok(Command::Run(config)) => config.listen,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(listen_of("miss = 4\n"), None, "the default is not bound");
+    assert_eq!(
+        listen_of("listen = \"127.0.0.1:7609\"\n"),
+        Some("127.0.0.1:7609".parse().expect("an address"))
+    );
+}
