@@ -59,6 +59,12 @@ pub fn fast_timers() -> Vec<&'static str> {
 /// is logged at info level, so with `--metrics` it logs that much);
 /// `TETHER_TEST_LOG=debug` shows the server's log.
 pub fn tether_command(args: &[&str]) -> Command {
+    tether_command_at("127.0.0.1:0", args)
+}
+
+/// [`tether_command`] listening on `listen` instead of a free port: a
+/// successor started on the address a stopped server used (a restart).
+pub fn tether_command_at(listen: &str, args: &[&str]) -> Command {
     let app: &[&str] = if args.contains(&"--app") {
         &[]
     } else {
@@ -70,7 +76,7 @@ pub fn tether_command(args: &[&str]) -> Command {
     let mut command = Command::new(TETHER);
     command
         .arg("--listen")
-        .arg("127.0.0.1:0")
+        .arg(listen)
         .args(app)
         .args(args)
         .env("RUST_LOG", level);
