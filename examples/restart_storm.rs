@@ -181,7 +181,7 @@ fn run(args: &Args) -> Result<bool, String> {
     let peak = sampler.and_then(Sampler::finish);
     // Asked while every client is still attached: the server's own count.
     let server_open = args.metrics.and_then(sampler::connections_open);
-    let summary = Summary::new(&records, args.bucket);
+    let summary = Summary::new(&records, fleet.timer_lag(), args.bucket);
     print!("{}", summary.text(peak.as_ref()));
     if let Some(n) = server_open {
         println!("the new server holds {n} connections by its /metrics");

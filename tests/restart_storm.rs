@@ -63,7 +63,7 @@ fn every_client_reconnects_after_a_restart_spread_over_the_jitter_window() {
     });
     let records = fleet.watch(Duration::from_secs(20)).expect("poll");
     let new = restart.join().expect("the restart");
-    let summary = Summary::new(&records, Duration::from_millis(100));
+    let summary = Summary::new(&records, fleet.timer_lag(), Duration::from_millis(100));
     eprint!("{}", summary.text(None));
 
     assert_eq!(summary.gave_up, 0, "no client may give up");

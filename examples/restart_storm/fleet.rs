@@ -27,6 +27,11 @@ use tether::protocol::GoawayCode;
 const READ_BUF_LEN: usize = 16 * 1024;
 /// The shortest poll timeout while a timer is pending: mio's resolution.
 const MIN_WAIT: Duration = Duration::from_millis(1);
+/// Timers fired per turn before polling the sockets again: a retry is a
+/// `connect` (costly on loopback, where it runs the server's side of the
+/// handshake too), and thousands in one go would leave WELCOMEs unread and
+/// stamp them late, all at once.
+const MAX_TIMERS_PER_TURN: usize = 64;
 
 /// What one client lived through after [`Fleet::mark_ready`]: the first
 /// connection end, the reconnect that followed, and what the library did in between.
@@ -120,6 +125,9 @@ pub struct Fleet {
     recording: bool,
     /// Clients whose record is complete (reconnected or gave up).
     settled: usize,
+    /// How late each timer fired after [`Fleet::mark_ready`]: the driver's
+    /// own delay on top of the library's schedule.
+    timer_lag: Vec<Duration>,
 }
 
 impl Fleet {
@@ -137,6 +145,7 @@ impl Fleet {
             welcomed: 0,
             recording: false,
             settled: 0,
+            timer_lag: Vec::new(),
             config,
         })
     }
@@ -169,6 +178,7 @@ impl Fleet {
     pub fn mark_ready(&mut self) {
         self.recording = true;
         self.settled = 0;
+        self.timer_lag.clear();
         for slot in &mut self.slots {
             slot.record = Record::default();
         }
@@ -182,6 +192,14 @@ impl Fleet {
             self.turn(deadline)?;
         }
         Ok(self.slots.iter().map(|s| s.record.clone()).collect())
+    }
+
+    /// How late the timers fired since [`Fleet::mark_ready`], sorted: the
+    /// driver's own delay on top of the library's schedule.
+    pub fn timer_lag(&self) -> Vec<Duration> {
+        let mut lag = self.timer_lag.clone();
+        lag.sort();
+        lag
     }
 
     /// Clients open right now.
@@ -236,12 +254,17 @@ impl Fleet {
             self.socket_ready(index, readable, writable);
         }
         let now = Instant::now();
+        let mut fired = 0;
         while let Some(&Reverse((at, index))) = self.timers.peek() {
-            if at > now {
+            if at > now || fired == MAX_TIMERS_PER_TURN {
                 break;
             }
             self.timers.pop();
             if self.slots[index].deadline == Some(at) {
+                fired += 1;
+                if self.recording {
+                    self.timer_lag.push(now.saturating_duration_since(at));
+                }
                 self.slots[index].deadline = None;
                 if self.slots[index].connecting {
                     self.drop_socket(index);

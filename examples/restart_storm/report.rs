@@ -38,13 +38,16 @@ pub struct Summary {
     pub first_delays: Vec<Duration>,
     /// Clients by connection attempts needed (1: the first retry got in).
     pub attempts: BTreeMap<u32, usize>,
+    /// How late the driver fired the clients' timers, sorted.
+    pub timer_lag: Vec<Duration>,
     /// Histogram bucket width.
     pub bucket: Duration,
 }
 
 impl Summary {
-    /// Sums up `records` with histograms of `bucket` width.
-    pub fn new(records: &[Record], bucket: Duration) -> Summary {
+    /// Sums up `records` with histograms of `bucket` width; `timer_lag`
+    /// is the driver's, sorted ([`super::fleet::Fleet::timer_lag`]).
+    pub fn new(records: &[Record], timer_lag: Vec<Duration>, bucket: Duration) -> Summary {
         let start: Option<Instant> = records
             .iter()
             .filter_map(|r| r.goaway.map(|(t, _)| t).or(r.ended_at))
@@ -100,6 +103,7 @@ impl Summary {
             connect_offsets,
             first_delays,
             attempts,
+            timer_lag,
             bucket,
         }
     }
@@ -175,6 +179,11 @@ impl Summary {
             percentiles(&self.handshake_times),
             self.max_connects_within(Duration::from_millis(10)),
         );
+        let _ = writeln!(
+            out,
+            "driver's lag firing the clients' timers (one thread for every client): {}",
+            percentiles(&self.timer_lag)
+        );
         let attempts: Vec<String> = self
             .attempts
             .iter()
@@ -226,6 +235,7 @@ impl Summary {
             "max_welcomes_in_100ms": self.max_welcomes_within(Duration::from_millis(100)),
             "handshake_ms": percentile_json(&self.handshake_times),
             "max_connects_in_10ms": self.max_connects_within(Duration::from_millis(10)),
+            "driver_timer_lag_ms": percentile_json(&self.timer_lag),
             "attempts": self.attempts.iter().map(|(a, n)| (a.to_string(), *n)).collect::<BTreeMap<_, _>>(),
             "bucket_ms": bucket_ms,
             "reconnect_histogram": buckets(&self.reconnect_times, self.bucket),
