@@ -3,9 +3,11 @@
 //! reconnects spread over the backoff's jitter window.
 //!
 //! Each client is the library's own `ClientMachine` (so the reconnect
-//! behaviour measured is the library's), driven by one thread over `mio`
-//! (examples/restart_storm/fleet.rs) instead of one blocking client and
-//! thread each. The clients' sockets are bound round-robin to
+//! behaviour measured is the library's), driven over `mio` by a few fleet
+//! threads (`--threads`, examples/restart_storm/fleet.rs) instead of one
+//! blocking client and thread each. The report gives the fleet's own lag in
+//! firing the clients' timers: when it is large, the machine was too busy to
+//! keep to the library's schedule, and the times are the fleet's, not the library's. The clients' sockets are bound round-robin to
 //! 127.0.0.1-127.0.0.4 so 10,000 of them, and their reconnects, stay clear
 //! of running out of one address's ephemeral ports.
 //!
@@ -27,12 +29,14 @@
 //! cargo run --release --example restart_storm -- --server 127.0.0.1:7600 \
 //!     [--clients 10000] [--sources 127.0.0.1-127.0.0.4|none] [--connect-concurrency 1000]
 //!     [--heartbeat-ms 0] [--jitter full|equal|none] [--base-ms 100] [--cap-ms 30000]
-//!     [--seed N] [--metrics ADDR] [--bucket-ms 100] [--timeout-s 60] [--json FILE]
+//!     [--threads 2] [--seed N] [--metrics ADDR] [--bucket-ms 100] [--timeout-s 60] [--json FILE]
 //! ```
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
+use std::sync::mpsc;
+use std::thread;
 use std::time::Duration;
 
 use tether::client::{ClientConfig, Jitter, RandomSource, SplitMix64};
@@ -44,7 +48,7 @@ mod report;
 #[path = "restart_storm/sampler.rs"]
 mod sampler;
 
-use fleet::{Fleet, FleetConfig};
+use fleet::{Fleet, FleetConfig, Record};
 use report::Summary;
 use sampler::Sampler;
 
@@ -53,6 +57,8 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 
 struct Args {
     fleet: FleetConfig,
+    /// Fleet threads, each with its own poll and share of the clients.
+    threads: usize,
     metrics: Option<SocketAddr>,
     bucket: Duration,
     connect_timeout: Duration,
@@ -92,6 +98,7 @@ fn parse_args() -> Result<Args, String> {
             client: ClientConfig::default(),
             seed: 0,
         },
+        threads: 2,
         metrics: None,
         bucket: Duration::from_millis(100),
         connect_timeout: Duration::from_secs(60),
@@ -123,6 +130,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--base-ms" => client.backoff.base = Duration::from_millis(number(&value)?),
             "--cap-ms" => client.backoff.cap = Duration::from_millis(number(&value)?),
+            "--threads" => args.threads = (number(&value)? as usize).max(1),
             "--seed" => seed = Some(number(&value)?),
             "--metrics" => args.metrics = Some(value.parse().map_err(|e| bad(&e))?),
             "--bucket-ms" => args.bucket = Duration::from_millis(number(&value)?.max(1)),
@@ -155,33 +163,112 @@ fn main() -> ExitCode {
     }
 }
 
+/// What a fleet thread reports: its clients open, then its records and timer lag.
+enum FromFleet {
+    Ready(Result<usize, String>),
+    Done(Result<(Vec<Record>, Vec<Duration>), String>),
+}
+
+/// Runs one fleet on its own thread: connects, reports ready, records the
+/// restart, reports, and keeps its clients attached until `release` says go.
+fn spawn_fleet(
+    config: FleetConfig,
+    args: &Args,
+    tx: mpsc::Sender<FromFleet>,
+    release: mpsc::Receiver<()>,
+) -> thread::JoinHandle<()> {
+    let (connect_timeout, timeout) = (args.connect_timeout, args.timeout);
+    thread::spawn(move || {
+        let mut fleet = match Fleet::new(config) {
+            Ok(fleet) => fleet,
+            Err(e) => {
+                let _ = tx.send(FromFleet::Ready(Err(format!("poll: {e}"))));
+                return;
+            }
+        };
+        let ready = fleet.connect_all(connect_timeout).map(|()| fleet.open());
+        let failed = ready.is_err();
+        fleet.mark_ready();
+        let _ = tx.send(FromFleet::Ready(ready));
+        if failed {
+            return;
+        }
+        let done = fleet
+            .watch(timeout)
+            .map(|records| (records, fleet.timer_lag()))
+            .map_err(|e| format!("poll: {e}"));
+        let _ = tx.send(FromFleet::Done(done));
+        let _ = release.recv();
+    })
+}
+
 /// The storm; `Ok(true)` when every client reconnected.
 fn run(args: &Args) -> Result<bool, String> {
     let backoff = &args.fleet.client.backoff;
     eprintln!(
-        "restart_storm: {} clients to {} from {} source address(es), backoff base {:?} cap {:?} \
-         jitter {:?}, seed {}",
+        "restart_storm: {} clients to {} from {} source address(es) on {} thread(s), backoff \
+         base {:?} cap {:?} jitter {:?}, seed {}",
         args.fleet.clients,
         args.fleet.server,
         args.fleet.sources.len(),
+        args.threads,
         backoff.base,
         backoff.cap,
         backoff.jitter,
         args.fleet.seed
     );
-    let mut fleet = Fleet::new(args.fleet.clone()).map_err(|e| format!("poll: {e}"))?;
-    fleet.connect_all(args.connect_timeout)?;
-    fleet.mark_ready();
+    let (tx, rx) = mpsc::channel();
+    let mut releases = Vec::new();
+    let mut threads = Vec::new();
+    let mut seeds = SplitMix64::new(args.fleet.seed);
+    for t in 0..args.threads {
+        let mut config = args.fleet.clone();
+        // An even share of the clients per thread, each thread starting
+        // its round-robin over the source addresses at a different one.
+        config.clients = (args.fleet.clients + args.threads - 1 - t) / args.threads;
+        config
+            .sources
+            .rotate_left(t % args.fleet.sources.len().max(1));
+        config.seed = seeds.next_u64();
+        let (release_tx, release_rx) = mpsc::channel();
+        releases.push(release_tx);
+        threads.push(spawn_fleet(config, args, tx.clone(), release_rx));
+    }
+    drop(tx);
+    let mut open = 0;
+    for _ in 0..args.threads {
+        match rx.recv() {
+            Ok(FromFleet::Ready(Ok(n))) => open += n,
+            Ok(FromFleet::Ready(Err(e))) => return Err(e),
+            Ok(FromFleet::Done(_)) | Err(_) => return Err("a fleet thread ended early".into()),
+        }
+    }
     let sampler = args.metrics.map(|addr| Sampler::start(addr, SAMPLE_EVERY));
-    println!("ready {}", fleet.open());
+    println!("ready {open}");
     let _ = std::io::stdout().flush();
-    let records = fleet
-        .watch(args.timeout)
-        .map_err(|e| format!("poll: {e}"))?;
+    let mut records = Vec::new();
+    let mut lag = Vec::new();
+    for _ in 0..args.threads {
+        match rx.recv() {
+            Ok(FromFleet::Done(Ok((r, l)))) => {
+                records.extend(r);
+                lag.extend(l);
+            }
+            Ok(FromFleet::Done(Err(e))) => return Err(e),
+            Ok(FromFleet::Ready(_)) | Err(_) => return Err("a fleet thread ended early".into()),
+        }
+    }
+    lag.sort();
     let peak = sampler.and_then(Sampler::finish);
     // Asked while every client is still attached: the server's own count.
     let server_open = args.metrics.and_then(sampler::connections_open);
-    let summary = Summary::new(&records, fleet.timer_lag(), args.bucket);
+    for release in releases {
+        let _ = release.send(());
+    }
+    for thread in threads {
+        let _ = thread.join();
+    }
+    let summary = Summary::new(&records, lag, args.bucket);
     print!("{}", summary.text(peak.as_ref()));
     if let Some(n) = server_open {
         println!("the new server holds {n} connections by its /metrics");

@@ -181,7 +181,7 @@ impl Summary {
         );
         let _ = writeln!(
             out,
-            "driver's lag firing the clients' timers (one thread for every client): {}",
+            "fleet's lag firing the clients' timers (its threads' delay on top of the library's schedule): {}",
             percentiles(&self.timer_lag)
         );
         let attempts: Vec<String> = self
