@@ -235,7 +235,7 @@ impl Summary {
             "max_welcomes_in_100ms": self.max_welcomes_within(Duration::from_millis(100)),
             "handshake_ms": percentile_json(&self.handshake_times),
             "max_connects_in_10ms": self.max_connects_within(Duration::from_millis(10)),
-            "driver_timer_lag_ms": percentile_json(&self.timer_lag),
+            "fleet_timer_lag_ms": percentile_json(&self.timer_lag),
             "attempts": self.attempts.iter().map(|(a, n)| (a.to_string(), *n)).collect::<BTreeMap<_, _>>(),
             "bucket_ms": bucket_ms,
             "reconnect_histogram": buckets(&self.reconnect_times, self.bucket),
