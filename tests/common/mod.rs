@@ -2,7 +2,7 @@
 //! one says `mod common;`. Split by concept:
 //!
 //! - [`server`]: the real `tether` binary (or any program that prints
-//!   `listening on IP:PORT`) started on a free port and killed on drop, the
+//!   `listening on IP:PORT`) started on a free port (or a given one, for a restart) and killed on drop, the
 //!   fast-timer flags, and runs of the binary that exit on their own;
 //! - [`fds`]: how many descriptors the server process holds;
 //! - [`client`]: a blocking wire-protocol client over `std::net::TcpStream`;

@@ -60,7 +60,13 @@ pub fn fast_timers() -> Vec<&'static str> {
 /// is logged at info level, so with `--metrics` it logs that much);
 /// `TETHER_TEST_LOG=debug` shows the server's log.
 pub fn tether_command(args: &[&str]) -> Command {
-    let mut with_listen = vec!["--listen", "127.0.0.1:0"];
+    tether_command_at("127.0.0.1:0", args)
+}
+
+/// [`tether_command`] listening on `listen` instead of a free port: a
+/// successor started on the address a stopped server used (a restart).
+pub fn tether_command_at(listen: &str, args: &[&str]) -> Command {
+    let mut with_listen = vec!["--listen", listen];
     with_listen.extend_from_slice(args);
     tether_command_without_listen(&with_listen)
 }
