@@ -244,7 +244,10 @@ impl Engine {
         if self.can_ramp() || !self.to_close.is_empty() || self.storm_pending() {
             return 0;
         }
-        let mut due = (self.now_ns + MAX_SLEEP_NS).min(self.timeline.next_due_ns());
+        let mut due = self.now_ns + MAX_SLEEP_NS;
+        if self.stage < Stage::Close {
+            due = due.min(self.timeline.next_due_ns());
+        }
         for q in [&self.handshake_deadlines, &self.close_deadlines] {
             if let Some((t, _)) = q.front() {
                 due = due.min(*t);

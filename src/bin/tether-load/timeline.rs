@@ -205,7 +205,9 @@ impl Timeline {
 
     /// Takes a snapshot; `latency` holds the percentiles of what was timed
     /// since the previous one. The first snapshot is the baseline (no
-    /// point); a snapshot not later than the previous one is ignored.
+    /// point); a snapshot not later than the previous one is ignored; one
+    /// less than a quarter interval after the previous one extends the
+    /// latest point instead of adding one.
     pub fn record(&mut self, snap: Snapshot, latency: Option<Percentiles>) {
         let Some(prev) = self.last else {
             self.last = Some(snap);
@@ -218,7 +220,7 @@ impl Timeline {
             (Some(a), Some(b)) => Some(b.cpu_ns.saturating_sub(a.cpu_ns)),
             _ => None,
         };
-        self.points.push(Point {
+        let point = Point {
             start_ns: prev.now_ns,
             end_ns: snap.now_ns,
             messages: snap.messages.saturating_sub(prev.messages),
@@ -230,8 +232,15 @@ impl Timeline {
             server_cpu_ns,
             server_rss_bytes: snap.server.map(|s| s.rss_bytes),
             storm: snap.storm,
-        });
+        };
         self.last = Some(snap);
+        // A sliver (the last snapshot, taken when the load ends) joins the
+        // point before it: a rate over a few milliseconds is only noise.
+        let sliver = point.end_ns - point.start_ns < self.interval_ns / 4;
+        match self.points.last_mut() {
+            Some(prev) if sliver => *prev = prev.merge(point),
+            _ => self.points.push(point),
+        }
         if self.points.len() > self.cap {
             self.halve();
         }

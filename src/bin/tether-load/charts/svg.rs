@@ -28,9 +28,10 @@ pub fn render_svg(chart: &Chart) -> Result<String, String> {
 fn draw(chart: &Chart, out: &mut String) -> Result<(), Box<dyn std::error::Error>> {
     let root = SVGBackend::with_string(out, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
-    // Some headroom above the highest point, and a range even when flat.
+    // Headroom above the highest point for the legend (top right), and a
+    // range even when flat.
     let x_max = chart.x_max().max(1.0);
-    let y_max = (chart.y_max() * 1.1).max(1.0);
+    let y_max = (chart.y_max() * 1.3).max(1.0);
     let mut c = ChartBuilder::on(&root)
         .caption(&chart.title, ("sans-serif", 20))
         .margin(12)
@@ -40,7 +41,7 @@ fn draw(chart: &Chart, out: &mut String) -> Result<(), Box<dyn std::error::Error
     c.configure_mesh()
         .x_desc(TIME_AXIS)
         .y_desc(chart.y_label.as_str())
-        .light_line_style(RGBColor(235, 235, 235))
+        .light_line_style(TRANSPARENT)
         .y_label_formatter(&|v| short_number(*v))
         .draw()?;
     for (i, l) in chart.lines.iter().enumerate() {
@@ -75,7 +76,7 @@ fn draw(chart: &Chart, out: &mut String) -> Result<(), Box<dyn std::error::Error
     Ok(())
 }
 
-/// An axis number without trailing noise: 12k, 1.5M, 0.25.
+/// An axis number without trailing noise: 950, 2.5k, 1.5M, 0.25.
 fn short_number(v: f64) -> String {
     let a = v.abs();
     let trim = |s: String| {
@@ -87,7 +88,7 @@ fn short_number(v: f64) -> String {
     };
     if a >= 1e6 {
         format!("{}M", trim(format!("{:.2}", v / 1e6)))
-    } else if a >= 1e4 {
+    } else if a >= 1e3 {
         format!("{}k", trim(format!("{:.1}", v / 1e3)))
     } else if a >= 10.0 {
         format!("{v:.0}")
@@ -107,6 +108,7 @@ mod tests {
         assert_eq!(short_number(0.25), "0.25");
         assert_eq!(short_number(2.5), "2.5");
         assert_eq!(short_number(950.0), "950");
+        assert_eq!(short_number(2_500.0), "2.5k");
         assert_eq!(short_number(12_000.0), "12k");
         assert_eq!(short_number(1_500_000.0), "1.5M");
     }

@@ -163,3 +163,27 @@ fn short_runs_are_sampled_more_often() {
     assert_eq!(Timeline::interval_for(3_600.0), S);
     assert_eq!(Timeline::interval_for(0.0), 100_000_000);
 }
+
+#[test]
+fn a_sliver_at_the_end_extends_the_latest_point() {
+    let mut t = Timeline::new(S, 10);
+    t.record(snap(0, 0), pct(1));
+    t.record(snap(S, 100), pct(1));
+    t.record(
+        Snapshot {
+            open: 5,
+            ..snap(S + S / 10, 100)
+        },
+        pct(9),
+    );
+    assert_eq!(t.points().len(), 1);
+    let p = t.points()[0];
+    assert_eq!(
+        (p.start_ns, p.end_ns, p.messages, p.open),
+        (0, S + S / 10, 100, 5)
+    );
+    assert_eq!(p.latency, pct(9));
+    // A quarter interval or more is a point of its own.
+    t.record(snap(S + S / 10 + S / 4, 110), None);
+    assert_eq!(t.points().len(), 2);
+}
