@@ -24,7 +24,7 @@ const INTERVALS_NS: [u64; 5] = [
 ];
 /// Points a run's warmup and measurement should get at least (a short
 /// run is sampled more often than once a second).
-const POINTS_PER_RUN: f64 = 30.0;
+const POINTS_PER_RUN: f64 = 100.0;
 
 /// Storm mode's client outcomes at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

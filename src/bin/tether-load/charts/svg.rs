@@ -53,7 +53,7 @@ fn draw(chart: &Chart, out: &mut String) -> Result<(), Box<dyn std::error::Error
         .label(l.name)
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
     }
-    for m in &chart.marks {
+    for (i, m) in chart.marks.iter().enumerate() {
         let dashes = (0..20).map(|i| {
             let from = y_max * f64::from(i) / 20.0;
             PathElement::new(
@@ -62,8 +62,10 @@ fn draw(chart: &Chart, out: &mut String) -> Result<(), Box<dyn std::error::Error
             )
         });
         c.draw_series(dashes)?;
-        // The label a few pixels right of its line.
-        let label = EmptyElement::at((m.at_secs, y_max * 0.97))
+        // The label a few pixels right of its line, each lower than the
+        // one before so that close marks do not overprint.
+        let label_y = y_max * (0.97 - 0.06 * (i % 4) as f64);
+        let label = EmptyElement::at((m.at_secs, label_y))
             + Text::new(m.label, (4, 0), ("sans-serif", 13).into_font().color(&MARK));
         c.draw_series(std::iter::once(label))?;
     }

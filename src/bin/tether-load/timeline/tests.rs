@@ -157,9 +157,10 @@ fn merging_keeps_whichever_latency_exists() {
 #[test]
 fn short_runs_are_sampled_more_often() {
     assert_eq!(Timeline::interval_for(3.0), 100_000_000);
-    assert_eq!(Timeline::interval_for(5.0), 200_000_000);
-    assert_eq!(Timeline::interval_for(12.0), 500_000_000);
-    assert_eq!(Timeline::interval_for(30.0), S);
+    assert_eq!(Timeline::interval_for(12.0), 200_000_000);
+    assert_eq!(Timeline::interval_for(22.0), 250_000_000);
+    assert_eq!(Timeline::interval_for(30.0), 500_000_000);
+    assert_eq!(Timeline::interval_for(100.0), S);
     assert_eq!(Timeline::interval_for(3_600.0), S);
     assert_eq!(Timeline::interval_for(0.0), 100_000_000);
 }
