@@ -125,6 +125,29 @@ fn summary(r: &Report) -> Vec<(&'static str, String)> {
             ),
         ));
     }
+    if let Some(st) = &r.storm {
+        let windows: Vec<String> = st
+            .windows
+            .iter()
+            .filter_map(|w| {
+                let l = w.rtt?;
+                Some(format!("{} {:.3}", w.name, l.p999_ns as f64 / 1e6))
+            })
+            .collect();
+        s.push((
+            "storm",
+            format!(
+                "{} clients: {} accepted, {} refused, {} failed, {} unresolved; \
+                 round-trip p99.9 (ms) {}",
+                st.clients,
+                st.accepted,
+                st.refused + st.goaway_other,
+                st.failed_total(),
+                st.unresolved,
+                windows.join(" · ")
+            ),
+        ));
+    }
     s.push(("errors", counts(&r.errors)));
     if let Some(u) = &r.server {
         s.push((
@@ -238,6 +261,20 @@ mod tests {
             mode: "storm",
             addr: "127.0.0.1:7600".to_string(),
             failure: Some("1 < 2".to_string()),
+            storm: Some(StormReport {
+                clients: 10,
+                accepted: 9,
+                refused: 1,
+                windows: vec![crate::report::storm::RttWindow {
+                    name: "during",
+                    secs: 1.0,
+                    rtt: Some(Latency {
+                        p999_ns: 12_500_000,
+                        ..Latency::default()
+                    }),
+                }],
+                ..StormReport::default()
+            }),
             ..Report::default()
         };
         let page = index_html(&args, &r, &[chart("a.svg"), chart("b.svg")]);
@@ -248,6 +285,7 @@ mod tests {
             "<th>--storm</th><td>10000 clients</td>",
             "<th>--server-pid</th><td>42</td>",
             "FAILED: 1 &lt; 2",
+            "10 clients: 9 accepted, 1 refused, 0 failed, 0 unresolved; round-trip p99.9 (ms) during 12.500",
             "href=\"report.json\"",
         ] {
             assert!(page.contains(needle), "{needle} missing from {page}");
