@@ -22,6 +22,7 @@ use crate::args::{Args, Mode};
 use crate::conn::{self, Conn, Phase, Role};
 use crate::stats::{sample_proc, ErrorKind, ProcSample, Stats};
 use crate::storm::{Storm, STORM_HEARTBEAT_MS, STORM_MISS_NS};
+use crate::timeline::Timeline;
 use crate::wire;
 
 mod observe;
@@ -103,7 +104,7 @@ pub struct Engine {
     /// Mode-specific state.
     pub work: crate::modes::Workload,
     /// The run over time (charts, progress line).
-    pub timeline: crate::timeline::Timeline,
+    pub timeline: Timeline,
     /// When the progress line was last printed; `None` before the first.
     last_progress_ns: Option<u64>,
     /// Whether to print the progress line (stderr is a terminal).
@@ -176,10 +177,7 @@ impl Engine {
             fatal: None,
             window: Window::default(),
             work,
-            timeline: crate::timeline::Timeline::new(
-                crate::timeline::Timeline::interval_for(args.warmup_secs + args.duration_secs),
-                crate::timeline::MAX_POINTS,
-            ),
+            timeline: Timeline::for_run(args.warmup_secs + args.duration_secs),
             last_progress_ns: None,
             progress,
             args,

@@ -176,6 +176,13 @@ impl Timeline {
         }
     }
 
+    /// The timeline of a run whose warmup and measurement last
+    /// `expected_secs`: sampled as [`Timeline::interval_for`] says, at most
+    /// [`MAX_POINTS`] points.
+    pub fn for_run(expected_secs: f64) -> Timeline {
+        Timeline::new(Timeline::interval_for(expected_secs), MAX_POINTS)
+    }
+
     /// The sampling interval for a run whose warmup and measurement last
     /// `expected_secs`: once a second, or more often for a short run.
     pub fn interval_for(expected_secs: f64) -> u64 {
