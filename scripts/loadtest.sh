@@ -20,9 +20,15 @@
 #                          connection) / connections open
 #   cpu s (run)            server CPU over the whole scenario (ramp and close too)
 #
-# Environment: CARGO_TARGET_DIR is honoured; LOADTEST_KEEP=1 keeps the work
-# directory (JSON and server logs). Exit status is non-zero when a scenario
-# failed or the server did not exit 0.
+# One report directory for the whole run, REPORT_DIR (default
+# $CARGO_TARGET_DIR/loadtest-report-<UTC date and time>, target/ by default):
+# each scenario's `tether-load --report` directory (table, JSON, SVG charts
+# over time, index.html) under its name, and a top-level index.html with the
+# table below and a link to each scenario's page; summary.txt is the table.
+#
+# Environment: CARGO_TARGET_DIR is honoured; REPORT_DIR as above;
+# LOADTEST_KEEP=1 keeps the work directory (JSON and server logs). Exit
+# status is non-zero when a scenario failed or the server did not exit 0.
 set -euo pipefail
 
 PROFILE=${1:-quick}
@@ -39,6 +45,8 @@ BENCH_KEEP_VAR=LOADTEST_KEEP
 # shellcheck source=scripts/lib/bench.sh
 source "$(dirname "$0")/lib/bench.sh"
 CLK_TCK=$(getconf CLK_TCK)
+REPORT_DIR=${REPORT_DIR:-$TARGET/loadtest-report-$(date -u +%Y%m%d-%H%M%S)}
+mkdir -p "$REPORT_DIR"
 
 # cpu_seconds PID: utime + stime of PID, in seconds.
 cpu_seconds() {
@@ -94,7 +102,7 @@ scenario() {
     cpu0=$(cpu_seconds "$SPID")
     rss0=$(rss_bytes "$SPID")
     timeout 300 "$BIN/tether-load" "$@" --addr "$SADDR" --server-pid "$SPID" --json \
-        >"$WORK/$name.json" 2>"$WORK/$name.load.err" || load_rc=$?
+        --report "$REPORT_DIR/$name" >"$WORK/$name.json" 2>"$WORK/$name.load.err" || load_rc=$?
     cpu1=$(cpu_seconds "$SPID")
     rss1=$(rss_bytes "$SPID")
     stop_server
@@ -139,8 +147,8 @@ else
     fanout fanout --connections 5000 --rate 10 --size 64 --duration 20 --warmup 2
 fi
 
-python3 - "$RESULTS" <<'EOF' || FAILED=1
-import json, sys
+python3 - "$RESULTS" "$REPORT_DIR" "$PROFILE" <<'EOF' || FAILED=1
+import html, json, os, sys
 
 rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1]) if line.strip()]
 head = ["scenario", "conns", "msgs/s", "p50 us", "p99 us", "cpu us/msg", "rss B/conn",
@@ -179,8 +187,47 @@ for name, path, run_cpu, rss0, rss1, server_rc in rows:
         result,
     ])
 widths = [max(len(r[i]) for r in table + [head]) for i in range(len(head))]
-for r in [head] + table:
-    print("  ".join(c.ljust(w) if i in (0, 8, 9, 11) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+lines = ["  ".join(c.ljust(w) if i in (0, 8, 9, 11) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+         for r in [head] + table]
+print("\n".join(lines))
+
+# The run's report directory: the table, and a page linking each scenario's report.
+report_dir, profile = sys.argv[2], sys.argv[3]
+with open(os.path.join(report_dir, "summary.txt"), "w") as f:
+    f.write("\n".join(lines) + "\n")
+cells = lambda r, tag: "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in r)
+body = []
+for r in table:
+    name = r[0]
+    if os.path.exists(os.path.join(report_dir, name, "index.html")):
+        link = f'<a href="{html.escape(name)}/index.html">{html.escape(name)}</a>'
+    else:
+        link = html.escape(name)
+    body.append(f"<tr><td>{link}</td>{cells(r[1:], 'td')}</tr>")
+page = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>tether load test ({html.escape(profile)})</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; }}
+th, td {{ text-align: left; padding: 0.2em 1em 0.2em 0; }}
+</style>
+</head>
+<body>
+<h1>tether load test ({html.escape(profile)})</h1>
+<p>One fresh server per scenario; each scenario's name links to its report (parameters, summary, charts over time).</p>
+<table>
+<tr>{cells(head, 'th')}</tr>
+{chr(10).join(body)}
+</table>
+</body>
+</html>
+"""
+with open(os.path.join(report_dir, "index.html"), "w") as f:
+    f.write(page)
+print(f"report: {os.path.join(report_dir, 'index.html')}", file=sys.stderr)
 sys.exit(1 if bad else 0)
 EOF
 exit "$FAILED"

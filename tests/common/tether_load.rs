@@ -37,3 +37,31 @@ pub fn json_count(json: &str, name: &str) -> u64 {
         .parse()
         .unwrap_or_else(|_| panic!("{name} is not a count in {json}"))
 }
+
+/// Checks that `path` is a drawn chart: a well-formed SVG document (parsed
+/// as XML) with at least one line of more than two points. Grid lines, the
+/// legend's samples and marks are two-point polylines, so a chart whose
+/// series were all empty fails.
+pub fn assert_drawn_svg(path: &std::path::Path) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let doc = roxmltree::Document::parse(&text)
+        .unwrap_or_else(|e| panic!("{} is not well-formed XML: {e}", path.display()));
+    assert_eq!(
+        doc.root_element().tag_name().name(),
+        "svg",
+        "{}",
+        path.display()
+    );
+    let longest = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline"))
+        .filter_map(|n| n.attribute("points"))
+        .map(|p| p.split_whitespace().count())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        longest > 2,
+        "{}: no drawn line (longest has {longest} points)",
+        path.display()
+    );
+}

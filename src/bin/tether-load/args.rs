@@ -5,6 +5,7 @@
 
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use tether::cli::args::{Arg, ArgParser, CliError};
@@ -59,6 +60,9 @@ flags:
   --server-pid PID            sample that process's CPU time and RSS over the measured window
   --max-error-pct F           exit 1 when errors exceed F% of connection attempts (1.0)
   --json                      print one JSON object on stdout instead of the table
+  --report DIR                also write DIR/report.txt, report.json, SVG charts over time
+                              (throughput, latency, connections; server CPU and RSS with
+                              --server-pid) and DIR/index.html showing them
   -h, --help                  this text
 
 TLS, for every mode (the TLS handshake is part of the connect; its time is reported):
@@ -172,6 +176,8 @@ pub struct Args {
     pub max_error_pct: f64,
     /// JSON output instead of the table.
     pub json: bool,
+    /// Directory for the report files and charts (`--report`).
+    pub report: Option<PathBuf>,
     /// Speak TLS, and how (`--tls` and the flags that go with it).
     pub tls: TlsFlags,
 }
@@ -200,6 +206,7 @@ impl Default for Args {
             server_pid: None,
             max_error_pct: 1.0,
             json: false,
+            report: None,
             tls: TlsFlags::default(),
         }
     }
@@ -277,6 +284,13 @@ where
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "--json" => a.json = true,
+            "--report" => {
+                let dir = p.value()?;
+                if dir.is_empty() {
+                    return Err(CliError("--report: expected a directory".to_string()));
+                }
+                a.report = Some(PathBuf::from(dir));
+            }
             "--mode" => {
                 let v = p.value()?;
                 a.mode = Mode::parse(&v)

@@ -22,8 +22,10 @@ use crate::args::{Args, Mode};
 use crate::conn::{self, Conn, Phase, Role};
 use crate::stats::{sample_proc, ErrorKind, ProcSample, Stats};
 use crate::storm::{Storm, STORM_HEARTBEAT_MS, STORM_MISS_NS};
+use crate::timeline::Timeline;
 use crate::wire;
 
+mod observe;
 mod stages;
 mod timers;
 mod tls;
@@ -101,8 +103,11 @@ pub struct Engine {
     pub window: Window,
     /// Mode-specific state.
     pub work: crate::modes::Workload,
-    last_progress_ns: u64,
-    last_progress_msgs: u64,
+    /// The run over time (charts, progress line).
+    pub timeline: Timeline,
+    /// When the progress line was last printed; `None` before the first.
+    last_progress_ns: Option<u64>,
+    /// Whether to print the progress line (stderr is a terminal).
     progress: bool,
 }
 
@@ -172,8 +177,8 @@ impl Engine {
             fatal: None,
             window: Window::default(),
             work,
-            last_progress_ns: 0,
-            last_progress_msgs: 0,
+            timeline: Timeline::for_run(args.warmup_secs + args.duration_secs),
+            last_progress_ns: None,
             progress,
             args,
             tls,
@@ -205,7 +210,7 @@ impl Engine {
             self.fire_deadlines();
             self.fire_heartbeats();
             self.reap();
-            self.show_progress(false);
+            self.observe(false);
             let sleep = Duration::from_nanos(self.sleep_ns());
             match self.poll.poll(&mut events, Some(sleep)) {
                 Ok(()) => {}
@@ -221,7 +226,7 @@ impl Engine {
             }
             self.reap();
         }
-        self.show_progress(true);
+        self.observe(true);
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             // A server that has not closed after our GOAWAY and FIN is late.
@@ -238,6 +243,9 @@ impl Engine {
             return 0;
         }
         let mut due = self.now_ns + MAX_SLEEP_NS;
+        if self.stage < Stage::Close {
+            due = due.min(self.timeline.next_due_ns());
+        }
         for q in [&self.handshake_deadlines, &self.close_deadlines] {
             if let Some((t, _)) = q.front() {
                 due = due.min(*t);

@@ -14,17 +14,23 @@
 //! - `fanout`: fan-out's messages in protocol 1 or 2.
 //! - `storm`: storm mode's bookkeeping (windows, outcomes) and its connects.
 //! - `stats`: the latency histogram, counters, `/proc` samples.
-//! - `report`: the table and the JSON object.
+//! - `report`: the table and the JSON object, and `--report`'s directory.
+//! - `timeline`: the run over time, one point per sampling interval.
+//! - `charts`: the charts of a timeline, and their SVG.
+//! - `progress`: the live progress line on a terminal.
 #![deny(unsafe_code)]
 
 mod args;
+mod charts;
 mod conn;
 mod engine;
 mod fanout;
 mod modes;
+mod progress;
 mod report;
 mod stats;
 mod storm;
+mod timeline;
 mod wire;
 
 use std::io::IsTerminal;
@@ -55,6 +61,12 @@ fn main() -> ExitCode {
         }
     };
     let json = args.json;
+    if let Some(dir) = &args.report {
+        if let Err(e) = report::prepare_dir(dir) {
+            eprintln!("tether-load: {e}");
+            return ExitCode::from(2);
+        }
+    }
     // Before any connection exists: the baseline for RSS per connection.
     let baseline = args
         .server_pid
@@ -80,7 +92,20 @@ fn main() -> ExitCode {
     if let Some(f) = &report.failure {
         eprintln!("tether-load: {f}");
     }
-    if report.ok {
+    let mut written = true;
+    if let Some(dir) = &engine.args.report {
+        let storm = engine.work.storm.as_ref();
+        let run = charts::RunInfo {
+            mode: engine.args.mode,
+            storm: (storm.and_then(|s| s.start_ns), storm.and_then(|s| s.end_ns)),
+        };
+        let charts = charts::charts(&engine.timeline, run);
+        if let Err(e) = report::write_dir(dir, &engine.args, &report, &charts) {
+            eprintln!("tether-load: {e}");
+            written = false;
+        }
+    }
+    if report.ok && written {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -1,5 +1,6 @@
 //! The run's result: collected into a plain [`Report`], then printed either as
-//! a human-readable table or as one JSON object (hand-written, no serde).
+//! a human-readable table or as one JSON object (hand-written, no serde);
+//! with `--report DIR`, both and the charts are also written there (`report/dir.rs`).
 
 use std::fmt::Write as _;
 
@@ -8,7 +9,9 @@ use hdrhistogram::Histogram;
 use crate::engine::Engine;
 use crate::stats::ProcSample;
 
+mod dir;
 mod storm;
+pub use dir::{prepare_dir, write_dir};
 pub use storm::StormReport;
 
 /// Latency percentiles, in nanoseconds.

@@ -66,6 +66,10 @@ const GOAWAY_SLOTS: usize = GoawayCode::ALL.len() + 1;
 pub struct Stats {
     /// Latency in nanoseconds, recorded only during the measured window.
     pub latency: Histogram<u64>,
+    /// Latency since the timeline's last sample, over the whole run (the
+    /// charts' and the progress line's per-interval percentiles); emptied
+    /// at each sample.
+    pub interval_latency: Histogram<u64>,
     /// Whether samples are being recorded (the measured window).
     pub recording: bool,
     /// Replies, deliveries or churn cycles completed in the measured window.
@@ -138,6 +142,7 @@ impl Stats {
         let latency = Histogram::new_with_bounds(1, 100_000_000_000, 3)?;
         Ok(Stats {
             latency,
+            interval_latency: Histogram::new_with_bounds(1, 100_000_000_000, 2)?,
             recording: false,
             messages: 0,
             messages_total: 0,
@@ -154,6 +159,9 @@ impl Stats {
     /// One reply (or delivery, or cycle) arrived; `latency_ns` when known.
     pub fn message(&mut self, latency_ns: Option<u64>) {
         self.messages_total += 1;
+        if let Some(ns) = latency_ns {
+            self.interval_latency.saturating_record(ns.max(1));
+        }
         if self.recording {
             self.messages += 1;
             if let Some(ns) = latency_ns {
@@ -270,6 +278,8 @@ mod tests {
         assert_eq!(s.messages, 2);
         assert_eq!(s.messages_total, 3);
         assert_eq!(s.latency.len(), 1);
+        // The timeline's interval histogram sees the whole run.
+        assert_eq!(s.interval_latency.len(), 2);
     }
 
     #[test]

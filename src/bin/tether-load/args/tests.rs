@@ -28,7 +28,7 @@ fn every_flag_is_read() {
         "echo --addr 127.0.0.1:9 --connections 5 --duration 2.5 --warmup 1 \
          --depth 3 --payload 0 --size 100 --heartbeat-ms 500 --rate 7 --channel c --protocol 2 \
          --sources 127.0.0.2-127.0.0.4 --connect-concurrency 9 --token tk \
-         --server-pid 42 --max-error-pct 0.5 --json --tls --tls-ca ca.pem \
+         --server-pid 42 --max-error-pct 0.5 --json --report out/r1 --tls --tls-ca ca.pem \
          --tls-server-name localhost --tls-cert c.pem --tls-key c.key",
     );
     assert_eq!(a.mode, Mode::Echo);
@@ -57,6 +57,7 @@ fn every_flag_is_read() {
     assert_eq!(a.server_pid, Some(42));
     assert_eq!(a.max_error_pct, 0.5);
     assert!(a.json);
+    assert_eq!(a.report, Some(PathBuf::from("out/r1")));
     assert!(a.tls.enabled && !a.tls.insecure);
     assert_eq!(a.tls.ca.as_deref(), Some(std::path::Path::new("ca.pem")));
     assert_eq!(a.tls.server_name.as_deref(), Some("localhost"));
@@ -140,6 +141,8 @@ fn exact_error_messages() {
         ("--rate=fast", "--rate: expected a number, got \"fast\""),
         ("--connections", "--connections: missing value"),
         ("--json --token", "--token: missing value"),
+        ("--report", "--report: missing value"),
+        ("--report=", "--report: expected a directory"),
         ("--connections 0", "--connections: must be at least 1"),
         ("--connections 1000001", "--connections: at most 1000000"),
         (

@@ -103,6 +103,8 @@ impl Engine {
             }
         }
         if stage == Stage::Close {
+            // The timeline's last point: the load ends here.
+            self.sample_timeline();
             self.window.unanswered = self.work.outstanding(self);
             // Closed a batch per turn (`close_some`): a write and a shutdown
             // per connection add up, and EOFs must be read while it goes on.
@@ -166,29 +168,5 @@ impl Engine {
         if let Some(next) = next {
             self.set_stage(next);
         }
-    }
-
-    pub(super) fn show_progress(&mut self, last: bool) {
-        if !self.progress {
-            return;
-        }
-        let since = self.now_ns.saturating_sub(self.last_progress_ns);
-        if !last && since < 1_000_000_000 {
-            return;
-        }
-        let rate = (self.stats.messages_total - self.last_progress_msgs) as f64 * 1e9
-            / since.max(1) as f64;
-        self.last_progress_ns = self.now_ns;
-        self.last_progress_msgs = self.stats.messages_total;
-        eprint!(
-            "\r\x1b[K{:>7} {:>6.1}s  up {}/{}  msgs/s {:.0}  errors {}{}",
-            self.stage.name(),
-            self.now_ns as f64 / 1e9,
-            self.open,
-            self.work.target_connections,
-            rate,
-            self.stats.error_total(),
-            if last { "\n" } else { "" }
-        );
     }
 }
