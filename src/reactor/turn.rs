@@ -264,6 +264,7 @@ pub(super) fn render_metrics<A: App>(
         output_bytes: core.conns.iter().map(|(_, e)| e.conn.output_len()).sum(),
         wheel_entries: wheel.len(),
         tls_connections: core.tls.len(),
+        handshakes: core.handshaking,
     };
     let mut out = Exposition::with_capacity(4096);
     stats.write_metrics(&gauges, &mut out);
