@@ -1,7 +1,9 @@
 //! Storm defence against the real server: `--max-connections-per-ip`
 //! refuses with SERVER_FULL and a retry-after hint (docs/protocol.md §3.1),
 //! `--max-handshakes` and `--max-accept-rate` make newcomers wait in the
-//! kernel's backlog without refusing any, and the metrics count all of it.
+//! kernel's backlog without refusing any, TLS handshakes at once all
+//! complete under the per-turn handshake budget, and the metrics count all
+//! of it.
 
 mod common;
 
@@ -173,4 +175,40 @@ fn the_ready_delay_histogram_is_served() {
     c.ping(b"x");
     c.expect_pong(b"x");
     assert!(server.metric("tether_loop_ready_delay_seconds_count") >= 1);
+}
+
+/// 32 TLS clients handshaking at once (threads): every one is welcomed,
+/// whether its ClientHello was read at once or put off to a later turn
+/// by the per-turn handshake budget (counted in
+/// `tether_tls_handshakes_deferred_total`, which this cannot force).
+#[test]
+fn tls_handshakes_at_once_are_all_completed() {
+    use common::tls::{client_config, tls_connect, TestPki};
+    let pki = TestPki::new();
+    let mut args = TestPki::server_args(&pki.main);
+    args.extend(["--metrics", "127.0.0.1:0"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(&args);
+    let addr = server.tls_addr.expect("a TLS listener");
+    let config = client_config(&pki.main, None);
+    let clients: Vec<_> = (0..32)
+        .map(|_| {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let mut c = tls_connect(addr, config);
+                c.handshake(0);
+                c
+            })
+        })
+        .collect();
+    let mut clients: Vec<_> = clients
+        .into_iter()
+        .map(|t| t.join().expect("a TLS client"))
+        .collect();
+    for c in &mut clients {
+        c.ping(b"p");
+        c.expect_pong(b"p");
+    }
+    assert_eq!(server.metric("tether_tls_handshakes_total"), 32);
+    assert_eq!(server.metric("tether_handshakes_in_progress"), 0);
 }

@@ -76,6 +76,10 @@ const ACCEPTS_PER_TURN: usize = 64;
 /// signature) is done in the accept: without it one turn of TLS accepts
 /// could hold every established connection for several milliseconds.
 const ACCEPT_TIME_PER_TURN: Duration = Duration::from_millis(1);
+/// Time one turn spends in TLS handshakes read from the network (the
+/// ClientHello's key exchange and signature are the expensive part); past
+/// it, handshaking connections wait on the backlog for the next turn.
+const TLS_HANDSHAKE_TIME_PER_TURN: Duration = Duration::from_millis(2);
 /// Expired timers handled per turn; the rest wait one turn, so a mass expiry cannot stall I/O.
 const EXPIRIES_PER_TURN: usize = 4096;
 /// How long accepting pauses after EMFILE/ENFILE before it is retried.
@@ -168,6 +172,8 @@ pub struct Reactor<A: App> {
     accept_held: Option<AcceptHold>,
     timers_pending: bool,
     last_pause_log: Option<Tick>,
+    /// Time this turn spent in TLS handshakes (`TLS_HANDSHAKE_TIME_PER_TURN`).
+    tls_handshake_spent: Duration,
     /// When a slow turn was last logged (the warning is rate-limited).
     last_slow_turn_log: Option<Tick>,
     next_generation: u32,
@@ -246,6 +252,7 @@ impl<A: App> Reactor<A> {
             timers_pending: false,
             last_pause_log: None,
             last_slow_turn_log: None,
+            tls_handshake_spent: Duration::ZERO,
             next_generation: 0,
             stats: Stats::default(),
         })
@@ -434,6 +441,7 @@ impl<A: App> Reactor<A> {
         }
         self.stats.turns += 1;
         self.read_clock();
+        self.tls_handshake_spent = Duration::ZERO;
         let carried = self.backlog.len();
         let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         // Connections read since the last ready-delay clock read.

@@ -43,6 +43,8 @@ pub struct Stats {
     pub accept_rate_waits: u64,
     /// Times accepting waited for a handshake to finish (`max_handshakes`).
     pub accept_handshake_waits: u64,
+    /// TLS handshakes put off to the next turn (`TLS_HANDSHAKE_TIME_PER_TURN`).
+    pub tls_handshakes_deferred: u64,
     /// Newcomers refused because the server was at `max_connections`.
     pub refused_full: u64,
     /// Newcomers refused because their address was at `max_connections_per_ip`.
@@ -314,6 +316,11 @@ impl Stats {
                 ("rate", self.accept_rate_waits),
                 ("handshakes", self.accept_handshake_waits),
             ],
+        );
+        out.counter(
+            "tether_tls_handshakes_deferred_total",
+            "TLS handshake reads put off to the next turn: the turn had spent its 2 ms on handshakes.",
+            self.tls_handshakes_deferred,
         );
         out.gauge(
             "tether_handshakes_in_progress",
