@@ -11,8 +11,19 @@
 #
 # --tls runs the same storm a second time against a TLS-only server (a
 # throwaway certificate). Extra flags go to tether-load (e.g. --storm 5000,
-# --duration 20). The release binaries are built first; the server is
-# stopped with SIGTERM and must exit 0. STORM_KEEP=1 keeps the work directory.
+# --duration 20); STORM_SERVER_FLAGS go to the server (e.g.
+# "--max-accept-rate 2000"). The storm's connects run in a child
+# tether-load (`--storm-in-child`), so the loop timing the established
+# clients is not stalled by 10,000 connects in its own turns; STORM_IN_CHILD=0
+# runs them in the same loop as before. The release binaries are built first; the
+# server is stopped with SIGTERM and must exit 0. STORM_KEEP=1 keeps the
+# work directory.
+#
+# The server side is printed too, from its /metrics scraped every second
+# (the last scrape, taken after the storm): how its loop turns and the
+# delay from a socket's readiness to its handling were spread, the
+# refusals and the accept waits. A long round trip the server's turns do
+# not explain was spent in the generator or waiting for a CPU.
 set -euo pipefail
 
 TLS=0
@@ -21,20 +32,50 @@ if [[ "${1:-}" == --tls ]]; then
     shift
 fi
 EXTRA=("$@")
+if [[ "${STORM_IN_CHILD:-1}" == 1 ]]; then
+    EXTRA=(--storm-in-child "${EXTRA[@]}")
+fi
 
 BENCH_NAME=storm
 BENCH_KEEP_VAR=STORM_KEEP
 # shellcheck source=scripts/lib/bench.sh
 source "$(dirname "$0")/lib/bench.sh"
 
+# scrape_metrics LOG: copies the server's /metrics to LOG.metrics every
+# second until the server is gone (the last copy is from after the storm).
+scrape_metrics() {
+    local log=$1 addr=""
+    for _ in $(seq 100); do
+        addr=$(sed -n 's|.*metrics on http://\([^/]*\)/metrics.*|\1|p' "$log.err" 2>/dev/null | head -1)
+        [[ -n "$addr" ]] && break
+        sleep 0.05
+    done
+    [[ -n "$addr" ]] || return 0
+    while python3 - "$addr" "$log.metrics" <<'PY'
+import sys, urllib.request
+try:
+    body = urllib.request.urlopen(f"http://{sys.argv[1]}/metrics", timeout=2).read()
+except OSError:
+    sys.exit(1)
+open(sys.argv[2] + ".new", "wb").write(body)
+PY
+    do
+        mv "$log.metrics.new" "$log.metrics"
+        sleep 1
+    done
+}
+
 # run NAME SERVER_FLAGS LOAD_FLAGS...: one storm against a fresh server.
 run() {
-    local name=$1 server_flags=$2 log=$WORK/$1
+    local name=$1 server_flags="$2 --metrics 127.0.0.1:0 ${STORM_SERVER_FLAGS:-}" log=$WORK/$1
     shift 2
     # shellcheck disable=SC2086 # the server flags are words
     start_listening "tether $name" "$log" "$BIN/tether" $server_flags
-    echo "== storm $name (load average $(cut -d' ' -f1-3 /proc/loadavg)): tether-load storm $* ${EXTRA[*]}" >&2
+    scrape_metrics "$log" &
+    local scraper=$!
+    echo "== storm $name (load average $(cut -d' ' -f1-3 /proc/loadavg)): tether $server_flags; tether-load storm $* ${EXTRA[*]}" >&2
     load_and_stop "$log" 1 storm "$@" "${EXTRA[@]}"
+    wait "$scraper" 2>/dev/null || true
     printf '%s\t%s\n' "$name" "$log.json" >>"$RESULTS"
 }
 
@@ -54,6 +95,37 @@ import json, sys
 
 f = lambda x: "-" if x is None else f"{x / 1000:.2f}"
 bad = False
+
+
+def server_side(path):
+    """The server's own view, from its last /metrics scrape."""
+    try:
+        text = open(path).read()
+    except OSError:
+        print("  server metrics: none scraped")
+        return
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    for family, label in (("tether_loop_turn_seconds", "turns"),
+                          ("tether_loop_ready_delay_seconds", "ready->handled")):
+        total = values.get(f"{family}_count", 0)
+        buckets = sorted((float(k.split('le="')[1].rstrip('"}')), v) for k, v in values.items()
+                         if k.startswith(f"{family}_bucket") and "+Inf" not in k)
+        over = []
+        for le, cum in buckets:
+            if le >= 0.001:
+                over.append(f">{le * 1000:g}ms {int(total - cum)}")
+        print(f"  server {label}: {int(total)}; " + ", ".join(over))
+    pick = lambda k, r: int(values.get(k + '{reason="' + r + '"}', 0))
+    refused = "tether_connections_refused_total"
+    waits = "tether_accept_waits_total"
+    print(f"  server: slow turns {int(values.get('tether_loop_slow_turns_total', 0))}, "
+          f"refused full {pick(refused, 'full')} per-ip {pick(refused, 'per_ip')}, "
+          f"accept waits rate {pick(waits, 'rate')} handshakes {pick(waits, 'handshakes')}")
+
 for line in open(sys.argv[1]):
     name, path = line.rstrip("\n").split("\t")
     try:
@@ -80,6 +152,7 @@ for line in open(sys.argv[1]):
     pct = f" ({100 * cpu / during:.0f}% of a core)" if cpu is not None and during else ""
     print(f"  server cpu during the storm {cpu} s{pct}; result {'ok' if d['ok'] else 'FAILED: ' + str(d.get('failure'))}")
     bad |= not d["ok"]
+    server_side(path[: -len(".json")] + ".metrics")
 sys.exit(1 if bad else 0)
 PY
 exit "$FAILED"

@@ -48,6 +48,16 @@ pub struct Config {
     pub linger_ms: u32,
     /// Most open connections; newcomers past it get SERVER_FULL.
     pub max_connections: usize,
+    /// New connections accepted per second over all listeners (0 = no
+    /// limit): past it accepting pauses and the kernel's backlog holds the
+    /// rest, so a reconnect storm is spread instead of taken in one gulp.
+    pub max_accept_rate: u32,
+    /// Connections in their handshake at once (accepted, no WELCOME yet, TLS
+    /// included; 0 = no limit): at it accepting pauses until one finishes.
+    pub max_handshakes: usize,
+    /// Connections held per peer IP address (0 = no limit); past it a
+    /// newcomer from that address is refused with SERVER_FULL.
+    pub max_connections_per_ip: u32,
     /// Largest frame payload accepted: the most one partial frame can buffer.
     pub max_frame: u16,
     /// Largest reassembled message: the most one reassembly can buffer.
@@ -106,6 +116,9 @@ impl Default for Config {
             frame_timeout_ms: 10_000,
             linger_ms: 2_000,
             max_connections: 100_000,
+            max_accept_rate: 0,
+            max_handshakes: 0,
+            max_connections_per_ip: 0,
             max_frame: MAX_FRAME_LIMIT as u16,
             max_message: 1_048_576,
             max_output: 4_194_304,
@@ -302,6 +315,12 @@ impl Config {
         }
         if self.engine.is_some() && self.app != AppKind::Pubsub {
             return Err(invalid("engine", "is for the pubsub app only"));
+        }
+        if self.max_accept_rate > 10_000_000 {
+            return Err(invalid(
+                "max_accept_rate",
+                "must be at most 10000000 connections a second (0 = no limit)",
+            ));
         }
         if self.rate_limit > 1_000_000 {
             return Err(invalid(

@@ -179,12 +179,18 @@ pub struct DurationHistogram {
 impl DurationHistogram {
     /// Counts one duration.
     pub fn observe(&mut self, duration: std::time::Duration) {
+        self.observe_many(duration, 1);
+    }
+
+    /// Counts `n` observations of the same duration (a batch measured with
+    /// one clock read).
+    pub fn observe_many(&mut self, duration: std::time::Duration, n: u64) {
         let us = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
         if let Some(i) = DURATION_BOUNDS_US.iter().position(|bound| us <= *bound) {
-            self.counts[i] += 1;
+            self.counts[i] += n;
         }
-        self.count += 1;
-        self.sum_us = self.sum_us.saturating_add(us);
+        self.count += n;
+        self.sum_us = self.sum_us.saturating_add(us.saturating_mul(n));
     }
 
     /// How many durations were counted.

@@ -2,7 +2,8 @@
 //! heartbeating every 100 ms, then 500 more connecting at once from the
 //! default four loopback sources. Every storm client gets its WELCOME, and
 //! the report has the three round-trip windows, the connect times and the
-//! server's CPU over the storm.
+//! server's CPU over the storm. With `--max-accept-rate`, a storm of 2,000
+//! is spread at the rate and no one is refused.
 
 mod common;
 
@@ -10,6 +11,16 @@ use common::{json_after, json_count, run_tether_load, Server};
 
 /// Runs a small storm against `server`; returns the exit code, stdout, stderr.
 fn run_storm(server: &Server, extra: &[&str]) -> (Option<i32>, String, String) {
+    run_storm_of(server, "500", "3", extra)
+}
+
+/// A storm of `size` clients over a run of `duration` seconds.
+fn run_storm_of(
+    server: &Server,
+    size: &str,
+    duration: &str,
+    extra: &[&str],
+) -> (Option<i32>, String, String) {
     let addr = server.addr.to_string();
     let pid = server.pid.to_string();
     let mut args = vec![
@@ -19,11 +30,11 @@ fn run_storm(server: &Server, extra: &[&str]) -> (Option<i32>, String, String) {
         "--connections",
         "50",
         "--storm",
-        "500",
+        size,
         "--warmup",
         "1",
         "--duration",
-        "3",
+        duration,
         "--server-pid",
         &pid,
     ];
@@ -94,4 +105,34 @@ fn every_storm_client_is_welcomed_and_the_windows_are_reported() {
     }
     server.signal(libc::SIGTERM);
     server.expect_clean_exit("SIGTERM after the storm runs");
+}
+
+/// `--max-accept-rate 1000` (burst 100) against a storm of 2,000: every
+/// storm client gets its WELCOME, none is refused or fails, and the last
+/// ones wait for the rate: the slowest connect takes at least about
+/// 1,900 / 1,000 s (bounded loosely below; nothing bounds it above but the
+/// run's end, so a slow machine cannot fail it).
+#[test]
+fn the_accept_rate_spreads_the_storm_and_refuses_no_one() {
+    let mut server = Server::start(&["--max-accept-rate", "1000", "--metrics", "127.0.0.1:0"]);
+    let (code, out, err) = run_storm_of(&server, "2000", "8", &["--json"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let storm = json_after(&out, "storm");
+    assert_eq!(json_count(storm, "accepted"), 2000, "{storm}");
+    assert_eq!(json_count(storm, "refused"), 0, "{storm}");
+    assert_eq!(json_count(storm, "failed_total"), 0, "{storm}");
+    assert_eq!(json_count(storm, "unresolved"), 0, "{storm}");
+    let connect = json_after(storm, "connect_us");
+    let slowest_us = json_count(connect, "max");
+    assert!(
+        slowest_us >= 1_200_000,
+        "2,000 at 1,000/s: the last waits about 1.9 s, got {slowest_us} µs: {connect}"
+    );
+    assert!(server.metric("tether_accept_waits_total{reason=\"rate\"}") >= 1);
+    assert_eq!(
+        server.metric("tether_connections_refused_total{reason=\"full\"}"),
+        0
+    );
+    server.signal(libc::SIGTERM);
+    server.expect_clean_exit("SIGTERM after the paced storm");
 }

@@ -156,7 +156,10 @@ pub fn setting_flags() -> Vec<(&'static str, String)> {
             }
         } else if in_flag && indent > 2 && !trimmed.is_empty() && !trimmed.starts_with('-') {
             if let Some((_, description)) = flags.last_mut() {
-                description.push(' ');
+                // A flag too long for the column has its text on the next lines.
+                if !description.is_empty() {
+                    description.push(' ');
+                }
                 description.push_str(trimmed);
             }
         } else {
@@ -222,6 +225,9 @@ pub fn value_of(config: &Config, flag: &str) -> Rendered {
         "--linger-ms" => number(config.linger_ms.into()),
         "--frame-timeout-ms" => number(config.frame_timeout_ms.into()),
         "--max-connections" => number(config.max_connections as u64),
+        "--max-accept-rate" => number(u64::from(config.max_accept_rate)),
+        "--max-handshakes" => number(config.max_handshakes as u64),
+        "--max-connections-per-ip" => number(u64::from(config.max_connections_per_ip)),
         "--max-frame" => number(config.max_frame.into()),
         "--max-message" => number(config.max_message.into()),
         "--max-output" => number(config.max_output as u64),

@@ -23,7 +23,8 @@ tether: keeps very many long-lived TCP connections alive cheaply.
 
 usage: tether [--listen ADDR] [--app echo|pubsub] [--heartbeat-ms N] [--min-heartbeat-ms N]
               [--max-heartbeat-ms N] [--miss N] [--handshake-timeout-ms N] [--linger-ms N]
-              [--max-connections N] [--max-frame N] [--max-message N] [--max-output BYTES]
+              [--max-connections N] [--max-accept-rate N] [--max-handshakes N]
+              [--max-connections-per-ip N] [--max-frame N] [--max-message N] [--max-output BYTES]
               [--session-ttl-ms N] [--auth-token-file PATH] [--tick-ms N]
               [--soft-output BYTES] [--soft-output-ms N] [--rate-limit FRAMES_PER_S]
               [--rate-burst N] [--session-queue BYTES] [--metrics ADDR] [--frame-timeout-ms N]
@@ -43,6 +44,14 @@ usage: tether [--listen ADDR] [--app echo|pubsub] [--heartbeat-ms N] [--min-hear
   --linger-ms N              time a closing connection may take (2000)
   --frame-timeout-ms N       time to finish a frame once begun; slowloris defence (10000)
   --max-connections N        connection limit; capped by the fd limit (100000)
+  --max-accept-rate N        new connections a second over all listeners, burst N/10;
+                             past it accepting waits, the kernel backlog holds the rest;
+                             0 = off (0)
+  --max-handshakes N         connections accepted but not yet welcomed (TLS included);
+                             at it accepting waits for one to finish; 0 = off (0)
+  --max-connections-per-ip N
+                             connections held per client IP; past it SERVER_FULL with a
+                             retry-after-ms hint; 0 = off (0)
   --max-frame N              largest frame payload accepted (65535)
   --max-message N            largest reassembled message (1048576)
   --max-output BYTES         unsent output per connection before SLOW_CONSUMER (4194304)
@@ -353,6 +362,12 @@ mod tests {
             "50",
             "--max-connections",
             "7",
+            "--max-accept-rate",
+            "2000",
+            "--max-handshakes",
+            "300",
+            "--max-connections-per-ip",
+            "4",
             "--max-frame",
             "1024",
             "--max-message",
@@ -401,6 +416,14 @@ mod tests {
         assert_eq!(
             (c.handshake_timeout_ms, c.linger_ms, c.max_connections),
             (300, 50, 7)
+        );
+        assert_eq!(
+            (
+                c.max_accept_rate,
+                c.max_handshakes,
+                c.max_connections_per_ip
+            ),
+            (2000, 300, 4)
         );
         assert_eq!(
             (c.max_frame, c.max_message, c.max_output),

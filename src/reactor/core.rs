@@ -10,6 +10,7 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 
 use super::io::{shutdown_write, write_front};
+use super::pacing::PerIpCounts;
 use super::stats::Stats;
 use super::tls::{flush_tls, ready_to_shut, TlsConn, TlsScratch};
 use super::TimerKind;
@@ -38,6 +39,8 @@ pub(super) struct Entry {
     pub(super) backlogged: bool,
     /// Accepted only to be told SERVER_FULL.
     pub(super) refused: bool,
+    /// Counted in `Core::handshaking` (accepted, not yet open or closed).
+    pub(super) handshaking: bool,
     /// Accepted on a TLS listener: its session is in `Core::tls` (kept
     /// there, not here, so a plain connection pays nothing for TLS).
     pub(super) tls: bool,
@@ -68,6 +71,11 @@ pub(super) struct Core {
     pub(super) reap: Vec<ConnId>,
     /// Entries accepted only to be refused with SERVER_FULL, still closing.
     pub(super) refusing: usize,
+    /// Connections in their handshake (TLS and HELLO): accepted, not yet
+    /// open, not closed; bounded by `max_handshakes`.
+    pub(super) handshaking: usize,
+    /// Connections held per peer address (`max_connections_per_ip`).
+    pub(super) per_ip: PerIpCounts,
     pub(super) config: Config,
     /// What every connection obeys, in ticks and bytes (from `config`).
     pub(super) limits: ConnLimits,
@@ -87,6 +95,8 @@ impl Core {
             dirty: Vec::new(),
             reap: Vec::new(),
             refusing: 0,
+            handshaking: 0,
+            per_ip: PerIpCounts::new(config.max_connections_per_ip),
             config,
             now: 0,
             tls: HashMap::new(),
@@ -143,7 +153,12 @@ impl Core {
     pub(super) fn remove(&mut self, id: ConnId) -> Option<Entry> {
         self.entry_mut(id)?;
         self.tls.remove(&id.key);
-        self.conns.try_remove(id.key as usize)
+        self.per_ip.remove(id.key);
+        let entry = self.conns.try_remove(id.key as usize)?;
+        if entry.handshaking {
+            self.handshaking -= 1;
+        }
+        Some(entry)
     }
 
     pub(super) fn mark_dirty(&mut self, id: ConnId) {
@@ -184,6 +199,11 @@ impl Core {
             None
         };
         e.dirty = false;
+        if e.handshaking && e.conn.state() != State::Handshake {
+            // Welcomed or closing: a handshake slot is free again.
+            e.handshaking = false;
+            self.handshaking -= 1;
+        }
         let counts = e.conn.take_counts();
         stats.frames_in += u64::from(counts.frames_in);
         stats.frames_out += u64::from(counts.frames_out);

@@ -16,6 +16,7 @@ pub mod io;
 mod links;
 mod listeners;
 pub mod metrics;
+pub mod pacing;
 mod reload;
 mod sd_notify;
 mod signals;
@@ -36,10 +37,12 @@ use crate::config::Config;
 use crate::time::{Span, Tick, TickClock};
 use crate::wheel::{TimerId, Wheel};
 
+use self::accept::AcceptHold;
 use self::core::Core;
 use self::links::Links;
 use self::listeners::Listener;
 use self::metrics::{MetricsServer, ScraperId, HTTP_TOKEN_BIT};
+use self::pacing::{default_accept_burst, AcceptBucket};
 pub use self::reload::ConfigLoader;
 use self::signals::ServerSignals;
 use self::stats::Stats;
@@ -70,6 +73,17 @@ const READ_BYTES_PER_TURN: usize = 64 * 1024;
 /// one turn never accepts thousands; the kernel's backlog holds the rest
 /// and the next poll does not wait while accepts are pending.
 const ACCEPTS_PER_TURN: usize = 64;
+/// Time one turn spends accepting (checked after each accept) before the
+/// loop turns to its connections. Plain accepts rarely reach it (64 take
+/// about a millisecond); TLS ones do, since each newcomer's ClientHello is
+/// usually there at once and its handshake (a key exchange and a
+/// signature) is done in the accept: without it one turn of TLS accepts
+/// could hold every established connection for several milliseconds.
+const ACCEPT_TIME_PER_TURN: Duration = Duration::from_millis(1);
+/// Time one turn spends in TLS handshakes read from the network (the
+/// ClientHello's key exchange and signature are the expensive part); past
+/// it, handshaking connections wait on the backlog for the next turn.
+const TLS_HANDSHAKE_TIME_PER_TURN: Duration = Duration::from_millis(2);
 /// Expired timers handled per turn; the rest wait one turn, so a mass expiry cannot stall I/O.
 const EXPIRIES_PER_TURN: usize = 4096;
 /// How long accepting pauses after EMFILE/ENFILE before it is retried.
@@ -159,8 +173,14 @@ pub struct Reactor<A: App> {
     forced: bool,
     accept_paused: bool,
     accept_pending: bool,
+    /// `max_accept_rate`'s bucket (None: no limit).
+    accept_bucket: Option<AcceptBucket>,
+    /// The pacing limit holding accepts back since it last stopped them.
+    accept_held: Option<AcceptHold>,
     timers_pending: bool,
     last_pause_log: Option<Tick>,
+    /// Time this turn spent in TLS handshakes (`TLS_HANDSHAKE_TIME_PER_TURN`).
+    tls_handshake_spent: Duration,
     /// When a slow turn was last logged (the warning is rate-limited).
     last_slow_turn_log: Option<Tick>,
     next_generation: u32,
@@ -206,6 +226,7 @@ impl<A: App> Reactor<A> {
         let started = Instant::now();
         let clock = TickClock::new(started, Duration::from_millis(config.tick_ms.into()));
         let outbox = Outbox::new(config.max_frame.into());
+        let accept_bucket = accept_bucket_for(&config, started);
         Ok(Reactor {
             poll,
             events: Events::with_capacity(1024),
@@ -233,9 +254,12 @@ impl<A: App> Reactor<A> {
             forced: false,
             accept_paused: false,
             accept_pending: false,
+            accept_bucket,
+            accept_held: None,
             timers_pending: false,
             last_pause_log: None,
             last_slow_turn_log: None,
+            tls_handshake_spent: Duration::ZERO,
             next_generation: 0,
             stats: Stats::default(),
             notifier: None,
@@ -333,6 +357,13 @@ impl<A: App> Reactor<A> {
         }
     }
 
+    /// Counts `n` connections whose input was handled by now, each with the
+    /// time since `poll` returned (one clock read for the batch).
+    fn observe_ready_delay(&mut self, n: u32) {
+        let delay = self.clock_read.elapsed();
+        self.stats.ready_delay.observe_many(delay, n.into());
+    }
+
     /// The application, mutably (between turns).
     pub fn app_mut(&mut self) -> &mut A {
         &mut self.app
@@ -420,8 +451,11 @@ impl<A: App> Reactor<A> {
         }
         self.stats.turns += 1;
         self.read_clock();
+        self.tls_handshake_spent = Duration::ZERO;
         let carried = self.backlog.len();
         let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        // Connections read since the last ready-delay clock read.
+        let mut unmeasured = 0;
         for event in events.iter() {
             self.stats.events += 1;
             match event.token() {
@@ -464,9 +498,18 @@ impl<A: App> Reactor<A> {
                         self.read_ready(id, ReadUntil::ShortRead);
                     } else {
                         self.core.mark_dirty(id);
+                        continue;
+                    }
+                    unmeasured += 1;
+                    if unmeasured == stats::READY_DELAY_BATCH {
+                        self.observe_ready_delay(unmeasured);
+                        unmeasured = 0;
                     }
                 }
             }
+        }
+        if unmeasured > 0 {
+            self.observe_ready_delay(unmeasured);
         }
         events.clear();
         self.events = events;
@@ -486,10 +529,11 @@ impl<A: App> Reactor<A> {
     }
 
     fn poll_timeout(&self, max_wait: Option<Duration>) -> Option<Duration> {
+        let accept_wait = self.accept_wait();
         let busy = !self.backlog.is_empty()
             || self.links.has_backlog()
             || self.timers_pending
-            || (self.accept_pending && !self.accept_paused)
+            || accept_wait == Some(Duration::ZERO)
             || self.forced;
         let until_timer = if busy {
             Some(Duration::ZERO)
@@ -497,11 +541,15 @@ impl<A: App> Reactor<A> {
             // From this turn's clock reading: a timer may fire late by the
             // turn's own work (micro- to milliseconds, against 100 ms ticks),
             // never early, and the loop reads the clock once per turn.
-            self.wheel.next_expiry().map(|tick| {
+            let wheel = self.wheel.next_expiry().map(|tick| {
                 self.clock
                     .instant_of(tick)
                     .saturating_duration_since(self.clock_read)
-            })
+            });
+            match (wheel, accept_wait) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
         };
         let until_watchdog = self
             .notifier
@@ -511,6 +559,28 @@ impl<A: App> Reactor<A> {
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// How long until accepting can go on: zero when it can now; `None`
+    /// when nothing waits to be accepted, or only the end of a handshake (an
+    /// event or a handshake deadline on the wheel) can let it go on. Under
+    /// `max_accept_rate` the loop sleeps until a batch of tokens (a
+    /// hundredth of a second's worth) is there, not one token at a time.
+    fn accept_wait(&self) -> Option<Duration> {
+        if !self.accept_pending || self.accept_paused {
+            return None;
+        }
+        let max = self.core.config.max_handshakes;
+        if max > 0 && self.core.handshaking >= max {
+            return None;
+        }
+        match &self.accept_bucket {
+            Some(bucket) => {
+                let batch = (bucket.rate() / 100).max(1);
+                Some(bucket.wait_for(batch, Instant::now()))
+            }
+            None => Some(Duration::ZERO),
+        }
     }
 
     fn on_signal(&mut self) {
@@ -536,4 +606,11 @@ impl<A: App> Reactor<A> {
         }
         self.start_stop();
     }
+}
+
+/// The token bucket `--max-accept-rate` asks for (none when it is 0), full
+/// at `now`.
+fn accept_bucket_for(config: &Config, now: Instant) -> Option<AcceptBucket> {
+    let rate = config.max_accept_rate;
+    (rate > 0).then(|| AcceptBucket::new(rate, default_accept_burst(rate), now))
 }

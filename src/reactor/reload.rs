@@ -8,6 +8,8 @@
 //! except limits read live (output and rate limits, timeouts of what they
 //! do next).
 
+use std::time::Instant;
+
 use super::Reactor;
 use crate::app::App;
 use crate::config::Config;
@@ -81,6 +83,9 @@ impl<A: App> Reactor<A> {
         crate::cli::logging::set_level(new.log_level);
         self.app.reconfigure(&new);
         self.core.limits = ConnLimits::from_config(&new);
+        if new.max_accept_rate != self.core.config.max_accept_rate {
+            self.accept_bucket = super::accept_bucket_for(&new, Instant::now());
+        }
         self.core.config = new;
         self.tls_config = tls_config;
         Ok(())
@@ -133,5 +138,19 @@ mod tests {
         assert!(err.starts_with("miss: "), "{err}");
         assert_eq!(r.core.config, Config::default());
         assert_eq!(r.core.limits.heartbeat_ms, 30_000);
+    }
+
+    #[test]
+    fn the_accept_rate_is_reloaded_into_its_bucket() {
+        let mut r = reactor();
+        assert!(r.accept_bucket.is_none());
+        let paced = Config {
+            max_accept_rate: 500,
+            ..Config::default()
+        };
+        r.reload(paced).expect("reload");
+        assert_eq!(r.accept_bucket.as_ref().map(|b| b.rate()), Some(500));
+        r.reload(Config::default()).expect("reload");
+        assert!(r.accept_bucket.is_none(), "0 turns pacing off");
     }
 }

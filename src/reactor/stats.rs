@@ -16,6 +16,8 @@ pub struct Gauges {
     pub wheel_entries: usize,
     /// Connections on TLS listeners.
     pub tls_connections: usize,
+    /// Connections in their handshake (accepted, no WELCOME yet).
+    pub handshakes: usize,
 }
 
 /// Running totals since start.
@@ -37,6 +39,16 @@ pub struct Stats {
     pub truncated_at_eof: u64,
     /// Times accepting paused for lack of file descriptors.
     pub accept_pauses: u64,
+    /// Times accepting waited for `max_accept_rate` (the bucket ran dry).
+    pub accept_rate_waits: u64,
+    /// Times accepting waited for a handshake to finish (`max_handshakes`).
+    pub accept_handshake_waits: u64,
+    /// TLS handshakes put off to the next turn (`TLS_HANDSHAKE_TIME_PER_TURN`).
+    pub tls_handshakes_deferred: u64,
+    /// Newcomers refused because the server was at `max_connections`.
+    pub refused_full: u64,
+    /// Newcomers refused because their address was at `max_connections_per_ip`.
+    pub refused_per_ip: u64,
     /// Complete frames received.
     pub frames_in: u64,
     /// Buffers queued to send (frames, or whole encoded messages).
@@ -54,6 +66,13 @@ pub struct Stats {
     pub turn_time: DurationHistogram,
     /// Turns that took longer than [`SLOW_TURN`].
     pub slow_turns: u64,
+    /// For each connection read because `poll` reported it ready, the time
+    /// from `poll` returning to its input having been handled (read, framed,
+    /// given to the app) in that turn: how long a ready socket waits behind
+    /// the others of its turn. Measured per batch of
+    /// [`READY_DELAY_BATCH`] connections (one clock read per batch, the
+    /// batch's end time counted for each of them: an upper bound).
+    pub ready_delay: DurationHistogram,
     /// Readiness events handled.
     pub events: u64,
     /// TLS handshakes and failures.
@@ -63,6 +82,15 @@ pub struct Stats {
 /// A turn that works longer than this is counted and logged: every
 /// connection waited that long for its next read.
 pub const SLOW_TURN: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Connections per clock read in [`Stats::ready_delay`]: a turn with few
+/// ready sockets pays one clock read, a storm turn one per this many.
+pub const READY_DELAY_BATCH: u32 = 32;
+
+/// The hint in a refusal's GOAWAY reason (`retry-after-ms=`, docs/protocol.md
+/// §3.1 and §7.8): long enough that a refused wave does not come straight
+/// back, short enough that a client gets in soon after room frees up.
+pub const REFUSAL_RETRY_AFTER_MS: u32 = 2_000;
 
 /// The process's CPU time (user + system) in ms, from `/proc/self/stat`
 /// (fields 14 and 15, in clock ticks of 10 ms: USER_HZ is 100 on Linux).
@@ -268,7 +296,42 @@ impl Stats {
                 .iter()
                 .map(|code| (code.name(), self.goaway_sent_with(*code))),
         );
+        self.write_admission_metrics(gauges, out);
         self.tls.write_metrics(gauges.tls_connections, out);
+    }
+
+    /// Refusals, accept waits, handshakes in progress and the ready delay.
+    fn write_admission_metrics(&self, gauges: &Gauges, out: &mut Exposition) {
+        out.labelled_counter(
+            "tether_connections_refused_total",
+            "Newcomers refused with SERVER_FULL (or dropped when too many refusals were closing), by limit: full = max-connections, per_ip = max-connections-per-ip.",
+            "reason",
+            [("full", self.refused_full), ("per_ip", self.refused_per_ip)],
+        );
+        out.labelled_counter(
+            "tether_accept_waits_total",
+            "Times accepting stopped with connections waiting in the kernel backlog, by limit: rate = max-accept-rate, handshakes = max-handshakes.",
+            "reason",
+            [
+                ("rate", self.accept_rate_waits),
+                ("handshakes", self.accept_handshake_waits),
+            ],
+        );
+        out.counter(
+            "tether_tls_handshakes_deferred_total",
+            "TLS handshake reads put off to the next turn: the turn had spent its 2 ms on handshakes.",
+            self.tls_handshakes_deferred,
+        );
+        out.gauge(
+            "tether_handshakes_in_progress",
+            "Connections accepted and not yet welcomed (TLS handshake or HELLO pending).",
+            gauges.handshakes as u64,
+        );
+        out.histogram(
+            "tether_loop_ready_delay_seconds",
+            "From poll returning a connection's readiness to its input being handled in that turn (per batch of 32 connections, an upper bound).",
+            &self.ready_delay,
+        );
     }
 
     /// Closes where we sent GOAWAY `code` (0 for a code past the table, which

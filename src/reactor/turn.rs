@@ -5,12 +5,16 @@
 use super::core::Core;
 use super::io::{read_once, ReadOutcome};
 use super::stats::{Gauges, Stats};
-use super::{Reactor, TimerKind, EXPIRIES_PER_TURN, READ_BYTES_PER_TURN, READ_CALLS_PER_TURN};
+use super::{
+    Reactor, TimerKind, EXPIRIES_PER_TURN, READ_BYTES_PER_TURN, READ_CALLS_PER_TURN,
+    TLS_HANDSHAKE_TIME_PER_TURN,
+};
 use crate::app::{App, CloseEvent, ConnId, HelloEvent, MessageEvent};
 use crate::conn::ConnEvent;
 use crate::exposition::Exposition;
 use crate::protocol::GoawayCode;
 use crate::wheel::Wheel;
+use std::time::Instant;
 
 /// When a read loop may stop before its budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +59,40 @@ impl<A: App> Reactor<A> {
     /// Reads a connection until `until` says the socket is drained, or EOF,
     /// an error, or its budget.
     pub(super) fn read_conn(&mut self, id: ConnId, until: ReadUntil) {
+        let handshaking = self
+            .core
+            .tls_of(id)
+            .is_some_and(|t| t.session.is_handshaking());
+        if handshaking && self.defer_tls_handshake(id) {
+            return;
+        }
+        let timed = handshaking.then(Instant::now);
+        self.read_conn_now(id, until);
+        if let Some(began) = timed {
+            self.tls_handshake_spent += began.elapsed();
+        }
+    }
+
+    /// Puts a TLS connection in its handshake on the backlog, unread, once
+    /// this turn has spent [`TLS_HANDSHAKE_TIME_PER_TURN`] on handshakes (a
+    /// storm of ClientHellos must not hold the established connections for
+    /// tens of milliseconds); it is read first thing next turn.
+    fn defer_tls_handshake(&mut self, id: ConnId) -> bool {
+        if self.tls_handshake_spent < TLS_HANDSHAKE_TIME_PER_TURN {
+            return false;
+        }
+        let Some(e) = self.core.entry_mut(id) else {
+            return false;
+        };
+        if !e.backlogged {
+            e.backlogged = true;
+            self.backlog.push_back(id);
+        }
+        self.stats.tls_handshakes_deferred += 1;
+        true
+    }
+
+    fn read_conn_now(&mut self, id: ConnId, until: ReadUntil) {
         let mut buf = std::mem::take(&mut self.read_buf);
         let mut taken = 0;
         for call in 0.. {
@@ -264,6 +302,7 @@ pub(super) fn render_metrics<A: App>(
         output_bytes: core.conns.iter().map(|(_, e)| e.conn.output_len()).sum(),
         wheel_entries: wheel.len(),
         tls_connections: core.tls.len(),
+        handshakes: core.handshaking,
     };
     let mut out = Exposition::with_capacity(4096);
     stats.write_metrics(&gauges, &mut out);

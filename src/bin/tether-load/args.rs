@@ -44,6 +44,8 @@ flags:
                               with --connections at most 19000 sockets in all. Storm's own
                               defaults: --connections 1000, --heartbeat-ms 100, --warmup 2,
                               and --sources 127.0.0.1-127.0.0.4 when --addr is 127.0.0.1
+  --storm-in-child            storm: make the storm's connects in a child tether-load, so
+                              the established clients' loop only measures (2 loops, 2 CPUs)
   --rate R                    churn: connections per second; fanout: publishes per second (100)
   --channel NAME              fanout channel (load)
   --protocol V                HELLO version, 1 or 2; fanout with 2 speaks v2 pub/sub:
@@ -156,6 +158,8 @@ pub struct Args {
     pub rate: f64,
     /// Storm: clients that connect at once after the warmup.
     pub storm: usize,
+    /// Storm: make the storm's connects in a child process, so this one only measures.
+    pub storm_in_child: bool,
     /// Fanout channel name.
     pub channel: String,
     /// The HELLO's protocol version (1 or 2); 2 makes fanout speak v2 pub/sub.
@@ -196,6 +200,7 @@ impl Default for Args {
             heartbeat_ms: 10_000,
             rate: 100.0,
             storm: DEFAULT_STORM,
+            storm_in_child: false,
             channel: "load".to_string(),
             protocol: tether::protocol::PROTOCOL_V1,
             verbatim_deliveries: false,
@@ -307,6 +312,7 @@ where
             "--heartbeat-ms" => a.heartbeat_ms = p.parsed(NUMBER)?,
             "--rate" => a.rate = p.parsed(NUMBER)?,
             "--storm" => a.storm = p.parsed(NUMBER)?,
+            "--storm-in-child" => a.storm_in_child = true,
             "--channel" => a.channel = p.value()?,
             "--protocol" => {
                 // Past u8 is simply not 1 or 2: `validate` names the choices.

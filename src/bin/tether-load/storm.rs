@@ -9,6 +9,10 @@
 //!
 //! [`Storm`] is the bookkeeping, free of sockets and clocks (times come in
 //! as arguments); the `impl Engine` below is the glue to the event loop.
+//! With `--storm-in-child` the connects run in a child process
+//! ([`child`]), and this process only measures.
+
+pub mod child;
 
 use hdrhistogram::Histogram;
 use tether::protocol::GoawayCode;
@@ -85,6 +89,8 @@ pub struct Storm {
     pub connect_time: Histogram<u64>,
     /// The server process when the storm began and when it was resolved.
     pub server: Option<(ProcSample, ProcSample)>,
+    /// The child process making the storm's connects (`--storm-in-child`).
+    pub child: Option<child::StormChild>,
 }
 
 fn histogram() -> Result<Histogram<u64>, hdrhistogram::CreationError> {
@@ -106,6 +112,7 @@ impl Storm {
             rtt: [histogram()?, histogram()?, histogram()?],
             connect_time: histogram()?,
             server: None,
+            child: None,
         })
     }
 
@@ -220,6 +227,14 @@ impl Engine {
             if let Some(s) = self.storm_mut() {
                 s.server = sample.map(|x| (x, x));
             }
+            if self.args.storm_in_child {
+                self.start_storm_child(to_start);
+                return;
+            }
+        }
+        if self.args.storm_in_child {
+            self.poll_storm_child();
+            return;
         }
         let batch = to_start.min(STORM_CONNECTS_PER_TURN);
         for _ in 0..batch {
@@ -234,10 +249,58 @@ impl Engine {
         self.storm_settle();
     }
 
+    /// Starts the child that makes the storm's `count` connects; they count
+    /// as started now.
+    fn start_storm_child(&mut self, count: u64) {
+        let now = self.now_ns;
+        let outlast = self.args.warmup_secs + self.args.duration_secs + 30.0;
+        match child::StormChild::spawn(outlast) {
+            Ok(spawned) => {
+                if let Some(s) = self.storm_mut() {
+                    s.child = Some(spawned);
+                    for _ in 0..count {
+                        s.on_started(now);
+                    }
+                }
+            }
+            Err(e) => self.fatal = Some(format!("starting the storm child: {e}")),
+        }
+    }
+
+    /// Takes the child's report once it is there, which ends the storm.
+    fn poll_storm_child(&mut self) {
+        let Some(s) = self.storm_mut() else {
+            return;
+        };
+        let Some(running) = s.child.as_mut() else {
+            return;
+        };
+        match running.poll_report() {
+            Ok(None) => {}
+            Ok(Some(line)) => {
+                if child::apply_report(s, &line) {
+                    self.storm_settle();
+                } else {
+                    self.fatal = Some(format!("a bad report from the storm child: {line:.200}"));
+                }
+            }
+            Err(e) => {
+                if s.end_ns.is_none() {
+                    self.fatal = Some(e);
+                }
+            }
+        }
+    }
+
     /// Ends the storm if its last client was just resolved, sampling the server.
     pub fn storm_settle(&mut self) {
         let now = self.now_ns;
         if self.storm_mut().is_some_and(|s| s.settle(now)) {
+            if child::is_storm_child() {
+                if let Some(s) = self.work.storm.as_ref() {
+                    child::print_report(s);
+                }
+            }
             let sample = self
                 .args
                 .server_pid

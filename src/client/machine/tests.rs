@@ -547,3 +547,34 @@ fn keeps_probing_while_sending_into_a_silent_server() {
     assert!(pings >= 1);
     assert!(h.m.is_open());
 }
+
+/// The server's refusal at accept (docs/protocol.md §3.1): SERVER_FULL before
+/// any WELCOME, its reason carrying a hint. Even a v1 client waits the hint
+/// plus up to half of it, not the 100 ms of its first retry.
+#[test]
+fn a_refusal_at_accept_with_a_hint_delays_the_reconnect() {
+    for reason in [
+        "retry-after-ms=2000 server is at its connection limit",
+        "retry-after-ms=2000 too many connections from this address",
+    ] {
+        let mut h = Harness::new(config());
+        h.m.handle_connected(h.now);
+        let _ = (h.sent(), h.events());
+        h.deliver(&encode_goaway(GoawayCode::ServerFull, reason));
+        h.m.handle_eof(h.now);
+        let delay = h.events().into_iter().find_map(|e| match e {
+            ClientEvent::Reconnecting { delay, .. } => Some(delay),
+            _ => None,
+        });
+        let delay = delay.expect("reconnects");
+        assert!(
+            delay >= ms(2000) && delay <= ms(3000),
+            "{reason}: the hint and its jitter, got {delay:?}"
+        );
+        // Nothing before the delay is up.
+        h.advance(delay - ms(1));
+        assert!(!h.m.wants_connect(), "{reason}");
+        h.advance(ms(1));
+        assert!(h.m.wants_connect(), "{reason}");
+    }
+}
