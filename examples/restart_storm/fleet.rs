@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tether::client::{ClientConfig, ClientEvent, ClientMachine, RandomSource, SplitMix64};
 use tether::protocol::GoawayCode;
+use tether::reactor::io::{connect_result, start_connect};
 
 /// Bytes read per `read` call, one buffer for every client.
 const READ_BUF_LEN: usize = 16 * 1024;
@@ -511,34 +511,5 @@ fn read_all(slot: &mut Slot, buf: &mut [u8], now: Instant) {
                 return;
             }
         }
-    }
-}
-
-/// Starts a non-blocking connect to `addr`, bound to `source` (port 0) when given.
-fn start_connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_nonblocking(true)?;
-    socket.set_nodelay(true)?;
-    if let Some(ip) = source {
-        socket.bind(&SockAddr::from(SocketAddr::new(ip, 0)))?;
-    }
-    match socket.connect(&SockAddr::from(addr)) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-        Err(e) => return Err(e),
-    }
-    Ok(TcpStream::from_std(socket.into()))
-}
-
-/// Whether a connect finished: `Ok(true)` connected, `Ok(false)` not yet, `Err` it failed.
-fn connect_result(stream: &TcpStream) -> io::Result<bool> {
-    if let Some(e) = stream.take_error()? {
-        return Err(e);
-    }
-    match stream.peer_addr() {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
-        Err(e) => Err(e),
     }
 }

@@ -5,9 +5,10 @@
 
 use bytes::Bytes;
 use mio::net::{TcpListener, TcpStream};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read};
-use std::net::{Shutdown, SocketAddr};
+use std::net::{IpAddr, Shutdown, SocketAddr};
 
 /// Most buffers handed to one `writev`: enough to batch many small frames.
 const MAX_IOVECS: usize = 64;
@@ -128,4 +129,41 @@ pub fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     // The kernel caps this at net.core.somaxconn.
     socket.listen(65_535)?;
     Ok(TcpListener::from_std(socket.into()))
+}
+
+/// Starts a non-blocking connect to `addr`, bound to `source` (port 0) when given.
+///
+/// Binding a source address spreads sockets over several loopback addresses,
+/// each with its own ephemeral port range. (`IP_BIND_ADDRESS_NO_PORT` would
+/// defer the port choice to connect(); socket2 0.5 does not expose it, so the
+/// port is chosen at bind time.) For load generators and client fleets
+/// (`tether-load`, `examples/restart_storm.rs`); the server dials with
+/// `links.rs`.
+pub fn start_connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    socket.set_nodelay(true)?;
+    if let Some(ip) = source {
+        socket.bind(&SockAddr::from(SocketAddr::new(ip, 0)))?;
+    }
+    match socket.connect(&SockAddr::from(addr)) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(socket.into()))
+}
+
+/// Whether a connect finished: `Ok(true)` connected, `Ok(false)` not yet
+/// (a spurious wakeup), `Err` it failed.
+pub fn connect_result(stream: &TcpStream) -> io::Result<bool> {
+    if let Some(e) = stream.take_error()? {
+        return Err(e);
+    }
+    match stream.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+        Err(e) => Err(e),
+    }
 }

@@ -5,13 +5,12 @@
 //! its rustls session (boxed, so a plaintext connection pays one pointer).
 
 use mio::net::TcpStream;
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr};
 
 use crate::stats::ErrorKind;
 use crate::wire;
 use tether::protocol::FrameDecoder;
+pub use tether::reactor::io::{connect_result, start_connect};
 
 /// A connection's TLS session: rustls's buffered client, which holds the
 /// records it has read and the ones it has yet to write.
@@ -134,41 +133,6 @@ impl Conn {
         self.phase == Phase::Connecting
             || !self.out.is_empty()
             || self.tls.as_ref().is_some_and(|t| t.session.wants_write())
-    }
-}
-
-/// Starts a non-blocking connect to `addr`, bound to `source` (port 0) when given.
-///
-/// Binding a source address spreads sockets over several loopback addresses,
-/// each with its own ephemeral port range. (`IP_BIND_ADDRESS_NO_PORT` would
-/// defer the port choice to connect(); socket2 0.5 does not expose it and the
-/// crate has no unsafe code, so the port is chosen at bind time.)
-pub fn start_connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_nonblocking(true)?;
-    socket.set_nodelay(true)?;
-    if let Some(ip) = source {
-        socket.bind(&SockAddr::from(SocketAddr::new(ip, 0)))?;
-    }
-    match socket.connect(&SockAddr::from(addr)) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-        Err(e) => return Err(e),
-    }
-    Ok(TcpStream::from_std(socket.into()))
-}
-
-/// Whether a connect finished: `Ok(true)` connected, `Ok(false)` not yet
-/// (a spurious wakeup), `Err` it failed.
-pub fn connect_result(stream: &TcpStream) -> io::Result<bool> {
-    if let Some(e) = stream.take_error()? {
-        return Err(e);
-    }
-    match stream.peer_addr() {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
-        Err(e) => Err(e),
     }
 }
 
