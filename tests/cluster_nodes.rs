@@ -31,6 +31,20 @@ fn node_at(url: &str) -> Server {
     Server::start(&["--app", "pubsub", "--engine", url, "--tick-ms", "10"])
 }
 
+/// [`node_at`] serving `/metrics` too.
+fn metered_node_at(url: &str) -> Server {
+    Server::start(&[
+        "--app",
+        "pubsub",
+        "--engine",
+        url,
+        "--tick-ms",
+        "10",
+        "--metrics",
+        "127.0.0.1:0",
+    ])
+}
+
 /// SUBSCRIBE until the node has reached Redis (UNAVAILABLE before), bounded.
 fn subscribe_when_ready(client: &mut Client, position: Option<Position>) -> SubscribeReply {
     subscribe_to_when_ready(client, CHANNEL, position)
@@ -171,16 +185,7 @@ fn a_subscriber_on_another_node_recovers_from_the_shared_history() {
 fn while_redis_is_gone_publishes_are_refused_and_connections_stay() {
     let mut redis = RedisServer::start();
     let url = format!("redis://{}", redis.host_port());
-    let a = Server::start(&[
-        "--app",
-        "pubsub",
-        "--engine",
-        &url,
-        "--tick-ms",
-        "10",
-        "--metrics",
-        "127.0.0.1:0",
-    ]);
+    let a = metered_node_at(&url);
     let mut client = a.open_v2(0);
     assert_eq!(subscribe_when_ready(&mut client, None).status, Status::Ok);
     assert_eq!(a.metric("tether_engine_connected"), 1);
@@ -385,16 +390,7 @@ fn on_a_redis_cluster_a_master_down_refuses_only_its_channels_until_it_is_back()
     let mut cluster = RedisCluster::start();
     let channels = cluster.channels_per_master("shard", 1);
     let url = cluster.url();
-    let a = Server::start(&[
-        "--app",
-        "pubsub",
-        "--engine",
-        &url,
-        "--tick-ms",
-        "10",
-        "--metrics",
-        "127.0.0.1:0",
-    ]);
+    let a = metered_node_at(&url);
     let mut subscriber = a.open_v2(0);
     let mut firsts = Vec::new();
     for channel in &channels {
@@ -454,16 +450,7 @@ fn on_a_redis_cluster_a_channel_whose_slot_moves_is_followed_without_a_gap() {
         .expect("a key space")
         .slot(&channel);
     let url = cluster.url();
-    let a = Server::start(&[
-        "--app",
-        "pubsub",
-        "--engine",
-        &url,
-        "--tick-ms",
-        "10",
-        "--metrics",
-        "127.0.0.1:0",
-    ]);
+    let a = metered_node_at(&url);
     let b = node_at(&url);
     let mut subscribers = Vec::new();
     let mut first = None;
