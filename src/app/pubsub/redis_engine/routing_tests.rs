@@ -8,12 +8,12 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
-use super::tests::{base, flush, sent, HELLO_REPLY};
+use super::tests::{base, epochs, flush, sent, streams, HELLO_REPLY};
 use super::{RedisEngine, REDIS_LINK};
 use crate::app::pubsub::engine::{Answer, Engine};
 use crate::app::pubsub::ops_v2::Status;
 use crate::app::{Action, LinkEvent, Outbox};
-use crate::engine::redis::{KeySpace, PubsubKind, RedisConfig, RedisStreams, Value};
+use crate::engine::redis::{KeySpace, PubsubKind, RedisConfig, Value};
 
 const A: u64 = REDIS_LINK;
 const B: u64 = REDIS_LINK + 1;
@@ -25,25 +25,12 @@ fn keys() -> KeySpace {
 }
 
 fn engine() -> RedisEngine {
-    let streams = RedisStreams {
-        keys: keys(),
-        pubsub: PubsubKind::Sharded,
-        history_size: 10,
-        ttl_ms: 60_000,
-        max_replay: 10,
-        max_replay_bytes: 1 << 20,
-    };
-    let mut n = 0;
-    let epochs = Box::new(move || {
-        n += 1;
-        n
-    });
     let seeds = [addr(7001), addr(7002)];
     RedisEngine::cluster(
         &seeds,
         RedisConfig::default(),
-        streams,
-        epochs,
+        streams(PubsubKind::Sharded),
+        epochs(),
         base(),
         10,
         65535,

@@ -24,26 +24,34 @@ pub(super) fn base() -> Instant {
     *BASE
 }
 
-fn engine() -> RedisEngine {
-    let streams = RedisStreams {
+/// The streams of every engine test: 10 entries, a minute, key prefix `t`.
+pub(super) fn streams(pubsub: PubsubKind) -> RedisStreams {
+    RedisStreams {
         keys: KeySpace::new("t").expect("a key space"),
-        pubsub: PubsubKind::Global,
+        pubsub,
         history_size: 10,
         ttl_ms: 60_000,
         max_replay: 10,
         max_replay_bytes: 1 << 20,
-    };
+    }
+}
+
+/// Epochs 1, 2, 3, ...
+pub(super) fn epochs() -> Box<dyn crate::app::pubsub::streams::EpochSource> {
     let mut n = 0;
-    let epochs = Box::new(move || {
+    Box::new(move || {
         n += 1;
         n
-    });
+    })
+}
+
+fn engine() -> RedisEngine {
     let addr = SocketAddr::from(([127, 0, 0, 1], 6379));
     RedisEngine::new(
         addr,
         RedisConfig::default(),
-        streams,
-        epochs,
+        streams(PubsubKind::Global),
+        epochs(),
         base(),
         10,
         65535,
