@@ -14,7 +14,9 @@
 # --duration 20); STORM_SERVER_FLAGS go to the server (e.g.
 # "--max-accept-rate 2000"). The storm's connects run in a child
 # tether-load (`--storm-in-child`), so the loop timing the established
-# clients is not stalled by 10,000 connects in its own turns; STORM_IN_CHILD=0
+# clients is not stalled by 10,000 connects in its own turns (the child runs
+# at nice 10: a real storm's clients are on other machines, and its own TLS
+# handshakes would otherwise take the server's CPU); STORM_IN_CHILD=0
 # runs them in the same loop as before. The release binaries are built first; the
 # server is stopped with SIGTERM and must exit 0. STORM_KEEP=1 keeps the
 # work directory.
