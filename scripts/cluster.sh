@@ -40,18 +40,9 @@ for arg in "${@:-start}"; do
     esac
 done
 
-if ! command -v redis-server >/dev/null 2>&1; then
-    if [[ "$(id -u)" -ne 0 ]]; then
-        echo "cluster.sh: redis-server is missing; install it (apt-get install redis-server) or run as root" >&2
-        exit 1
-    fi
-    echo "cluster.sh: installing redis-server" >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
-    command -v redis-server >/dev/null 2>&1 || {
-        echo "cluster.sh: redis-server still missing after apt-get install redis-server" >&2
-        exit 1
-    }
-fi
+# shellcheck source=scripts/lib/redis.sh
+source "$ROOT/scripts/lib/redis.sh"
+ensure_redis_server cluster.sh
 
 if [[ -n "${TETHER_BIN_DIR:-}" ]]; then
     BIN=$TETHER_BIN_DIR
@@ -69,7 +60,6 @@ done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-cluster.XXXXXX")
 PIDS=()
-REDIS_PIDS=()
 
 cleanup() {
     trap - EXIT INT TERM
@@ -99,51 +89,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# A loopback port nothing listens on now (redis-server cannot pick its own),
-# with its cluster bus port (+10000) free too.
-free_port() {
-    local port
-    for _ in $(seq 200); do
-        port=$((20000 + RANDOM % 35000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null &&
-            ! (exec 3<>"/dev/tcp/127.0.0.1/$((port + 10000))") 2>/dev/null; then
-            echo "$port"
-            return 0
-        fi
-    done
-    echo "cluster.sh: no free port found" >&2
-    return 1
-}
-
-# start_redis NAME [FLAGS...]: a redis-server on a free port, logging to
-# $WORK/NAME.log, its data in $WORK/NAME; three tries, in case another
-# process takes the port first. Sets REDIS_PORT.
-start_redis() {
-    local name=$1 port pid
-    shift
-    mkdir -p "$WORK/$name"
-    REDIS_PORT=""
-    for _ in 1 2 3; do
-        port=$(free_port)
-        redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
-            --protected-mode no --dir "$WORK/$name" --logfile "$WORK/$name.log" "$@" &
-        pid=$!
-        for _ in $(seq 100); do
-            if [[ "$(redis-cli -p "$port" ping 2>/dev/null || true)" == PONG ]]; then
-                REDIS_PORT=$port
-                REDIS_PIDS+=("$pid")
-                return 0
-            fi
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.05
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    echo "cluster.sh: redis-server did not start: $(tail -c 300 "$WORK/$name.log" 2>/dev/null)" >&2
-    exit 1
-}
 
 if [[ "$REDIS_CLUSTER" == 1 ]]; then
     # Three masters, every slot assigned, no replicas.

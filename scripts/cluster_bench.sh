@@ -34,7 +34,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-cluster-bench.XXXXXX")
 PIDS=()
 
 cleanup() {
-    for pid in "${PIDS[@]}"; do
+    for pid in "${PIDS[@]}" "${REDIS_PIDS[@]}"; do
         kill -KILL "$pid" 2>/dev/null || true
     done
     wait 2>/dev/null || true
@@ -47,37 +47,21 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if ! command -v redis-server >/dev/null 2>&1; then
-    [[ "$(id -u)" -eq 0 ]] || {
-        echo "cluster_bench.sh: redis-server is missing (apt-get install redis-server)" >&2
-        exit 1
-    }
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
-fi
+# shellcheck source=scripts/lib/redis.sh
+source "$ROOT/scripts/lib/redis.sh"
+ensure_redis_server cluster_bench.sh
 
 echo "building release binaries..." >&2
 (cd "$ROOT" && cargo build --release --quiet --bin tether --bin tether-load --bin tether-cli \
     --example failover_time)
-
-# A free TCP port on 127.0.0.1.
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 # cpu_ticks PID: user + system clock ticks of PID so far.
 cpu_ticks() {
     awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
 }
 
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-    --protected-mode no >"$WORK/redis.log" 2>&1 &
-REDIS_PID=$!
-PIDS+=("$REDIS_PID")
-for _ in $(seq 100); do
-    redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
-    sleep 0.05
-done
+start_redis redis
+REDIS_PID=${REDIS_PIDS[0]}
 
 # start_node NAME [FLAGS...]: a tether node; sets NODE_ADDR and NODE_PID.
 start_node() {
