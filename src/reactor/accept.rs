@@ -140,7 +140,7 @@ impl<A: App> Reactor<A> {
         let ip = addr.ip();
         let refusal = if held >= config.max_connections {
             Some(Refusal::Full)
-        } else if self.core.per_ip.is_full(ip) {
+        } else if self.core.per_ip.is_full(ip, config.max_connections_per_ip) {
             Some(Refusal::PerIp)
         } else {
             None
@@ -226,7 +226,8 @@ impl<A: App> Reactor<A> {
             self.core.refusing += 1;
         } else {
             self.core.handshaking += 1;
-            self.core.per_ip.add(id.key, ip);
+            let limit = self.core.config.max_connections_per_ip;
+            self.core.per_ip.add(id.key, ip, limit);
         }
         if let Some(tls) = tls {
             self.core.tls.insert(id.key, tls);

@@ -96,7 +96,7 @@ impl Core {
             reap: Vec::new(),
             refusing: 0,
             handshaking: 0,
-            per_ip: PerIpCounts::new(config.max_connections_per_ip),
+            per_ip: PerIpCounts::default(),
             config,
             now: 0,
             tls: HashMap::new(),

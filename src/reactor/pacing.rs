@@ -97,31 +97,24 @@ impl AcceptBucket {
 
 /// Connections held per peer address, for `--max-connections-per-ip`;
 /// also remembers each connection's address (by slab key) so the count
-/// goes down when it closes. Holds nothing when the limit is off.
+/// goes down when it closes. The limit is the caller's (the live
+/// configuration, so a reload changes it); nothing is held while it is 0,
+/// so connections accepted while the limit was off are not counted.
 #[derive(Debug, Default)]
 pub struct PerIpCounts {
-    limit: u32,
     counts: HashMap<IpAddr, u32>,
     by_key: HashMap<u32, IpAddr>,
 }
 
 impl PerIpCounts {
-    /// Counts with a limit of `limit` per address; 0 turns it off.
-    pub fn new(limit: u32) -> PerIpCounts {
-        PerIpCounts {
-            limit,
-            ..PerIpCounts::default()
-        }
+    /// Whether a new connection from `ip` would go past `limit` (0: off).
+    pub fn is_full(&self, ip: IpAddr, limit: u32) -> bool {
+        limit > 0 && self.counts.get(&ip).copied().unwrap_or(0) >= limit
     }
 
-    /// Whether a new connection from `ip` would go past the limit.
-    pub fn is_full(&self, ip: IpAddr) -> bool {
-        self.limit > 0 && self.counts.get(&ip).copied().unwrap_or(0) >= self.limit
-    }
-
-    /// Counts the connection in slot `key` against `ip` (no-op when off).
-    pub fn add(&mut self, key: u32, ip: IpAddr) {
-        if self.limit == 0 {
+    /// Counts the connection in slot `key` against `ip` (no-op when `limit` is 0).
+    pub fn add(&mut self, key: u32, ip: IpAddr, limit: u32) {
+        if limit == 0 {
             return;
         }
         *self.counts.entry(ip).or_insert(0) += 1;
@@ -215,16 +208,16 @@ mod tests {
     fn per_ip_counts_refuse_past_the_limit_and_forget_closed_ones() {
         let a: IpAddr = [10, 0, 0, 1].into();
         let b: IpAddr = [10, 0, 0, 2].into();
-        let mut c = PerIpCounts::new(2);
-        c.add(1, a);
-        assert!(!c.is_full(a));
-        c.add(2, a);
-        assert!(c.is_full(a));
-        assert!(!c.is_full(b));
-        c.add(3, b);
+        let mut c = PerIpCounts::default();
+        c.add(1, a, 2);
+        assert!(!c.is_full(a, 2));
+        c.add(2, a, 2);
+        assert!(c.is_full(a, 2));
+        assert!(!c.is_full(b, 2));
+        c.add(3, b, 2);
         assert_eq!(c.addresses(), 2);
         c.remove(1);
-        assert!(!c.is_full(a));
+        assert!(!c.is_full(a, 2));
         c.remove(2);
         c.remove(2); // twice: no underflow
         c.remove(3);
@@ -234,11 +227,11 @@ mod tests {
     #[test]
     fn per_ip_counts_hold_nothing_when_off() {
         let a: IpAddr = [10, 0, 0, 1].into();
-        let mut c = PerIpCounts::new(0);
+        let mut c = PerIpCounts::default();
         for key in 0..10 {
-            c.add(key, a);
+            c.add(key, a, 0);
         }
-        assert!(!c.is_full(a));
+        assert!(!c.is_full(a, 0));
         assert_eq!(c.addresses(), 0);
     }
 }
