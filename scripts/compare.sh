@@ -56,8 +56,9 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
-python3 - "$RESULTS" <<'EOF' || FAILED=1
+PYTHONPATH="$ROOT/scripts/lib" python3 - "$RESULTS" <<'EOF' || FAILED=1
 import json, sys
+from rounds import best, fmt as f, mean, ratio
 from collections import defaultdict
 
 runs = defaultdict(list)
@@ -84,7 +85,6 @@ for line in open(sys.argv[1]):
         "rss": srv.get("rss_bytes_per_conn"),
     }
     runs[(scenario, server)].append(row)
-    f = lambda x, spec: "-" if x is None else format(x, spec)
     load_pct = 100 * load["cpu_s"] / dur if load and dur else None
     result = "ok" if d["ok"] else "FAILED: " + (d.get("failure") or "?")
     bad |= not d["ok"]
@@ -92,22 +92,13 @@ for line in open(sys.argv[1]):
           f"{f(row['p50'], '.1f'):>9} {f(row['p99'], '.1f'):>9} {f(row['cpu'], '.3f'):>10} "
           f"{f(row['rss'], '.0f'):>10} {f(load_pct, '.0f'):>9}  {result}")
 
-def mean(rows, key):
-    vals = [r[key] for r in rows if r[key] is not None]
-    return sum(vals) / len(vals) if vals else None
 
-def best(rows, key):
-    # The least CPU per message a server showed: the run least disturbed by
-    # other processes on a shared machine.
-    vals = [r[key] for r in rows if r[key] is not None]
-    return min(vals) if vals else None
 
 print()
 print("tether / floor (ratios of the mean over rounds; cpu/msg also of the best round)")
 print(f"{'scenario':<9} {'cpu/msg':>8} {'best':>6} {'rss/conn':>9} {'p99':>7} {'msgs/s':>7}   tether vs floor cpu us/msg (mean; best)")
 for scenario in ("pingpong", "idle"):
     t, fl = runs.get((scenario, "tether"), []), runs.get((scenario, "floor"), [])
-    ratio = lambda a, b: f"{a / b:.2f}x" if a is not None and b else "-"
     cells = [ratio(mean(t, "cpu"), mean(fl, "cpu")), ratio(best(t, "cpu"), best(fl, "cpu"))]
     cells += [ratio(mean(t, key), mean(fl, key)) for key in ("rss", "p99", "msgs")]
     a, b = mean(t, "cpu"), mean(fl, "cpu")

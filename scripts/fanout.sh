@@ -83,13 +83,13 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
-python3 - "$RESULTS" <<'EOF' || FAILED=1
+PYTHONPATH="$ROOT/scripts/lib" python3 - "$RESULTS" <<'EOF' || FAILED=1
 import json, sys
+from rounds import best, fmt as f, mean, ratio
 from collections import defaultdict
 
 runs = defaultdict(list)
 rates = []
-f = lambda x, spec: "-" if x is None else format(x, spec)
 print(f"{'rate':>5} {'server':<6} {'round':>5} {'load':>5} {'subs':>5} {'deliv/s':>9} {'p50 us':>8} "
       f"{'p99 us':>8} {'p99.9 us':>9} {'cpu us/dlv':>10} {'lost':>7} {'gen cpu%':>8}  result")
 bad = False
@@ -129,15 +129,8 @@ for line in open(sys.argv[1]):
           f"{f(row['p999'], '.0f'):>9} {f(row['cpu'], '.3f'):>10} {f(lost, 'd'):>7} "
           f"{f(gen_pct, '.0f'):>8}  {result}")
 
-def mean(rows, key):
-    vals = [r[key] for r in rows if r[key] is not None]
-    return sum(vals) / len(vals) if vals else None
 
-def best(rows, key):
-    vals = [r[key] for r in rows if r[key] is not None]
-    return min(vals) if vals else None
 
-ratio = lambda a, b: f"{a / b:.2f}x" if a is not None and b else "-"
 print()
 print("means over the rounds that succeeded, and tether / floor")
 print(f"{'rate':>5} {'server':<6} {'runs':>4} {'load':>5} {'deliv/s':>9} {'p50 us':>8} {'p99 us':>8} "
