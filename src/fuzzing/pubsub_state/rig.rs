@@ -7,11 +7,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use super::model::{Exp, Model, STREAMS_TIMER};
 use super::unknown_session;
-use super::view::{messages, Request, View};
+use super::view::{messages, View};
 use crate::app::pubsub::ops::parse_op;
-use crate::app::pubsub::ops_v2::{
-    parse_client_op, parse_server_msg, ClientOp, Position, ServerMsg,
-};
+use crate::app::pubsub::ops_v2::{parse_client_op, parse_server_msg, Position, ServerMsg};
 use crate::app::pubsub::{PubsubLimits, PubsubState};
 use crate::app::{Action, ConnId, MessageEvent, Outbox};
 use crate::conn::CloseReason;
@@ -218,7 +216,7 @@ impl Rig {
         let session = info.session;
         let parsed = v2.then(|| parse_client_op(&message));
         info.view.request = match &parsed {
-            Some(Ok(op)) => Some(request_of(op)),
+            Some(Ok(op)) => Some(op.clone()),
             _ => None,
         };
         let event = MessageEvent {
@@ -478,30 +476,5 @@ impl Rig {
                 "stream {channel:?}"
             );
         }
-    }
-}
-
-/// The view's record of a request, for matching its reply.
-fn request_of(op: &ClientOp) -> Request {
-    match op {
-        ClientOp::Subscribe {
-            request_id,
-            channel,
-            position,
-        } => Request::Subscribe {
-            request_id: *request_id,
-            channel: channel.clone(),
-            position: *position,
-        },
-        ClientOp::Unsubscribe {
-            request_id,
-            channel,
-        } => Request::Unsubscribe {
-            request_id: *request_id,
-            channel: channel.clone(),
-        },
-        ClientOp::Publish { request_id, .. } => Request::Publish {
-            request_id: *request_id,
-        },
     }
 }

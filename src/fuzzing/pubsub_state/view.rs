@@ -11,27 +11,10 @@ use std::collections::BTreeMap;
 
 use crate::app::pubsub::ops::parse_delivery;
 use crate::app::pubsub::ops_v2::{
-    parse_server_msg, Position, Publication, PublishAck, RecoveryReason, ServerMsg, Status,
-    SubscribeReply, UnsubscribeReply,
+    parse_server_msg, ClientOp, Position, Publication, PublishAck, RecoveryReason, ServerMsg,
+    Status, SubscribeReply, UnsubscribeReply,
 };
 use crate::protocol::{FrameDecoder, FrameType};
-
-/// The request being handled on a connection: its reply must match it.
-#[derive(Debug, Clone)]
-pub(super) enum Request {
-    Subscribe {
-        request_id: u32,
-        channel: Bytes,
-        position: Option<Position>,
-    },
-    Unsubscribe {
-        request_id: u32,
-        channel: Bytes,
-    },
-    Publish {
-        request_id: u32,
-    },
-}
 
 /// A subscription as its client knows it.
 #[derive(Debug, Clone, Copy)]
@@ -55,7 +38,8 @@ struct Replay {
 pub(super) struct View {
     pub v2: bool,
     subs: BTreeMap<Bytes, Sub>,
-    pub request: Option<Request>,
+    /// The request being handled: its reply must match it.
+    pub request: Option<ClientOp>,
     replay: Option<Replay>,
 }
 
@@ -150,7 +134,7 @@ impl View {
     }
 
     fn subscribed(&mut self, r: SubscribeReply) {
-        let Some(Request::Subscribe {
+        let Some(ClientOp::Subscribe {
             request_id,
             channel,
             position,
@@ -209,7 +193,7 @@ impl View {
     }
 
     fn unsubscribed(&mut self, r: UnsubscribeReply) {
-        let Some(Request::Unsubscribe {
+        let Some(ClientOp::Unsubscribe {
             request_id,
             channel,
         }) = self.request.take()
@@ -228,7 +212,7 @@ impl View {
     }
 
     fn acked(&mut self, a: PublishAck) {
-        let Some(Request::Publish { request_id }) = self.request.take() else {
+        let Some(ClientOp::Publish { request_id, .. }) = self.request.take() else {
             panic!("PUBLISH_ACK with no PUBLISH: {a:?}");
         };
         assert_eq!(a.request_id, request_id, "ack echoes the request id");
