@@ -20,7 +20,7 @@ use serde_json::Value;
 use tether::app::pubsub::ops_v2::Status;
 
 use common::redis::{RedisCluster, RedisServer};
-use common::{cli_run, CliProcess, Server};
+use common::{assert_every_seq_once, cli_run, json, CliProcess, Server};
 
 const CHANNEL: &str = "failover";
 const PUBLICATIONS: u64 = 2_000;
@@ -59,10 +59,6 @@ fn wait_for_redis(node: &Server) {
         assert!(Instant::now() < deadline, "the node never reached Redis");
         thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn json(line: &str) -> Value {
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
 }
 
 /// What one subscriber printed, each line with when it was read.
@@ -199,38 +195,10 @@ fn kill_a_node_under_load(url: &str) {
             stderr,
         } = printed;
         let events: Vec<&Value> = lines.iter().map(|(_, e)| e).collect();
-        let messages: Vec<&Value> = events
-            .iter()
-            .copied()
-            .filter(|e| e["event"] == "message")
-            .collect();
-        let offsets: Vec<u64> = messages
-            .iter()
-            .map(|m| m["offset"].as_u64().expect("offset"))
-            .collect();
-        let first_gap = offsets
-            .iter()
-            .zip(first..)
-            .find(|(offset, expected)| **offset != *expected);
-        assert_eq!(
-            first_gap,
-            None,
-            "subscriber {i} (node {home}): offsets not contiguous from {first} ({} messages; stderr {stderr})",
-            offsets.len()
-        );
-        assert_eq!(
-            offsets.len() as u64,
-            PUBLICATIONS,
-            "subscriber {i} (node {home}): stderr {stderr}"
-        );
-        for m in &messages {
-            let offset = m["offset"].as_u64().expect("offset");
+        let who = format!("subscriber {i} (node {home})");
+        assert_every_seq_once(events.iter().copied(), first, PUBLICATIONS, &who, &stderr);
+        for m in events.iter().filter(|e| e["event"] == "message") {
             assert_eq!(m["epoch"], epoch.as_str(), "subscriber {i}");
-            assert_eq!(
-                m["payload"],
-                format!("seq:{}", offset - first + 1),
-                "subscriber {i}"
-            );
         }
         assert!(
             !events

@@ -23,7 +23,7 @@ use serde_json::Value;
 use tether::app::pubsub::ops_v2::{PublishAck, ServerMsg, Status};
 
 use common::redis::RedisServer;
-use common::{CliProcess, Client, Server};
+use common::{json, CliProcess, Client, Server};
 
 const CHANNEL: &str = "outage";
 /// Acknowledged publications per phase (before, between, after the outages).
@@ -122,10 +122,6 @@ impl Publisher {
             thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-fn json(line: &str) -> Value {
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
 }
 
 fn epoch_hex(epoch: u64) -> String {

@@ -16,7 +16,7 @@ use tether::app::pubsub::ops_v2::{parse_client_op, ClientOp, PublishAck, ServerM
 use tether::protocol::{encode_message, FrameDecoder, FrameType, Hello, SessionId, Welcome};
 
 use common::tls::TestPki;
-use common::{cli_run, CliProcess, Server, TempFile};
+use common::{cli_run, json, CliProcess, Server, TempFile};
 
 const RUN: Duration = Duration::from_secs(20);
 
@@ -24,10 +24,6 @@ fn pubsub_server(extra: &[&str]) -> Server {
     let mut args = vec!["--app", "pubsub"];
     args.extend_from_slice(extra);
     Server::start(&args)
-}
-
-fn json(line: &str) -> Value {
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
 }
 
 /// A subscriber that has printed its `subscribed` line (so publishing now reaches it).

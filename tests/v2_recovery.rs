@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tether::client::{RandomSource, SplitMix64};
 
-use common::{cli_run, CliProcess, Server};
+use common::{assert_every_seq_once, cli_run, json, CliProcess, Server};
 
 /// Where the proxy cuts a connection: after this many bytes from the
 /// server (counted once armed), or never.
@@ -197,10 +197,6 @@ fn pump_down(mut server: TcpStream, mut client: TcpStream, budget: Option<usize>
     let _ = client.shutdown(Shutdown::Write);
 }
 
-fn json(line: &str) -> Value {
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
-}
-
 const SUBSCRIBERS: usize = 20;
 const PUBLICATIONS: u64 = 10_000;
 /// Publishes per second: 10,000 in 20 s.
@@ -265,30 +261,13 @@ fn every_subscriber_gets_every_publication_once_in_order_across_cuts() {
     for (i, sub) in subs.into_iter().enumerate() {
         let (lines, status, stderr) = sub.finish(Duration::from_secs(150));
         let events: Vec<Value> = lines.iter().map(|l| json(l)).collect();
-        let messages: Vec<&Value> = events.iter().filter(|e| e["event"] == "message").collect();
-        let offsets: Vec<u64> = messages
-            .iter()
-            .map(|m| m["offset"].as_u64().expect("offset"))
-            .collect();
-        let first_gap = offsets
-            .iter()
-            .zip(1..)
-            .find(|(offset, expected)| **offset != *expected);
-        assert_eq!(
-            first_gap,
-            None,
-            "subscriber {i}: offsets not 1, 2, 3, ... ({} messages; stderr {stderr})",
-            offsets.len()
-        );
-        assert_eq!(
-            offsets.len() as u64,
+        assert_every_seq_once(
+            &events,
+            1,
             PUBLICATIONS,
-            "subscriber {i}: {stderr}"
+            &format!("subscriber {i}"),
+            &stderr,
         );
-        for m in &messages {
-            let offset = m["offset"].as_u64().expect("offset");
-            assert_eq!(m["payload"], format!("seq:{offset}"), "subscriber {i}");
-        }
         assert!(
             !events.iter().any(|e| e["event"] == "recovery_failed"),
             "subscriber {i}: the history covers every cut"

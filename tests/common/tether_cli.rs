@@ -171,3 +171,45 @@ impl Drop for CliProcess {
         }
     }
 }
+
+/// One JSON line `tether-cli --json` printed, parsed (a line that is not
+/// JSON fails the test, showing it).
+pub fn json(line: &str) -> serde_json::Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
+}
+
+/// Asserts that the `message` events among `events` are the publications
+/// of `tether-cli pub --count N` at offsets `first..first + count`: each
+/// once, in order, with payload `seq:K` (K from 1 at `first`). `who` names
+/// the subscriber in the messages; `stderr` is shown on failure.
+pub fn assert_every_seq_once<'a>(
+    events: impl IntoIterator<Item = &'a serde_json::Value>,
+    first: u64,
+    count: u64,
+    who: &str,
+    stderr: &str,
+) {
+    let messages: Vec<&serde_json::Value> = events
+        .into_iter()
+        .filter(|e| e["event"] == "message")
+        .collect();
+    let offsets: Vec<u64> = messages
+        .iter()
+        .map(|m| m["offset"].as_u64().expect("offset"))
+        .collect();
+    let first_gap = offsets
+        .iter()
+        .zip(first..)
+        .find(|(offset, expected)| **offset != *expected);
+    assert_eq!(
+        first_gap,
+        None,
+        "{who}: offsets not contiguous from {first} ({} messages; stderr {stderr})",
+        offsets.len()
+    );
+    assert_eq!(offsets.len() as u64, count, "{who}: stderr {stderr}");
+    for m in &messages {
+        let offset = m["offset"].as_u64().expect("offset");
+        assert_eq!(m["payload"], format!("seq:{}", offset - first + 1), "{who}");
+    }
+}
